@@ -1,0 +1,3 @@
+DROP TABLE users;
+DROP TABLE roles;
+DROP FUNCTION set_updated_at();

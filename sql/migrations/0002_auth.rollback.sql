@@ -1,0 +1,3 @@
+DROP TABLE verification_tokens;
+DROP TABLE sessions;
+DROP TABLE accounts;

@@ -1,0 +1,14 @@
+-- Server-level statements used by the CLI and the test harness.
+
+-- name: database_exists :one
+-- One row when a database of that name exists on the server.
+SELECT 1 AS found FROM pg_database WHERE datname = %(name)s;
+
+-- name: create_database :exec
+-- A new, empty database ({database} is filled with a quoted identifier).
+CREATE DATABASE {database};
+
+-- name: server_version :one
+-- The server's version number (e.g. 150020) and display string.
+SELECT current_setting('server_version_num')::integer AS version_num,
+       current_setting('server_version') AS version;

@@ -1,0 +1,5 @@
+"""``python -m trampolin``: the CLI."""
+
+from trampolin.cli import main
+
+main()

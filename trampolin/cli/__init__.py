@@ -1,0 +1,63 @@
+"""The ``trampolin`` command line: parse, call the library, print.
+
+Library modules are imported inside the commands, so that ``--help`` and
+``migrate`` do not pay for stripe and friends. Every TrampolinError becomes
+one line on stderr and its exit code; nothing prints a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from trampolin.cli.context import Context
+from trampolin.cli.database import db_group, seed_command
+from trampolin.cli.migrate import migrate_group
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            _exit_with(exc)
+
+
+def _exit_with(exc: Exception) -> None:
+    from trampolin.errors import TrampolinError
+
+    if isinstance(exc, TrampolinError):
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    if type(exc).__module__.startswith("psycopg"):
+        from trampolin.config import redact
+
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        click.echo(f"error: database: {redact(first)}", err=True)
+        sys.exit(1)
+    raise exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="PostgreSQL URL; default $DATABASE_URL, else the embedded local server.",
+)
+@click.version_option(package_name="trampolin")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None) -> None:
+    """Trampolin's PostgreSQL data layer: migrations, seed data and operations."""
+    ctx.obj = Context(database_url)
+
+
+main.add_command(migrate_group)
+main.add_command(seed_command)
+main.add_command(db_group)

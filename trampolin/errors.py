@@ -1,0 +1,73 @@
+"""Every error trampolin raises on purpose, under one base class.
+
+::
+
+    TrampolinError
+     +-- ConfigError             no usable database URL or settings
+     |    +-- ConnectionFailed   server unreachable, bad credentials
+     +-- QueryFileError          a malformed sql/queries file (names file:line)
+     +-- InvalidInput            a value PostgreSQL or the contract cannot take
+     |    +-- CsvFormatError     a malformed CSV file (names the line)
+     +-- NotFound                a named thing (role, user, upload) does not exist
+     +-- Conflict                a unique constraint clashed (names what)
+     +-- InvalidSignature        a Stripe webhook failed verification
+     +-- MigrationError          a migration could not be applied or rolled back
+     |    +-- MigrationDrift     applied files were edited or deleted
+     +-- BackupError             dump, restore or verify failed
+
+The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class TrampolinError(Exception):
+    """Base class: the message says what went wrong and where."""
+
+    exit_code = 1
+
+
+class ConfigError(TrampolinError):
+    exit_code = 2
+
+
+class ConnectionFailed(ConfigError):
+    pass
+
+
+class QueryFileError(TrampolinError):
+    pass
+
+
+class InvalidInput(TrampolinError):
+    pass
+
+
+class CsvFormatError(InvalidInput):
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(f"line {line}: {message}" if line is not None else message)
+        self.line = line
+
+
+class NotFound(TrampolinError):
+    pass
+
+
+class Conflict(TrampolinError):
+    pass
+
+
+class InvalidSignature(TrampolinError):
+    pass
+
+
+class MigrationError(TrampolinError):
+    pass
+
+
+class MigrationDrift(MigrationError):
+    exit_code = 4
+
+
+class BackupError(TrampolinError):
+    pass

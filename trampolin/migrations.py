@@ -1,0 +1,434 @@
+"""Apply, inspect, create and roll back the yoyo SQL migrations in sql/migrations/.
+
+yoyo reads the files (order, ``-- depends:``, ``-- transactional:``, the
+leading comment as description, statement splitting); applying is ours, so
+that each migration and the record of it commit in ONE transaction, under a
+PostgreSQL advisory lock that dies with its session, with a lock_timeout, and
+with a checksum that makes later edits of an applied file visible.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+
+from trampolin.db import connect
+from trampolin.errors import InvalidInput, MigrationDrift, MigrationError
+from trampolin.queries import load_queries, sql_root
+
+# pg_advisory_lock key: the first 8 bytes of sha256("trampolin.migrate").
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"trampolin.migrate").digest()[:8], "big", signed=True)
+DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_LOCK_WAIT = 300.0
+
+State = Literal["applied", "pending", "edited", "missing"]
+Reporter = Callable[[str], None]
+
+
+def migrations_dir() -> Path:
+    return sql_root() / "migrations"
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    line: int
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    """One migration file as yoyo reads it, plus its checksum."""
+
+    id: str
+    path: Path
+    description: str
+    transactional: bool
+    statements: tuple[Statement, ...]
+    rollback: tuple[Statement, ...] | None
+    checksum: str
+
+    @property
+    def yoyo_hash(self) -> str:
+        return hashlib.sha256(self.id.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    id: str
+    description: str
+    state: State
+    applied_at: datetime | None
+    path: Path | None
+
+
+def read_migration_files(directory: Path | None = None) -> list[MigrationFile]:
+    """The migration files of ``directory`` in apply order (yoyo's order and depends)."""
+    from yoyo.migrations import read_migrations, topological_sort
+
+    directory = directory or migrations_dir()
+    if not directory.is_dir():
+        raise MigrationError(f"{directory}: no migrations directory")
+    files = []
+    for migration in topological_sort(read_migrations(str(directory))):
+        path = Path(migration.path)
+        if path.suffix != ".sql":
+            raise MigrationError(f"{path}: only .sql migrations are supported")
+        files.append(_read_file(migration.id, path))
+    return files
+
+
+def _read_file(migration_id: str, path: Path) -> MigrationFile:
+    from yoyo.migrations import read_sql_migration
+
+    raw = path.read_bytes()
+    try:
+        directives, leading_comment, statements = read_sql_migration(str(path))
+    except UnicodeDecodeError as exc:
+        raise MigrationError(f"{path}: not UTF-8 ({exc.reason})") from None
+    transactional = directives.get("transactional", "true").strip().lower()
+    if transactional not in ("true", "false"):
+        raise MigrationError(f"{path}: '-- transactional:' must be true or false")
+    source = raw.decode("utf-8")
+    forward = _locate(statements, source)
+    if transactional == "false" and len(forward) != 1:
+        raise MigrationError(
+            f"{path}: a '-- transactional: false' migration must hold exactly one statement "
+            f"(it has {len(forward)}); split it into one file per statement"
+        )
+    rollback_path = path.with_name(f"{migration_id}.rollback.sql")
+    rollback = None
+    if rollback_path.exists():
+        _, _, rollback_statements = read_sql_migration(str(rollback_path))
+        rollback = _locate(rollback_statements, rollback_path.read_text("utf-8"))
+    paragraph = leading_comment.strip().split("\n\n", 1)[0]
+    description = " ".join(line.strip() for line in paragraph.splitlines())
+    return MigrationFile(
+        id=migration_id,
+        path=path,
+        description=description.strip(),
+        transactional=transactional == "true",
+        statements=forward,
+        rollback=rollback,
+        checksum=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def _locate(statements: list[str], source: str) -> tuple[Statement, ...]:
+    """Pair each statement with the line of the file it starts on."""
+    located = []
+    offset = 0
+    for text in statements:
+        body = text.strip()
+        found = source.find(body, offset)
+        start = found if found >= 0 else offset
+        located.append(Statement(body, source.count("\n", 0, start) + 1))
+        offset = start + len(body)
+    return tuple(located)
+
+
+class Migrator:
+    """Migrations of one database; each public method opens and closes its own connection."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        directory: Path | None = None,
+        lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
+        lock_wait: float = DEFAULT_LOCK_WAIT,
+        report: Reporter = lambda message: None,
+    ) -> None:
+        self.url = url
+        self.directory = directory or migrations_dir()
+        self.lock_timeout = lock_timeout
+        self.lock_wait = lock_wait
+        self.report = report
+        self.queries = load_queries("migrations")
+
+    def status(self) -> list[MigrationStatus]:
+        """Every migration: applied, pending, edited (checksum differs) or missing (no file)."""
+        files = read_migration_files(self.directory)
+        with connect(self.url, autocommit=True) as conn:
+            applied = self._applied(conn)
+        return _compare(files, applied)
+
+    def apply(self) -> list[MigrationFile]:
+        """Apply every pending migration in order; returns those applied (none if up to date)."""
+        files = read_migration_files(self.directory)
+        done = []
+        with connect(self.url, autocommit=True) as conn, self._locked(conn):
+            self.queries.create_bookkeeping.exec(conn)
+            applied = self._applied(conn)
+            _refuse_drift(_compare(files, applied))
+            self._adopt_unchecked(conn, files, applied)
+            for migration in files:
+                if migration.id in applied:
+                    continue
+                started = time.monotonic()
+                self._run(conn, migration, migration.statements, "apply")
+                done.append(migration)
+                self.report(f"applied {migration.id} ({time.monotonic() - started:.2f}s)")
+        return done
+
+    def rollback(self, count: int = 1) -> list[MigrationFile]:
+        """Roll back the ``count`` most recently applied migrations, newest first."""
+        if count < 1:
+            raise InvalidInput("--count must be at least 1")
+        files = {migration.id: migration for migration in read_migration_files(self.directory)}
+        undone = []
+        with connect(self.url, autocommit=True) as conn, self._locked(conn):
+            self.queries.create_bookkeeping.exec(conn)
+            applied = self._applied(conn)
+            _refuse_drift(_compare(list(files.values()), applied))
+            for migration_id in list(applied)[::-1][:count]:
+                migration = files[migration_id]
+                if migration.rollback is None:
+                    raise MigrationError(
+                        f"{migration.path}: cannot roll back, "
+                        f"{migration.id}.rollback.sql does not exist"
+                    )
+                started = time.monotonic()
+                self._run(conn, migration, migration.rollback, "rollback")
+                undone.append(migration)
+                self.report(f"rolled back {migration.id} ({time.monotonic() - started:.2f}s)")
+        return undone
+
+    def _applied(self, conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
+        if not self.queries.bookkeeping_exists.one(conn)["present"]:  # type: ignore[index]
+            return {}
+        rows = self.queries.applied_migrations.many(conn)
+        return {row["migration_id"]: row for row in rows}
+
+    def _adopt_unchecked(
+        self,
+        conn: psycopg.Connection[Any],
+        files: list[MigrationFile],
+        applied: dict[str, dict[str, Any]],
+    ) -> None:
+        # Migrations applied by plain yoyo have no checksum yet: record the file's.
+        for migration in files:
+            if migration.id in applied and applied[migration.id]["checksum"] is None:
+                self.queries.record_checksum.exec(
+                    conn, migration_id=migration.id, checksum=migration.checksum
+                )
+
+    def _run(
+        self,
+        conn: psycopg.Connection[Any],
+        migration: MigrationFile,
+        statements: tuple[Statement, ...],
+        direction: Literal["apply", "rollback"],
+    ) -> None:
+        path = migration.path if direction == "apply" else migration.path.with_name(
+            f"{migration.id}.rollback.sql"
+        )
+        if migration.transactional:
+            try:
+                with conn.transaction():
+                    self.queries.set_lock_timeout.exec(
+                        conn, timeout=self.lock_timeout, is_local=True
+                    )
+                    self._execute(conn, path, statements)
+                    self._record(conn, migration, direction)
+            except psycopg.Error as exc:
+                raise _failure(exc, path, rolled_back=True) from None
+            return
+        # CREATE INDEX CONCURRENTLY and friends: one statement, outside a transaction.
+        # Write it to be re-runnable (IF NOT EXISTS): a kill before the record commits
+        # leaves it done but unrecorded, and the next migrate runs it again.
+        try:
+            self.queries.set_lock_timeout.exec(conn, timeout=self.lock_timeout, is_local=False)
+            self._execute(conn, path, statements)
+        except psycopg.Error as exc:
+            raise _failure(exc, path, rolled_back=False) from None
+        finally:
+            self.queries.set_lock_timeout.exec(conn, timeout="0", is_local=False)
+        with conn.transaction():
+            self._record(conn, migration, direction)
+
+    def _execute(
+        self, conn: psycopg.Connection[Any], path: Path, statements: tuple[Statement, ...]
+    ) -> None:
+        for statement in statements:
+            try:
+                conn.execute(statement.sql.encode("utf-8"))
+            except psycopg.Error as exc:
+                exc.add_note(f"{path}:{_error_line(exc, statement)}")
+                raise
+
+    def _record(
+        self,
+        conn: psycopg.Connection[Any],
+        migration: MigrationFile,
+        direction: Literal["apply", "rollback"],
+    ) -> None:
+        ids = {"migration_id": migration.id}
+        if direction == "apply":
+            self.queries.mark_applied.exec(conn, migration_hash=migration.yoyo_hash, **ids)
+            self.queries.record_checksum.exec(conn, checksum=migration.checksum, **ids)
+        else:
+            self.queries.unmark_applied.exec(conn, **ids)
+            self.queries.forget_checksum.exec(conn, **ids)
+        self.queries.log_operation.exec(
+            conn,
+            migration_hash=migration.yoyo_hash,
+            operation=direction,
+            username=_username(),
+            hostname=socket.gethostname(),
+            **ids,
+        )
+
+    @contextmanager
+    def _locked(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        # Poll rather than block in pg_advisory_lock: a waiter blocked inside a
+        # statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the lock
+        # holder would wait for it, a deadlock.
+        deadline = time.monotonic() + self.lock_wait
+        told = False
+        while not self.queries.try_lock.one(conn, key=LOCK_KEY)["locked"]:  # type: ignore[index]
+            if time.monotonic() > deadline:
+                raise MigrationError(
+                    f"another trampolin migrate held the migration lock for over "
+                    f"{self.lock_wait:.0f}s; check for a stuck deploy (pg_stat_activity, "
+                    f"application_name = 'trampolin') or raise --lock-wait"
+                )
+            if not told:
+                self.report("waiting for another migrate to finish")
+                told = True
+            time.sleep(0.2)
+        try:
+            yield
+        finally:
+            if not conn.closed and not conn.broken:
+                self.queries.unlock.one(conn, key=LOCK_KEY)
+
+
+def _compare(
+    files: list[MigrationFile], applied: dict[str, dict[str, Any]]
+) -> list[MigrationStatus]:
+    statuses = []
+    known = set()
+    for migration in files:
+        known.add(migration.id)
+        record = applied.get(migration.id)
+        state: State = "pending"
+        if record is not None:
+            edited = record["checksum"] not in (None, migration.checksum)
+            state = "edited" if edited else "applied"
+        statuses.append(
+            MigrationStatus(
+                migration.id,
+                migration.description,
+                state,
+                record["applied_at"] if record else None,
+                migration.path,
+            )
+        )
+    for migration_id, record in applied.items():
+        if migration_id not in known:
+            statuses.append(
+                MigrationStatus(migration_id, "", "missing", record["applied_at"], None)
+            )
+    return statuses
+
+
+def _refuse_drift(statuses: list[MigrationStatus]) -> None:
+    problems = []
+    for status in statuses:
+        if status.state == "edited":
+            problems.append(
+                f"{status.path} was edited after it was applied: restore it "
+                f"(git checkout -- {status.path.name if status.path else ''}) and put the "
+                "change in a new migration (trampolin migrate new NAME)"
+            )
+        elif status.state == "missing":
+            problems.append(
+                f"applied migration {status.id} has no file in sql/migrations: restore "
+                f"{status.id}.sql from version control"
+            )
+    if problems:
+        raise MigrationDrift("refusing to migrate: " + "; ".join(problems))
+
+
+def _failure(exc: psycopg.Error, path: Path, *, rolled_back: bool) -> MigrationError:
+    where = next((note for note in getattr(exc, "__notes__", [])), str(path))
+    message = (exc.diag.message_primary or str(exc)).strip()
+    if exc.sqlstate == "55P03":
+        message += (
+            " (lock_timeout: another transaction holds a lock this migration needs; "
+            "retry when it ends, or raise --lock-timeout)"
+        )
+    state = (
+        "the database is as it was before this migration"
+        if rolled_back
+        else "this non-transactional migration may be partly done; fix and re-run"
+    )
+    return MigrationError(f"{where}: {message}; {state}")
+
+
+def _error_line(exc: psycopg.Error, statement: Statement) -> int:
+    position = exc.diag.statement_position
+    if position is None:
+        return statement.line
+    return statement.line + statement.sql[: int(position) - 1].count("\n")
+
+
+def _username() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
+_TEMPLATE = """\
+-- {title}.
+--
+-- Runs in one transaction with the record that it was applied, under
+-- lock_timeout. For CREATE INDEX CONCURRENTLY, put "-- transactional: false"
+-- on the first line and keep exactly one statement (use IF NOT EXISTS).
+
+"""
+_ROLLBACK_TEMPLATE = """\
+-- Undo {id}: statements that reverse it, run in one transaction.
+
+"""
+
+
+def new_migration(name: str, directory: Path | None = None) -> tuple[Path, Path]:
+    """Write the next migration file and its rollback file; returns both paths."""
+    directory = directory or migrations_dir()
+    if not _NAME.match(name):
+        raise InvalidInput(
+            f"migration name {name!r}: use lower snake_case, a letter first, at most 60 "
+            "characters (e.g. add_invoices_table)"
+        )
+    if "site-packages" in directory.parts:
+        raise MigrationError(
+            f"{directory} is inside an installed package; run `migrate new` in the "
+            "source checkout"
+        )
+    numbers = [
+        int(match.group(1))
+        for path in directory.glob("*.sql")
+        if (match := re.match(r"^(\d+)_", path.name))
+    ]
+    migration_id = f"{max(numbers, default=0) + 1:04d}_{name}"
+    forward = directory / f"{migration_id}.sql"
+    rollback = directory / f"{migration_id}.rollback.sql"
+    if any(directory.glob(f"*_{name}.sql")):
+        raise InvalidInput(f"a migration named {name!r} exists already in {directory}")
+    forward.write_text(_TEMPLATE.format(title=name.replace("_", " ").capitalize()), "utf-8")
+    rollback.write_text(_ROLLBACK_TEMPLATE.format(id=migration_id), "utf-8")
+    return forward, rollback
