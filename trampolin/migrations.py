@@ -230,8 +230,10 @@ class Migrator:
         statements: tuple[Statement, ...],
         direction: Literal["apply", "rollback"],
     ) -> None:
-        path = migration.path if direction == "apply" else migration.path.with_name(
-            f"{migration.id}.rollback.sql"
+        path = (
+            migration.path
+            if direction == "apply"
+            else migration.path.with_name(f"{migration.id}.rollback.sql")
         )
         if migration.transactional:
             try:
@@ -273,20 +275,24 @@ class Migrator:
         migration: MigrationFile,
         direction: Literal["apply", "rollback"],
     ) -> None:
-        ids = {"migration_id": migration.id}
+        migration_id = migration.id
         if direction == "apply":
-            self.queries.mark_applied.exec(conn, migration_hash=migration.yoyo_hash, **ids)
-            self.queries.record_checksum.exec(conn, checksum=migration.checksum, **ids)
+            self.queries.mark_applied.exec(
+                conn, migration_hash=migration.yoyo_hash, migration_id=migration_id
+            )
+            self.queries.record_checksum.exec(
+                conn, checksum=migration.checksum, migration_id=migration_id
+            )
         else:
-            self.queries.unmark_applied.exec(conn, **ids)
-            self.queries.forget_checksum.exec(conn, **ids)
+            self.queries.unmark_applied.exec(conn, migration_id=migration_id)
+            self.queries.forget_checksum.exec(conn, migration_id=migration_id)
         self.queries.log_operation.exec(
             conn,
             migration_hash=migration.yoyo_hash,
+            migration_id=migration_id,
             operation=direction,
             username=_username(),
             hostname=socket.gethostname(),
-            **ids,
         )
 
     @contextmanager
@@ -416,8 +422,7 @@ def new_migration(name: str, directory: Path | None = None) -> tuple[Path, Path]
         )
     if "site-packages" in directory.parts:
         raise MigrationError(
-            f"{directory} is inside an installed package; run `migrate new` in the "
-            "source checkout"
+            f"{directory} is inside an installed package; run `migrate new` in the source checkout"
         )
     numbers = [
         int(match.group(1))

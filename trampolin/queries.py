@@ -63,7 +63,7 @@ class Query:
 
     def composed(self, identifiers: Mapping[str, str]) -> pgsql.Composed:
         """The SQL with its ``{placeholders}`` filled by quoted identifiers."""
-        return pgsql.SQL(self.sql).format(  # type: ignore[arg-type]
+        return pgsql.SQL(self.sql).format(
             **{key: pgsql.Identifier(value) for key, value in identifiers.items()}
         )
 
@@ -165,7 +165,7 @@ def parse_queries(text: str, path: Path) -> dict[str, Query]:
             kind = spec["kind"]
             if kind not in KINDS:
                 raise fail(number, f"unknown kind :{kind} (use one of :{', :'.join(KINDS)})")
-            header = (spec["name"], kind, number)  # type: ignore[assignment]
+            header = (spec["name"], kind, number)
             doc, body = [], []
         elif header is None:
             if raw.strip() and not raw.strip().startswith("--"):

@@ -12,3 +12,7 @@ CREATE DATABASE {database};
 -- The server's version number (e.g. 150020) and display string.
 SELECT current_setting('server_version_num')::integer AS version_num,
        current_setting('server_version') AS version;
+
+-- name: drop_database :exec
+-- Drop a database even while clients are connected (tests and scratch restores).
+DROP DATABASE IF EXISTS {database} WITH (FORCE);

