@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 from pytest_postgresql import factories
 
 from tests.support import TestServer, find_test_server
+from trampolin.queries import load_query_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER: TestServer = find_test_server(ROOT)
@@ -74,3 +75,18 @@ def empty_db_url() -> Iterator[str]:
 @pytest.fixture
 def server() -> TestServer:
     return SERVER
+
+
+@pytest.fixture
+def make_user(conn: psycopg.Connection[Any]) -> Callable[..., uuid.UUID]:
+    """Insert a user straight into ``users``; returns its id."""
+    fixtures = load_query_file(Path(__file__).parent / "sql" / "fixtures.sql")
+    counter = iter(range(1, 1_000_000))
+
+    def make(email: str | None = None, name: str | None = None) -> uuid.UUID:
+        email = email or f"user{next(counter)}@example.com"
+        row = fixtures.insert_user.one(conn, email=email, name=name)
+        assert row is not None
+        return uuid.UUID(str(row["id"]))
+
+    return make

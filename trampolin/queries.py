@@ -179,11 +179,15 @@ def parse_queries(text: str, path: Path) -> dict[str, Query]:
 
 
 @cache
-def load_queries(area: str) -> QueryFile:
-    """The named queries of sql/queries/<area>.sql, parsed once per process."""
-    path = sql_root() / "queries" / f"{area}.sql"
+def load_query_file(path: Path) -> QueryFile:
+    """The named queries of one .sql file, parsed once per process."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise QueryFileError(f"{path}: no such query file") from None
     return QueryFile(path, parse_queries(text, path))
+
+
+def load_queries(area: str) -> QueryFile:
+    """The named queries of sql/queries/<area>.sql."""
+    return load_query_file(sql_root() / "queries" / f"{area}.sql")
