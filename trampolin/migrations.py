@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import os
 import re
 import socket
 import time
@@ -37,7 +38,9 @@ Reporter = Callable[[str], None]
 
 
 def migrations_dir() -> Path:
-    return sql_root() / "migrations"
+    """sql/migrations, or $TRAMPOLIN_MIGRATIONS_DIR when set."""
+    configured = os.environ.get("TRAMPOLIN_MIGRATIONS_DIR")
+    return Path(configured) if configured else sql_root() / "migrations"
 
 
 @dataclass(frozen=True)
@@ -205,9 +208,14 @@ class Migrator:
         return undone
 
     def _applied(self, conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
-        if not self.queries.bookkeeping_exists.one(conn)["present"]:  # type: ignore[index]
+        tables = self.queries.bookkeeping_exists.one(conn)
+        assert tables is not None
+        if not tables["migrations"]:
             return {}
-        rows = self.queries.applied_migrations.many(conn)
+        if tables["checksums"]:
+            rows = self.queries.applied_migrations.many(conn)
+        else:
+            rows = self.queries.applied_migrations_without_checksums.many(conn)
         return {row["migration_id"]: row for row in rows}
 
     def _adopt_unchecked(
@@ -300,6 +308,9 @@ class Migrator:
         # Poll rather than block in pg_advisory_lock: a waiter blocked inside a
         # statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the lock
         # holder would wait for it, a deadlock.
+        # A killed migrator's backend must notice at once and let go of the lock,
+        # even in the middle of a long statement (PostgreSQL 14+).
+        self.queries.watch_client_connection.one(conn, interval="1s")
         deadline = time.monotonic() + self.lock_wait
         told = False
         while not self.queries.try_lock.one(conn, key=LOCK_KEY)["locked"]:  # type: ignore[index]

@@ -11,13 +11,21 @@
 -- with its session, so a killed migrator never blocks the next deploy.
 SELECT pg_try_advisory_lock(%(key)s) AS locked;
 
+-- name: watch_client_connection :one
+-- Make the server check every interval that the migrator is still connected,
+-- so that a killed deploy's transaction aborts (and its lock is released)
+-- instead of running on to the end of a long statement. PostgreSQL 14+.
+SELECT set_config('client_connection_check_interval', %(interval)s, false) AS value
+WHERE current_setting('server_version_num')::integer >= 140000;
+
 -- name: unlock :one
 SELECT pg_advisory_unlock(%(key)s) AS unlocked;
 
 -- name: bookkeeping_exists :one
--- Whether the bookkeeping tables exist yet (a fresh database has none).
-SELECT to_regclass('_yoyo_migration') IS NOT NULL
-   AND to_regclass('_trampolin_migration_checksums') IS NOT NULL AS present;
+-- Which bookkeeping tables exist yet: a fresh database has neither, one
+-- migrated by plain yoyo has no checksums.
+SELECT to_regclass('_yoyo_migration') IS NOT NULL AS migrations,
+       to_regclass('_trampolin_migration_checksums') IS NOT NULL AS checksums;
 
 -- name: create_bookkeeping :exec
 -- Idempotent; run under the migration lock.
@@ -60,6 +68,14 @@ SELECT m.migration_id,
 FROM _yoyo_migration m
 LEFT JOIN _trampolin_migration_checksums c USING (migration_id)
 ORDER BY m.applied_at_utc, m.migration_id;
+
+-- name: applied_migrations_without_checksums :many
+-- As applied_migrations, for a database that plain yoyo migrated.
+SELECT migration_id,
+       applied_at_utc AT TIME ZONE 'utc' AS applied_at,
+       NULL::text AS checksum
+FROM _yoyo_migration
+ORDER BY applied_at_utc, migration_id;
 
 -- name: set_lock_timeout :exec
 -- lock_timeout for the current transaction (is_local = true) or, outside one,

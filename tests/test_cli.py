@@ -1,0 +1,138 @@
+"""The CLI: through click's runner and as real subprocesses."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.support import run_cli
+from trampolin.cli import main
+
+
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("migrate", "seed", "db"):
+        assert command in result.output
+
+
+def test_migrate_then_status_then_seed(empty_db_url: str) -> None:
+    env = {"DATABASE_URL": empty_db_url}
+    status = run_cli("migrate", "status", env=env)
+    assert status.returncode == 3, status.stderr
+    assert "pending  0001_roles_and_users" in status.stdout
+
+    first = run_cli("migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "applied 0001_roles_and_users" in first.stdout
+    again = run_cli("migrate", "deploy", env=env)
+    assert again.returncode == 0
+    assert "nothing to apply" in again.stdout
+
+    status = run_cli("migrate", "status", "--json", env=env)
+    assert status.returncode == 0
+    rows = json.loads(status.stdout)
+    assert {row["state"] for row in rows} == {"applied"}
+    assert rows[0]["description"].startswith("Roles and users")
+
+    seeded = run_cli("seed", env=env)
+    assert seeded.returncode == 0
+    assert "2 row(s) changed" in seeded.stdout
+    assert "0 row(s) changed" in run_cli("seed", env=env).stdout
+
+
+def test_rollback_and_status_exit_codes(empty_db_url: str) -> None:
+    runner = CliRunner()
+    args = ["--database-url", empty_db_url]
+    assert runner.invoke(main, [*args, "migrate"]).exit_code == 0
+    result = runner.invoke(main, [*args, "migrate", "rollback", "--count", "2"])
+    assert result.exit_code == 0, result.output
+    assert "rolled back 0004_csv_uploads" in result.output
+    assert "rolled back 0003_billing" in result.output
+    assert runner.invoke(main, [*args, "migrate", "status"]).exit_code == 3
+
+
+def test_status_exit_code_4_when_an_applied_file_was_edited(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "0001_a.sql").write_text("-- A.\nCREATE TABLE a (id int);\n")
+    env = {"DATABASE_URL": empty_db_url, "TRAMPOLIN_MIGRATIONS_DIR": str(tmp_path)}
+    assert run_cli("migrate", env=env).returncode == 0
+    (tmp_path / "0001_a.sql").write_text("-- A, edited.\nCREATE TABLE a (id int);\n")
+    status = run_cli("migrate", "status", env=env)
+    assert status.returncode == 4
+    assert "edited   0001_a" in status.stdout
+    refused = run_cli("migrate", env=env)
+    assert refused.returncode == 4
+    assert refused.stderr.startswith("error: refusing to migrate: ")
+    assert "Traceback" not in refused.stderr
+
+
+def test_failing_migration_exits_nonzero_naming_file_and_message(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "0001_bad.sql").write_text("-- Bad.\nCREATE TABLE a (id nosuchtype);\n")
+    result = run_cli(
+        "migrate", env={"DATABASE_URL": empty_db_url, "TRAMPOLIN_MIGRATIONS_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 1
+    assert "0001_bad.sql:2" in result.stderr
+    assert 'type "nosuchtype" does not exist' in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_migrate_new_writes_files(tmp_path: Path) -> None:
+    result = run_cli(
+        "migrate", "new", "add_things", env={"TRAMPOLIN_MIGRATIONS_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "0001_add_things.sql").exists()
+    assert (tmp_path / "0001_add_things.rollback.sql").exists()
+    bad = run_cli("migrate", "new", "Bad Name", env={"TRAMPOLIN_MIGRATIONS_DIR": str(tmp_path)})
+    assert bad.returncode == 1
+    assert "lower snake_case" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgresql://someone:s3cr3tpw@127.0.0.1:1/db",
+            "cannot connect to postgresql://someone:***@127.0.0.1:1/db",
+        ),
+        ("mysql://someone:s3cr3tpw@localhost/db", "DATABASE_URL: expected postgresql://"),
+        ("postgresql://postgres:s3cr3tpw@127.0.0.1:5432/no_such_database_x", "no_such_database_x"),
+    ],
+)
+def test_bad_urls_are_one_line_exit_2_without_the_password(url: str, expected: str) -> None:
+    result = run_cli("migrate", env={"DATABASE_URL": url})
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "s3cr3tpw" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_db_url_hides_the_password() -> None:
+    result = run_cli(
+        "db", "url", env={"DATABASE_URL": "postgres://u:pw123@db.example:25060/app?sslmode=require"}
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == "postgresql://u:***@db.example:25060/app?sslmode=require"
+    shown = run_cli(
+        "db", "url", "--show-password", env={"DATABASE_URL": "postgres://u:pw123@h/app"}
+    )
+    assert "pw123" in shown.stdout
+
+
+def test_option_beats_environment(empty_db_url: str) -> None:
+    result = run_cli(
+        "--database-url", empty_db_url, "db", "url", env={"DATABASE_URL": "postgresql://other@h/x"}
+    )
+    assert result.stdout.strip() == empty_db_url
+
+
+def test_python_dash_m_and_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert "0.1.0" in result.stdout

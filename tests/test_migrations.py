@@ -1,0 +1,221 @@
+"""The migrator on a real database: apply, status, drift, failure, rollback, new."""
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from trampolin.errors import InvalidInput, MigrationDrift, MigrationError
+from trampolin.migrations import Migrator, migrations_dir, new_migration, read_migration_files
+from trampolin.queries import load_query_file
+
+CHECKS = load_query_file(Path(__file__).parent / "sql" / "checks.sql")
+Write = Callable[[str, str], Path]
+
+
+@pytest.fixture
+def mdir(tmp_path: Path) -> Path:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def write(mdir: Path) -> Write:
+    def write(name: str, text: str) -> Path:
+        path = mdir / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+def tables(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [row["name"] for row in CHECKS.table_names.many(conn)]
+
+
+def log_count(url: str, operation: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = CHECKS.yoyo_log_count.one(conn, operation=operation)
+        return int(row["n"]) if row else 0
+
+
+def test_the_real_migrations_apply_and_roll_back_cleanly(empty_db_url: str) -> None:
+    migrator = Migrator(empty_db_url)
+    applied = migrator.apply()
+    assert [m.id for m in applied] == [m.id for m in read_migration_files()]
+    assert {"users", "sessions", "subscriptions", "csv_rows"} <= set(tables(empty_db_url))
+    assert migrator.apply() == []
+    assert {s.state for s in migrator.status()} == {"applied"}
+    migrator.rollback(count=len(applied))
+    assert all(name.startswith("_") for name in tables(empty_db_url))
+    assert {s.state for s in migrator.status()} == {"pending"}
+    assert migrator.apply()  # and forward again
+
+
+def test_status_lists_descriptions_from_the_leading_comment(empty_db_url: str) -> None:
+    statuses = Migrator(empty_db_url).status()
+    assert statuses[0].id == "0001_roles_and_users"
+    assert statuses[0].description.startswith("Roles and users")
+    assert statuses[0].state == "pending"
+
+
+def test_a_failing_migration_names_the_file_and_line_and_changes_nothing(
+    empty_db_url: str, mdir: Path, write: Write
+) -> None:
+    write("0001_ok.sql", "-- Fine.\nCREATE TABLE first (id int);\n")
+    write(
+        "0002_bad.sql",
+        "-- Broken.\nCREATE TABLE second (id int);\n\nINSERT INTO\n  missing_table VALUES (1);\n",
+    )
+    migrator = Migrator(empty_db_url, directory=mdir)
+    with pytest.raises(MigrationError) as caught:
+        migrator.apply()
+    message = str(caught.value)
+    assert "0002_bad.sql:5" in message
+    assert 'relation "missing_table" does not exist' in message
+    assert "as it was before this migration" in message
+    assert "first" in tables(empty_db_url)
+    assert "second" not in tables(empty_db_url)
+    assert [s.state for s in migrator.status()] == ["applied", "pending"]
+
+
+def test_edited_or_deleted_applied_files_are_refused(
+    empty_db_url: str, mdir: Path, write: Write
+) -> None:
+    first = write("0001_a.sql", "-- A.\nCREATE TABLE a (id int);\n")
+    write("0002_b.sql", "-- B.\nCREATE TABLE b (id int);\n")
+    migrator = Migrator(empty_db_url, directory=mdir)
+    migrator.apply()
+    first.write_text("-- A.\nCREATE TABLE a (id bigint);\n", encoding="utf-8")
+    write("0003_c.sql", "-- C.\nCREATE TABLE c (id int);\n")
+    with pytest.raises(MigrationDrift, match=r"0001_a.sql was edited .* new migration"):
+        migrator.apply()
+    assert "c" not in tables(empty_db_url)
+    assert [s.state for s in migrator.status()] == ["edited", "applied", "pending"]
+
+    first.write_text("-- A.\nCREATE TABLE a (id int);\n", encoding="utf-8")
+    (mdir / "0002_b.sql").unlink()
+    with pytest.raises(MigrationDrift, match="0002_b has no file"):
+        migrator.apply()
+    assert [s.state for s in migrator.status()][-1] == "missing"
+
+
+def test_lock_timeout_fails_fast_instead_of_queueing(
+    empty_db_url: str, mdir: Path, write: Write
+) -> None:
+    write("0001_t.sql", "-- T.\nCREATE TABLE t (id int);\n")
+    Migrator(empty_db_url, directory=mdir).apply()
+    write("0002_alter.sql", "-- Alter.\nALTER TABLE t ADD COLUMN name text;\n")
+    with psycopg.connect(empty_db_url) as blocker:
+        CHECKS.lock_table_t.exec(blocker)  # holds ACCESS SHARE, like a long report query
+        migrator = Migrator(empty_db_url, directory=mdir, lock_timeout="200ms")
+        with pytest.raises(MigrationError, match=r"0002_alter.sql:\d+: .*lock_timeout"):
+            migrator.apply()
+    assert [s.state for s in migrator.status()] == ["applied", "pending"]
+    migrator.apply()
+
+
+def test_non_transactional_migration_for_create_index_concurrently(
+    empty_db_url: str, mdir: Path, write: Write
+) -> None:
+    write("0001_t.sql", "-- T.\nCREATE TABLE t (id int, name text);\n")
+    write(
+        "0002_index.sql",
+        "-- transactional: false\n-- Index t.name without blocking writes.\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_name_idx ON t (name);\n",
+    )
+    migrator = Migrator(empty_db_url, directory=mdir)
+    assert [m.transactional for m in read_migration_files(mdir)] == [True, False]
+    migrator.apply()
+    assert [s.description for s in migrator.status()][1] == (
+        "Index t.name without blocking writes."
+    )
+    write("0002_index.rollback.sql", "DROP INDEX CONCURRENTLY IF EXISTS t_name_idx;\n")
+    assert [m.id for m in migrator.rollback()] == ["0002_index"]
+    assert migrator.apply()
+
+
+def test_non_transactional_file_with_two_statements_is_refused(mdir: Path, write: Write) -> None:
+    write("0001_two.sql", "-- transactional: false\nSELECT 1;\nSELECT 2;\n")
+    with pytest.raises(MigrationError, match="exactly one statement"):
+        read_migration_files(mdir)
+
+
+def test_rollback_needs_a_rollback_file(empty_db_url: str, mdir: Path, write: Write) -> None:
+    write("0001_a.sql", "-- A.\nCREATE TABLE a (id int);\n")
+    migrator = Migrator(empty_db_url, directory=mdir)
+    migrator.apply()
+    with pytest.raises(MigrationError, match=r"0001_a.rollback.sql does not exist"):
+        migrator.rollback()
+    write("0001_a.rollback.sql", "DROP TABLE a;\n")
+    assert [m.id for m in migrator.rollback()] == ["0001_a"]
+    assert log_count(empty_db_url, "rollback") == 1
+    with pytest.raises(InvalidInput):
+        migrator.rollback(count=0)
+
+
+def test_percent_signs_in_migrations_are_plain_sql(
+    empty_db_url: str, mdir: Path, write: Write
+) -> None:
+    write(
+        "0001_pct.sql",
+        "-- Percent.\nCREATE TABLE p (v text CHECK (v NOT LIKE '%%x%' AND v <> '%(name)s'));\n",
+    )
+    Migrator(empty_db_url, directory=mdir).apply()
+
+
+def test_new_migration_writes_the_next_number(mdir: Path, write: Write) -> None:
+    write("0007_old.sql", "-- Old.\nSELECT 1;\n")
+    forward, rollback = new_migration("add_invoices", mdir)
+    assert forward.name == "0008_add_invoices.sql"
+    assert rollback.name == "0008_add_invoices.rollback.sql"
+    described = [m for m in read_migration_files(mdir) if m.id == "0008_add_invoices"]
+    assert described[0].description == "Add invoices."
+    with pytest.raises(InvalidInput, match="exists already"):
+        new_migration("add_invoices", mdir)
+
+
+@pytest.mark.parametrize("bad", ["", "Add", "1abc", "has space", "a-b", "x" * 61, "../up"])
+def test_new_migration_rejects_bad_names(mdir: Path, bad: str) -> None:
+    with pytest.raises(InvalidInput, match="lower snake_case"):
+        new_migration(bad, mdir)
+
+
+def test_migrations_applied_by_plain_yoyo_are_adopted(empty_db_url: str, tmp_path: Path) -> None:
+    from yoyo import get_backend, read_migrations
+
+    directory = tmp_path / "m"
+    shutil.copytree(migrations_dir(), directory)
+    backend = get_backend(empty_db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(read_migrations(str(directory))))
+    backend.connection.close()
+    migrator = Migrator(empty_db_url, directory=directory)
+    assert {s.state for s in migrator.status()} == {"applied"}
+    assert migrator.apply() == []
+
+
+def test_yoyo_reads_our_records(empty_db_url: str) -> None:
+    from yoyo import get_backend, read_migrations
+
+    Migrator(empty_db_url).apply()
+    backend = get_backend(empty_db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    assert len(backend.to_apply(read_migrations(str(migrations_dir())))) == 0
+    backend.connection.close()
+
+
+def test_rollback_inside_a_failed_statement_keeps_records(
+    empty_db_url: str, mdir: Path, write: Write
+) -> None:
+    write("0001_a.sql", "-- A.\nCREATE TABLE a (id int);\n")
+    write("0001_a.rollback.sql", "DROP TABLE nope;\n")
+    migrator = Migrator(empty_db_url, directory=mdir)
+    migrator.apply()
+    with pytest.raises(MigrationError, match=r"0001_a\.rollback\.sql:1"):
+        migrator.rollback()
+    assert [s.state for s in migrator.status()] == ["applied"]
+    assert "a" in tables(empty_db_url)
