@@ -46,9 +46,7 @@ def wall_time(command: Sequence[str | Path], env: dict[str, str] | None = None) 
     return time.perf_counter() - started
 
 
-def interleaved_medians(
-    runs: dict[str, Callable[[], float]], repeat: int
-) -> dict[str, float]:
+def interleaved_medians(runs: dict[str, Callable[[], float]], repeat: int) -> dict[str, float]:
     """Median of each measurement, the contenders taking turns so noise hits all alike."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from pytest_postgresql import factories
 
-from tests.support import TestServer, find_test_server
+from tests.support import PgBouncer, TestServer, find_test_server, start_pgbouncer
 from trampolin.queries import load_query_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,16 +48,42 @@ postgresql_proc = factories.postgresql_noproc(
 postgresql = factories.postgresql("postgresql_proc")
 
 
+# TRAMPOLIN_TEST_VIA_PGBOUNCER=1 runs the tests through a PgBouncer in transaction
+# mode: db_url and conn then reach the test database through the pooler.
+VIA_PGBOUNCER = os.environ.get("TRAMPOLIN_TEST_VIA_PGBOUNCER") == "1"
+
+
+@pytest.fixture(scope="session")
+def pgbouncer() -> Iterator[PgBouncer]:
+    """A PgBouncer in transaction mode in front of the test server."""
+    bouncer = start_pgbouncer(SERVER)
+    if bouncer is None:
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+    yield bouncer
+    bouncer.stop()
+
+
 @pytest.fixture
-def db_url(postgresql: psycopg.Connection[Any]) -> str:
-    """URL of this test's own migrated and seeded database."""
+def direct_db_url(postgresql: psycopg.Connection[Any]) -> str:
+    """URL of this test's own migrated and seeded database, never through a pooler."""
     return SERVER.url(postgresql.info.dbname)
+
+
+@pytest.fixture
+def db_url(direct_db_url: str, request: pytest.FixtureRequest) -> str:
+    """URL of this test's own migrated and seeded database (via PgBouncer if asked)."""
+    if VIA_PGBOUNCER:
+        bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+        return bouncer.url(direct_db_url.rsplit("/", 1)[1])
+    return direct_db_url
 
 
 @pytest.fixture
 def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to this test's database."""
-    with psycopg.connect(db_url, autocommit=True) as connection:
+    from trampolin.db import connect
+
+    with connect(db_url, autocommit=True) as connection:
         yield connection
 
 

@@ -81,3 +81,78 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+@dataclass
+class PgBouncer:
+    """A PgBouncer in transaction mode in front of the test server."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    def url(self, dbname: str, *, flagged: bool = True) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}" + (
+            "?pgbouncer=true" if flagged else ""
+        )
+
+    def stop(self) -> None:
+        import shutil
+
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_pgbouncer(server: TestServer) -> PgBouncer | None:
+    """Start Debian's pgbouncer on a free local port; None when it is not installed."""
+    import shutil
+    import socket
+    import tempfile
+    import time
+
+    binary = shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
+    )
+    if binary is None:
+        return None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Under /tmp itself: pgbouncer runs as nobody and must reach its files.
+    workdir = Path(tempfile.mkdtemp(prefix="trampolin-pgbouncer-"))
+    workdir.chmod(0o777)
+    (workdir / "userlist.txt").write_text(f'"{server.user}" ""\n')
+    (workdir / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"* = host={server.host} port={server.port}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\n"
+        "unix_socket_dir =\n"
+        "auth_type = trust\n"
+        f"auth_file = {workdir / 'userlist.txt'}\n"
+        "pool_mode = transaction\n"
+        "max_client_conn = 500\ndefault_pool_size = 20\n"
+        "ignore_startup_parameters = extra_float_digits,options\n"
+        f"logfile = {workdir / 'pgbouncer.log'}\n"
+    )
+    for name in ("userlist.txt", "pgbouncer.ini"):
+        (workdir / name).chmod(0o644)
+    command = [binary, str(workdir / "pgbouncer.ini")]
+    if os.geteuid() == 0:
+        command[1:1] = ["-u", "nobody"]  # pgbouncer refuses to run as root
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            psycopg.connect(
+                f"postgresql://{server.user}@127.0.0.1:{port}/postgres", connect_timeout=2
+            ).close()
+            return PgBouncer(port, process, workdir)
+        except psycopg.OperationalError:
+            if process.poll() is not None:
+                log = (workdir / "pgbouncer.log").read_text(errors="replace")
+                raise RuntimeError(f"pgbouncer exited: {log[-2000:]}") from None
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("pgbouncer did not start within 15 s")

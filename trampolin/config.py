@@ -1,8 +1,11 @@
 """Where the database is: --database-url, else DATABASE_URL, else the embedded server.
 
-URLs are accepted as Prisma, Heroku and DigitalOcean write them
-(``postgres://``, ``postgresql://``, ``postgresql+psycopg://``, Prisma's
-``?schema=``) and normalised to a libpq URL that psycopg and pg_dump take.
+Session-level work (migrate, seed, dump, restore, verify) prefers a direct
+connection: --direct-url, else DIRECT_URL (Prisma's ``directUrl``), else the
+above. URLs are accepted as Prisma, Heroku and DigitalOcean write them
+(``postgres://``, ``postgresql://``, ``postgresql+psycopg://``, ``?schema=``,
+and Prisma's ``?pgbouncer=true`` marking a transaction-mode pooler) and
+normalised to a libpq URL that psycopg and pg_dump take.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from trampolin.errors import ConfigError
 
-Source = Literal["--database-url", "DATABASE_URL", "embedded"]
+Source = Literal["--database-url", "DATABASE_URL", "--direct-url", "DIRECT_URL", "embedded"]
 
 _SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
-# Prisma's own URL arguments, which libpq rejects; handled or dropped here.
+# Prisma's own URL arguments, which libpq rejects; dropped.
 _PRISMA_ONLY = {"connection_limit", "pool_timeout", "statement_cache_size", "socket_timeout"}
+_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
 class DatabaseTarget:
     url: str
     source: Source
+    pgbouncer: bool = False
 
     @property
     def display(self) -> str:
@@ -32,8 +37,11 @@ class DatabaseTarget:
         return redact(self.url)
 
 
-def normalize_url(url: str, *, origin: str = "database URL") -> str:
-    """A libpq URL for ``url``, or ConfigError saying what is wrong with it."""
+def parse_url(url: str, *, origin: str = "database URL") -> tuple[str, bool]:
+    """A libpq URL for ``url`` and whether it is flagged as a transaction-mode pooler.
+
+    Raises ConfigError saying what is wrong, never showing the password.
+    """
     from psycopg.conninfo import conninfo_to_dict
 
     parts = urlsplit(url.strip())
@@ -43,9 +51,12 @@ def normalize_url(url: str, *, origin: str = "database URL") -> str:
             f"{origin}: expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME, got scheme {shown!r}"
         )
     query = []
+    pgbouncer = False
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "schema":
             query.append(("options", f"-csearch_path={value}"))
+        elif key == "pgbouncer":
+            pgbouncer = value.strip().lower() in _TRUE
         elif key not in _PRISMA_ONLY:
             query.append((key, value))
     normalized = urlunsplit(
@@ -55,7 +66,12 @@ def normalize_url(url: str, *, origin: str = "database URL") -> str:
         conninfo_to_dict(normalized)
     except Exception as exc:
         raise ConfigError(f"{origin}: not a valid PostgreSQL URL ({redact(str(exc))})") from None
-    return normalized
+    return normalized, pgbouncer
+
+
+def normalize_url(url: str, *, origin: str = "database URL") -> str:
+    """A libpq URL for ``url`` (see parse_url)."""
+    return parse_url(url, origin=origin)[0]
 
 
 def redact(url: str) -> str:
@@ -68,15 +84,39 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
 
 
+def _target(url: str, source: Source) -> DatabaseTarget:
+    normalized, pgbouncer = parse_url(url, origin=source)
+    return DatabaseTarget(normalized, source, pgbouncer)
+
+
 def resolve(option_url: str | None, *, start_embedded: bool = True) -> DatabaseTarget:
-    """The database to use; starts (or reuses) the embedded server when nothing is set."""
+    """The database for services and queries; starts the embedded server when nothing is set."""
     if option_url:
-        return DatabaseTarget(normalize_url(option_url, origin="--database-url"), "--database-url")
+        return _target(option_url, "--database-url")
     env_url = os.environ.get("DATABASE_URL")
     if env_url:
-        return DatabaseTarget(normalize_url(env_url, origin="DATABASE_URL"), "DATABASE_URL")
+        return _target(env_url, "DATABASE_URL")
     if not start_embedded:
         raise ConfigError("no database: set DATABASE_URL or pass --database-url")
     from trampolin.embedded import embedded_url
 
     return DatabaseTarget(embedded_url(), "embedded")
+
+
+def resolve_direct(
+    direct_option: str | None, option_url: str | None, *, purpose: str = "this command"
+) -> DatabaseTarget:
+    """The database for session-level work: a direct URL, never a transaction-mode pooler."""
+    if direct_option:
+        target = _target(direct_option, "--direct-url")
+    elif os.environ.get("DIRECT_URL"):
+        target = _target(os.environ["DIRECT_URL"], "DIRECT_URL")
+    else:
+        target = resolve(option_url)
+    if target.pgbouncer:
+        raise ConfigError(
+            f"{target.source} points at a transaction-mode pooler (pgbouncer=true), and "
+            f"{purpose} needs a direct connection (session locks, pg_dump): set DIRECT_URL "
+            "to the database's direct URL (Prisma's directUrl)"
+        )
+    return target

@@ -1,16 +1,33 @@
-"""Connections: the one place where psycopg is configured and its errors made readable."""
+"""Connections and pools: the one place where psycopg is configured and its errors made readable.
+
+Two kinds of connection:
+  * direct (migrate, seed, dump, restore): a plain session on the server;
+  * service (``pool()``, the repositories): may go through PgBouncer in
+    transaction mode. A URL flagged ``?pgbouncer=true`` (Prisma's flag) turns
+    server-side prepared statements off (``prepare_threshold=None``), since the
+    pooler cannot keep them across transactions; service connections get a
+    default ``statement_timeout`` so that one bad query cannot hold a pooled
+    connection forever.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import socket
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from trampolin.config import redact
+from trampolin.config import parse_url, redact, resolve
 from trampolin.errors import ConnectionFailed
 from trampolin.queries import load_queries
 
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
 APPLICATION_NAME = "trampolin"
+DEFAULT_STATEMENT_TIMEOUT = "30s"
 
 
 def connect(
@@ -18,17 +35,84 @@ def connect(
     *,
     autocommit: bool = False,
     application_name: str = APPLICATION_NAME,
+    statement_timeout: str | None = None,
     **kwargs: Any,
 ) -> psycopg.Connection[Any]:
-    """A new connection; ConnectionFailed (exit code 2) with the password hidden if it fails."""
+    """A new connection; ConnectionFailed (exit code 2) with the password hidden if it fails.
+
+    ``statement_timeout`` (e.g. "30s") is set at connection start; it is
+    ignored behind a transaction-mode pooler, where the role's setting applies.
+    """
+    conninfo, options = connection_options(url, statement_timeout=statement_timeout)
     try:
         return psycopg.connect(
-            url, autocommit=autocommit, application_name=application_name, **kwargs
+            conninfo,
+            autocommit=autocommit,
+            application_name=application_name,
+            **options,
+            **kwargs,
         )
     except psycopg.OperationalError as exc:
         raise ConnectionFailed(
             f"cannot connect to {redact(url)}: {_first_line(exc, url)}"
         ) from None
+
+
+def connection_options(
+    url: str, *, statement_timeout: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The conninfo and psycopg connect() options for ``url``."""
+    normalized, pgbouncer = parse_url(url)
+    options: dict[str, Any] = {}
+    if pgbouncer:
+        options["prepare_threshold"] = None
+    elif statement_timeout:
+        startup = conninfo_to_dict(normalized).get("options") or ""
+        normalized = make_conninfo(
+            normalized, options=f"{startup} -c statement_timeout={statement_timeout}".strip()
+        )
+    return normalized, options
+
+
+def pool(
+    url: str | None = None,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    timeout: float = 30.0,
+    max_idle: float = 600.0,
+    max_lifetime: float = 3600.0,
+    statement_timeout: str | None = None,
+    application_name: str = APPLICATION_NAME,
+    open: bool = True,
+    **kwargs: Any,
+) -> ConnectionPool[psycopg.Connection[Any]]:
+    """A psycopg_pool.ConnectionPool for a service; one per process, closed at shutdown.
+
+    ``url`` defaults to DATABASE_URL (or the embedded server). Connections are
+    checked before they are handed out, recycled after ``max_lifetime``
+    seconds, and carry ``statement_timeout`` (default 30s, or
+    $TRAMPOLIN_STATEMENT_TIMEOUT; "0" turns it off).
+    """
+    from psycopg_pool import ConnectionPool
+
+    target_url = url or resolve(None).url
+    timeout_setting = statement_timeout or os.environ.get(
+        "TRAMPOLIN_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT
+    )
+    conninfo, options = connection_options(target_url, statement_timeout=timeout_setting)
+    return ConnectionPool(
+        conninfo,
+        kwargs={"application_name": application_name, **options, **kwargs},
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        max_idle=max_idle,
+        max_lifetime=max_lifetime,
+        check=ConnectionPool.check_connection,
+        name=application_name,
+        open=open,
+    )
 
 
 def create_database(admin_url: str, name: str) -> bool:
@@ -42,6 +126,40 @@ def create_database(admin_url: str, name: str) -> bool:
         except psycopg.errors.DuplicateDatabase:
             return False  # created by a concurrent process
         return True
+
+
+def connection_path(conn: psycopg.Connection[Any]) -> Literal["direct", "proxied", "unknown"]:
+    """Whether the server sees this client's own TCP port ("direct") or another one.
+
+    A different port means something sits in between: a pooler such as
+    PgBouncer, or a TCP proxy. Unix sockets give "unknown".
+    """
+    seen = load_queries("admin").client_endpoint.one(conn)
+    if seen is None or seen["port"] is None:
+        return "unknown"
+    try:
+        with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+            local_port = sock.getsockname()[1]
+    except OSError:
+        return "unknown"
+    return "direct" if int(seen["port"]) == local_port else "proxied"
+
+
+def pins_sessions(conn: psycopg.Connection[Any], url: str) -> bool:
+    """False when ``conn`` goes through a transaction-mode pooler.
+
+    Only meaningful for a "proxied" connection. Between two transactions a
+    transaction-mode pooler hands this client's server session to others: a
+    second client that opens a transaction right after is given the very
+    server backend ``conn`` just used, which a session-mode pooler or a plain
+    TCP proxy never does while ``conn`` is open.
+    """
+    admin = load_queries("admin")
+    mine = admin.backend_pid.one(conn)
+    with connect(url) as other:  # not autocommit: keeps its server session for the probe
+        theirs = admin.backend_pid.one(other)
+        other.rollback()
+    return mine is None or theirs is None or mine["pid"] != theirs["pid"]
 
 
 def _first_line(exc: Exception, url: str) -> str:

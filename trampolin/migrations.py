@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 import psycopg
 
-from trampolin.db import connect
-from trampolin.errors import InvalidInput, MigrationDrift, MigrationError
+from trampolin.db import connect, connection_path, pins_sessions
+from trampolin.errors import ConfigError, InvalidInput, MigrationDrift, MigrationError
 from trampolin.queries import load_queries, sql_root
 
 # pg_advisory_lock key: the first 8 bytes of sha256("trampolin.migrate").
@@ -305,12 +305,18 @@ class Migrator:
 
     @contextmanager
     def _locked(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
-        # Poll rather than block in pg_advisory_lock: a waiter blocked inside a
-        # statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the lock
-        # holder would wait for it, a deadlock.
+        if connection_path(conn) == "proxied" and not pins_sessions(conn, self.url):
+            raise ConfigError(
+                "the database URL goes through a transaction-mode pooler (e.g. PgBouncer): "
+                "migrations need a direct connection for their lock; set DIRECT_URL to the "
+                "database's direct URL"
+            )
         # A killed migrator's backend must notice at once and let go of the lock,
         # even in the middle of a long statement (PostgreSQL 14+).
         self.queries.watch_client_connection.one(conn, interval="1s")
+        # Poll rather than block in pg_advisory_lock: a waiter blocked inside a
+        # statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the lock
+        # holder would wait for it, a deadlock.
         deadline = time.monotonic() + self.lock_wait
         told = False
         while not self.queries.try_lock.one(conn, key=LOCK_KEY)["locked"]:  # type: ignore[index]

@@ -16,3 +16,16 @@ SELECT current_setting('server_version_num')::integer AS version_num,
 -- name: drop_database :exec
 -- Drop a database even while clients are connected (tests and scratch restores).
 DROP DATABASE IF EXISTS {database} WITH (FORCE);
+
+-- name: client_endpoint :one
+-- The client address and port as the server sees them (NULL over a Unix socket).
+SELECT inet_client_addr()::text AS addr, inet_client_port() AS port;
+
+-- name: backend_pid :one
+-- The server process serving this session (changes between transactions behind
+-- a transaction-mode pooler).
+SELECT pg_backend_pid() AS pid;
+
+-- name: sleep :one
+-- Sleep on the server (used to check timeouts).
+SELECT pg_sleep(%(seconds)s) AS slept;

@@ -25,3 +25,6 @@ LIMIT 1;
 
 -- name: count_a :one
 SELECT count(*) AS n FROM a;
+
+-- name: current_setting :one
+SELECT current_setting(%(name)s) AS value;

@@ -51,11 +51,16 @@ def _exit_with(exc: Exception) -> None:
     metavar="URL",
     help="PostgreSQL URL; default $DATABASE_URL, else the embedded local server.",
 )
+@click.option(
+    "--direct-url",
+    metavar="URL",
+    help="Direct (non-pooled) URL for migrate, seed, dump, restore; default $DIRECT_URL.",
+)
 @click.version_option(package_name="trampolin")
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None) -> None:
+def main(ctx: click.Context, database_url: str | None, direct_url: str | None) -> None:
     """Trampolin's PostgreSQL data layer: migrations, seed data and operations."""
-    ctx.obj = Context(database_url)
+    ctx.obj = Context(database_url, direct_url)
 
 
 main.add_command(migrate_group)

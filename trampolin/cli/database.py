@@ -13,7 +13,7 @@ def seed_command(ctx: Context) -> None:
     """Run sql/seed.sql (default roles); running it again changes nothing."""
     from trampolin.seed import run_seed, seed_path
 
-    changed = run_seed(ctx.url)
+    changed = run_seed(ctx.direct_url("seed"))
     click.echo(f"seeded {seed_path().name}: {changed} row(s) changed")
 
 
@@ -24,10 +24,11 @@ def db_group() -> None:
 
 @db_group.command("url")
 @click.option("--show-password", is_flag=True, help="Print the password too (for scripts).")
+@click.option("--direct", is_flag=True, help="The URL migrate and dump use (DIRECT_URL first).")
 @pass_context
-def db_url(ctx: Context, show_password: bool) -> None:
+def db_url(ctx: Context, show_password: bool, direct: bool) -> None:
     """Print the database URL trampolin would use (password hidden)."""
-    target = ctx.target()
+    target = ctx.direct_target("migrate") if direct else ctx.target()
     click.echo(target.url if show_password else target.display)
 
 

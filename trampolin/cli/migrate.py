@@ -36,7 +36,7 @@ def _migrator(ctx: Context, lock_timeout: str | None = None, lock_wait: float = 
     from trampolin.migrations import DEFAULT_LOCK_TIMEOUT, Migrator
 
     return Migrator(
-        ctx.url,
+        ctx.direct_url("migrate"),
         lock_timeout=lock_timeout or DEFAULT_LOCK_TIMEOUT,
         lock_wait=lock_wait,
         report=click.echo,

@@ -1,0 +1,119 @@
+"""Connections, pools, PgBouncer in transaction mode and the direct URL."""
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+import trampolin
+from tests.support import PgBouncer, run_cli
+from trampolin.db import connect, connection_path, pins_sessions
+from trampolin.errors import ConfigError, ConnectionFailed
+from trampolin.migrations import Migrator
+from trampolin.queries import load_queries
+
+ADMIN = load_queries("admin")
+CHECKS_PATH = Path(__file__).parent / "sql" / "checks.sql"
+
+
+def setting(conn: psycopg.Connection[Any], name: str) -> str:
+    from trampolin.queries import load_query_file
+
+    row = load_query_file(CHECKS_PATH).current_setting.one(conn, name=name)
+    assert row is not None
+    return str(row["value"])
+
+
+def test_pool_gives_checked_connections_with_a_statement_timeout(direct_db_url: str) -> None:
+    with trampolin.pool(direct_db_url, min_size=1, max_size=2, statement_timeout="1500ms") as pool:
+        with pool.connection() as conn:
+            assert setting(conn, "statement_timeout") == "1500ms"
+            assert setting(conn, "application_name") == "trampolin"
+        assert pool.get_stats()["pool_max"] == 2
+
+
+def test_statement_timeout_stops_a_runaway_query(direct_db_url: str) -> None:
+    with (
+        connect(direct_db_url, statement_timeout="100ms") as conn,
+        pytest.raises(psycopg.errors.QueryCanceled),
+    ):
+        ADMIN.sleep.one(conn, seconds=5)
+
+
+def test_pool_default_is_database_url(direct_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", direct_db_url)
+    monkeypatch.setenv("TRAMPOLIN_STATEMENT_TIMEOUT", "7s")
+    with trampolin.pool() as pool, pool.connection() as conn:
+        assert conn.info.dbname == direct_db_url.rsplit("/", 1)[1]
+        assert setting(conn, "statement_timeout") == "7s"
+
+
+def test_direct_connection_is_seen_as_direct(direct_db_url: str) -> None:
+    with connect(direct_db_url) as conn:
+        assert connection_path(conn) == "direct"
+
+
+def test_pgbouncer_flag_turns_prepared_statements_off(
+    pgbouncer: PgBouncer, direct_db_url: str
+) -> None:
+    url = pgbouncer.url(direct_db_url.rsplit("/", 1)[1])
+    with connect(url, autocommit=True) as conn:
+        assert conn.prepare_threshold is None
+        assert connection_path(conn) == "proxied"
+        assert not pins_sessions(conn, url)
+        for _ in range(10):  # past psycopg's default prepare threshold of 5
+            assert ADMIN.server_version.one(conn) is not None
+
+
+def test_pool_through_pgbouncer_from_many_threads(pgbouncer: PgBouncer, direct_db_url: str) -> None:
+    url = pgbouncer.url(direct_db_url.rsplit("/", 1)[1])
+    errors: list[BaseException] = []
+    with trampolin.pool(url, min_size=2, max_size=4) as pool:
+
+        def work() -> None:
+            try:
+                for _ in range(20):
+                    with pool.connection() as conn:
+                        assert ADMIN.server_version.one(conn) is not None
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+
+
+def test_migrate_through_a_transaction_pooler_is_refused(
+    pgbouncer: PgBouncer, empty_db_url: str
+) -> None:
+    name = empty_db_url.rsplit("/", 1)[1]
+    unflagged = pgbouncer.url(name, flagged=False)
+    with pytest.raises(ConfigError, match="set DIRECT_URL"):
+        Migrator(unflagged).apply()
+    flagged = run_cli("migrate", env={"DATABASE_URL": pgbouncer.url(name), "DIRECT_URL": ""})
+    assert flagged.returncode == 2
+    assert "pgbouncer=true" in flagged.stderr
+    assert "set DIRECT_URL" in flagged.stderr
+
+
+def test_migrate_uses_direct_url_when_database_url_is_pooled(
+    pgbouncer: PgBouncer, empty_db_url: str
+) -> None:
+    name = empty_db_url.rsplit("/", 1)[1]
+    env = {"DATABASE_URL": pgbouncer.url(name), "DIRECT_URL": empty_db_url}
+    result = run_cli("migrate", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "applied 0001_roles_and_users" in result.stdout
+    assert run_cli("seed", env=env).returncode == 0
+    shown = run_cli("db", "url", "--direct", env=env)
+    assert shown.stdout.strip() == empty_db_url
+
+
+def test_unreachable_server_is_connection_failed() -> None:
+    with pytest.raises(ConnectionFailed, match="cannot connect to postgresql://x:\\*\\*\\*@"):
+        connect("postgresql://x:pw@127.0.0.1:1/db", connect_timeout=2)
