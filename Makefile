@@ -22,9 +22,14 @@ lint: $(BIN)/trampolin
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Lint, type-check and run the whole test suite against a real PostgreSQL.
+# The repository tests, run a second time through PgBouncer in transaction mode.
+POOLED_TESTS := $(wildcard tests/test_db.py tests/test_auth.py tests/test_subscriptions.py tests/test_csv_uploads.py)
+
+# Lint, type-check and run the whole test suite against a real PostgreSQL,
+# then the repository tests again through PgBouncer (skipped if not installed).
 test: lint
 	$(BIN)/pytest
+	TRAMPOLIN_TEST_VIA_PGBOUNCER=1 $(BIN)/pytest -q -m "not slow" $(POOLED_TESTS)
 
 bench: $(BIN)/trampolin
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

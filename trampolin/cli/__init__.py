@@ -14,6 +14,7 @@ import click
 
 from trampolin.cli.context import Context
 from trampolin.cli.database import db_group, seed_command
+from trampolin.cli.doctor import doctor_command
 from trampolin.cli.migrate import migrate_group
 
 
@@ -66,3 +67,4 @@ def main(ctx: click.Context, database_url: str | None, direct_url: str | None) -
 main.add_command(migrate_group)
 main.add_command(seed_command)
 main.add_command(db_group)
+main.add_command(doctor_command)

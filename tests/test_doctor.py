@@ -1,0 +1,47 @@
+"""`trampolin doctor` on a healthy, an unmigrated, an unreachable and a pooled database."""
+
+import json
+
+from tests.support import PgBouncer, run_cli
+
+
+def test_healthy_database_exits_0(direct_db_url: str) -> None:
+    result = run_cli("doctor", env={"DATABASE_URL": direct_db_url, "DIRECT_URL": ""})
+    assert result.returncode == 0, result.stdout + result.stderr
+    for line in ("reachable", "server version", "migrations", "seed roles"):
+        assert line in result.stdout
+    assert "FAIL" not in result.stdout
+
+
+def test_unmigrated_database_needs_action(empty_db_url: str) -> None:
+    result = run_cli("doctor", "--json", env={"DATABASE_URL": empty_db_url, "DIRECT_URL": ""})
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    levels = {check["name"]: check["level"] for check in report["checks"]}
+    assert levels["migrations"] == "fail"
+    assert levels["seed roles"] == "fail"
+
+
+def test_unreachable_server_fails_without_the_password() -> None:
+    result = run_cli(
+        "doctor", env={"DATABASE_URL": "postgresql://u:topsecret@127.0.0.1:1/x", "DIRECT_URL": ""}
+    )
+    assert result.returncode == 1
+    assert "FAIL  reachable" in result.stdout
+    assert "topsecret" not in result.stdout + result.stderr
+
+
+def test_pooled_url_without_direct_url_needs_action(
+    pgbouncer: PgBouncer, direct_db_url: str
+) -> None:
+    pooled = pgbouncer.url(direct_db_url.rsplit("/", 1)[1])
+    result = run_cli("doctor", "--json", env={"DATABASE_URL": pooled, "DIRECT_URL": ""})
+    assert result.returncode == 1
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert "transaction-mode pooler" in checks["pooler"]["detail"]
+    assert checks["direct url"]["level"] == "fail"
+    assert "set DIRECT_URL" in checks["direct url"]["detail"]
+
+    fixed = run_cli("doctor", env={"DATABASE_URL": pooled, "DIRECT_URL": direct_db_url})
+    assert fixed.returncode == 0, fixed.stdout
