@@ -64,18 +64,24 @@ def pgbouncer() -> Iterator[PgBouncer]:
 
 
 @pytest.fixture
-def direct_db_url(postgresql: psycopg.Connection[Any]) -> str:
-    """URL of this test's own migrated and seeded database, never through a pooler."""
-    return SERVER.url(postgresql.info.dbname)
+def db_name(postgresql: psycopg.Connection[Any]) -> str:
+    """Name of this test's own migrated and seeded database."""
+    return postgresql.info.dbname
 
 
 @pytest.fixture
-def db_url(direct_db_url: str, request: pytest.FixtureRequest) -> str:
-    """URL of this test's own migrated and seeded database (via PgBouncer if asked)."""
+def direct_db_url(db_name: str) -> str:
+    """URL of this test's own database, never through a pooler."""
+    return SERVER.url(db_name)
+
+
+@pytest.fixture
+def db_url(db_name: str, request: pytest.FixtureRequest) -> str:
+    """URL of this test's own database (through PgBouncer if asked)."""
     if VIA_PGBOUNCER:
         bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
-        return bouncer.url(direct_db_url.rsplit("/", 1)[1])
-    return direct_db_url
+        return bouncer.url(db_name)
+    return SERVER.url(db_name)
 
 
 @pytest.fixture
@@ -88,14 +94,20 @@ def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 @pytest.fixture
-def empty_db_url() -> Iterator[str]:
-    """URL of a new, empty database, dropped after the test."""
+def empty_db_name() -> Iterator[str]:
+    """Name of a new, empty database, dropped after the test."""
     name = f"trampolin_empty_{uuid.uuid4().hex[:12]}"
     SERVER.create_database(name)
     try:
-        yield SERVER.url(name)
+        yield name
     finally:
         SERVER.drop_database(name)
+
+
+@pytest.fixture
+def empty_db_url(empty_db_name: str) -> str:
+    """URL of a new, empty database, dropped after the test."""
+    return SERVER.url(empty_db_name)
 
 
 @pytest.fixture

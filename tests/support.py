@@ -140,7 +140,9 @@ def start_pgbouncer(server: TestServer) -> PgBouncer | None:
         (workdir / name).chmod(0o644)
     command = [binary, str(workdir / "pgbouncer.ini")]
     if os.geteuid() == 0:
-        command[1:1] = ["-u", "nobody"]  # pgbouncer refuses to run as root
+        # pgbouncer refuses to run as root; the embedded server's socket is
+        # reachable only by the user that runs it.
+        command[1:1] = ["-u", "embedded_postgres" if server.embedded else "nobody"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

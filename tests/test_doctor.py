@@ -33,9 +33,9 @@ def test_unreachable_server_fails_without_the_password() -> None:
 
 
 def test_pooled_url_without_direct_url_needs_action(
-    pgbouncer: PgBouncer, direct_db_url: str
+    pgbouncer: PgBouncer, db_name: str, direct_db_url: str
 ) -> None:
-    pooled = pgbouncer.url(direct_db_url.rsplit("/", 1)[1])
+    pooled = pgbouncer.url(db_name)
     result = run_cli("doctor", "--json", env={"DATABASE_URL": pooled, "DIRECT_URL": ""})
     assert result.returncode == 1
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}

@@ -129,20 +129,22 @@ def create_database(admin_url: str, name: str) -> bool:
 
 
 def connection_path(conn: psycopg.Connection[Any]) -> Literal["direct", "proxied", "unknown"]:
-    """Whether the server sees this client's own TCP port ("direct") or another one.
+    """Whether the server sees this very client socket ("direct") or another one.
 
-    A different port means something sits in between: a pooler such as
-    PgBouncer, or a TCP proxy. Unix sockets give "unknown".
+    A different TCP port, or a Unix-socket client where we speak TCP (and the
+    other way round), means something sits in between: a pooler such as
+    PgBouncer, or a proxy. Unix socket at both ends gives "unknown".
     """
     seen = load_queries("admin").client_endpoint.one(conn)
-    if seen is None or seen["port"] is None:
-        return "unknown"
+    seen_port = None if seen is None else seen["port"]
     try:
         with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+            if sock.family == socket.AF_UNIX:
+                return "unknown" if seen_port is None else "proxied"
             local_port = sock.getsockname()[1]
     except OSError:
         return "unknown"
-    return "direct" if int(seen["port"]) == local_port else "proxied"
+    return "direct" if seen_port is not None and int(seen_port) == local_port else "proxied"
 
 
 def pins_sessions(conn: psycopg.Connection[Any], url: str) -> bool:
