@@ -383,15 +383,17 @@ def check_archive(archive: Path | str) -> Path:
     path = Path(archive)
     try:
         with path.open("rb") as handle:
-            head = handle.read(len(MAGIC))
+            head = handle.read(len(MAGIC) + 1)
     except FileNotFoundError:
         raise BackupError(f"{path}: no such file") from None
     except OSError as exc:
         raise BackupError(f"{path}: cannot read ({exc.strerror})") from None
-    if head != MAGIC:
+    if head[: len(MAGIC)] != MAGIC:
         raise BackupError(
             f"{path} is not a pg_dump custom-format archive (make one with trampolin dump)"
         )
+    if head[len(MAGIC) :] != b"\x01":  # archive format 1.x since PostgreSQL 7.1
+        raise BackupError(f"{path}: the archive header is corrupt")
     return path
 
 
@@ -456,10 +458,16 @@ class TableRows:
     schema: str
     name: str
     rows: int
+    exact: bool = True
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    @property
+    def shown(self) -> str:
+        """``public.users (12 rows)``, or ``(~12,000,000 rows)`` for an estimate."""
+        return f"{self.qualified} ({'' if self.exact else '~'}{self.rows:,} rows)"
 
 
 @dataclass(frozen=True)
@@ -473,16 +481,29 @@ class RestoreResult:
     tool: str
 
 
+# Tables smaller than this are counted exactly where an estimate would do.
+COUNT_BELOW_BYTES = 64 * 1024 * 1024
+
+
 def user_tables(url: str, *, exact: bool = False) -> list[TableRows]:
-    """The user tables at ``url`` with estimated (or, if ``exact``, counted) rows."""
+    """The user tables at ``url``, largest first, with their rows: counted if ``exact`` or
+    small, else estimated."""
     from trampolin.db import connect
     from trampolin.queries import load_queries
 
     queries = load_queries("backup")
-    query = queries.table_row_counts if exact else queries.user_tables
+    tables = []
     with connect(url, autocommit=True) as conn:
-        rows = query.many(conn)
-    return [TableRows(row["schema_name"], row["table_name"], int(row["rows"])) for row in rows]
+        for row in queries.user_tables.many(conn):
+            schema, name = row["schema_name"], row["table_name"]
+            if exact or row["bytes"] < COUNT_BELOW_BYTES:
+                query = queries.count_rows.composed({"schema": schema, "table": name})
+                counted = conn.execute(query).fetchone()
+                assert counted is not None
+                tables.append(TableRows(schema, name, int(counted[0])))
+            else:
+                tables.append(TableRows(schema, name, int(row["estimate"]), exact=False))
+    return tables
 
 
 def _refusal(url: str, present: list[TableRows], listing: Listing) -> BackupError:
@@ -490,10 +511,14 @@ def _refusal(url: str, present: list[TableRows], listing: Listing) -> BackupErro
     replaced = [table for table in present if table.qualified in in_archive]
     kept = len(present) - len(replaced)
     total = sum(table.rows for table in replaced)
-    shown = ", ".join(f"{table.qualified} (~{table.rows:,} rows)" for table in replaced[:5])
+    replaced.sort(key=lambda table: -table.rows)
+    shown = ", ".join(table.shown for table in replaced[:5])
     if len(replaced) > 5:
         shown += f" and {len(replaced) - 5} more"
-    what = f"{len(replaced)} table(s) with ~{total:,} rows: {shown}" if replaced else "no table"
+    about = "" if all(table.exact for table in replaced) else "~"
+    what = (
+        f"{len(replaced)} table(s) with {about}{total:,} rows: {shown}" if replaced else "no table"
+    )
     also = f"; {kept} other table(s) would be kept as they are" if kept else ""
     return BackupError(
         f"refusing to restore into {describe(url)}, which already holds data; the restore "
@@ -663,6 +688,7 @@ def verify(
     from trampolin.db import create_database
 
     path = check_archive(archive)
+    listing = list_archive(path)
     started = time.monotonic()
     token = f"trampolin_verify_{os.getpid()}_{secrets.token_hex(3)}"
     scratch_url = make_conninfo(server_url, dbname=token)
@@ -685,11 +711,10 @@ def verify(
             created.append(name)
         progress(f"restoring into scratch database {describe(scratch_url)}")
         restored = restore(path, scratch_url, progress=progress)
-        listing = list_archive(path)
         missing_data = sorted(set(listing.tables) - set(listing.table_data))
         if missing_data:
             problems.append(f"the archive has no data for {', '.join(missing_data)}")
-        tables = user_tables(scratch_url, exact=True)
+        tables = sorted(user_tables(scratch_url, exact=True), key=lambda t: t.qualified)
         counts = {table.qualified: table.rows for table in tables}
         for record in MIGRATION_TABLES:
             if f"public.{record}" not in counts:

@@ -113,9 +113,13 @@ def verify_command(ctx: Context, archive: Path, embedded: bool, quiet: bool) -> 
     from trampolin.backup import human_size, verify
 
     if embedded:
+        import warnings
+
         from trampolin.embedded import server_url
 
-        url = server_url("postgres")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
+            url = server_url("postgres")
     else:
         url = ctx.url
     result = verify(archive, url, progress=_progress(quiet))
