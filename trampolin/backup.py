@@ -636,6 +636,8 @@ def _restore_through_psql(
         except BrokenPipeError:
             source.kill()  # psql stopped at an error; its stderr says which
             restore_out.returncode = source.wait()
+            with suppress(BrokenPipeError):
+                sink.stdin.close()
         psql_out.returncode = sink.wait()
         for drain in drains:
             drain.join()
