@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 MAGIC = b"PGDMP"
-DUMP_FLAGS = ("--format=custom", "--blobs")
+DUMP_FLAGS = ("--format=custom", "-b")  # -b: large objects (--blobs before 16)
 RESTORE_FLAGS = (
     "--clean",
     "--if-exists",
