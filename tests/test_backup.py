@@ -252,6 +252,16 @@ def test_verify_catches_a_table_dropped_before_the_dump(
         verify(archive, db_url)
 
 
+def test_verify_refuses_an_archive_from_a_newer_trampolin(
+    conn: psycopg.Connection[Any], db_url: str, q: QueryFile, tmp_path: Path
+) -> None:
+    q.record_future_migration.exec(conn)
+    archive = dump(db_url, tmp_path / "db.dump").path
+    with pytest.raises(BackupError, match="9999_from_the_future that this trampolin does not"):
+        verify(archive, db_url)
+    assert scratch_left(db_url, q) == []
+
+
 def test_verify_of_a_truncated_archive_fails_and_cleans_up(
     sample: psycopg.Connection[Any], db_url: str, q: QueryFile, tmp_path: Path
 ) -> None:

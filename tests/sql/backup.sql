@@ -65,3 +65,8 @@ DROP TABLE csv_rows CASCADE;
 -- name: create_local_table :exec
 -- A table that no trampolin archive holds.
 CREATE TABLE local_notes (note text);
+
+-- name: record_future_migration :exec
+-- As if a newer trampolin had applied a migration this checkout lacks.
+INSERT INTO _yoyo_migration (migration_hash, migration_id, applied_at_utc)
+VALUES (repeat('f', 64), '9999_from_the_future', now() AT TIME ZONE 'utc');
