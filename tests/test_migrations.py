@@ -139,10 +139,19 @@ def test_non_transactional_migration_for_create_index_concurrently(
     assert migrator.apply()
 
 
-def test_non_transactional_file_with_two_statements_is_refused(mdir: Path, write: Write) -> None:
-    write("0001_two.sql", "-- transactional: false\nSELECT 1;\nSELECT 2;\n")
+def test_non_transactional_file_with_two_statements_is_refused(
+    empty_db_url: str, mdir: Path, write: Write
+) -> None:
+    write("0001_two.sql", "-- transactional: false\nCREATE TABLE x ();\nSELECT 2;\n")
     with pytest.raises(MigrationError, match="exactly one statement"):
-        read_migration_files(mdir)
+        Migrator(empty_db_url, directory=mdir).apply()
+    assert "x" not in tables(empty_db_url)
+
+
+def test_depends_directives_order_the_files(mdir: Path, write: Write) -> None:
+    write("0001_b.sql", "-- depends: 0002_a\n-- B after A.\nSELECT 1;\n")
+    write("0002_a.sql", "-- A.\nSELECT 1;\n")
+    assert [m.id for m in read_migration_files(mdir)] == ["0002_a", "0001_b"]
 
 
 def test_rollback_needs_a_rollback_file(empty_db_url: str, mdir: Path, write: Write) -> None:

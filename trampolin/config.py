@@ -17,7 +17,9 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from trampolin.errors import ConfigError
 
-Source = Literal["--database-url", "DATABASE_URL", "--direct-url", "DIRECT_URL", "embedded"]
+Source = Literal[
+    "--database-url", "DATABASE_URL", "--direct-url", "DIRECT_URL", "--target", "embedded"
+]
 
 _SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
 # Prisma's own URL arguments, which libpq rejects; dropped.
@@ -103,6 +105,23 @@ def resolve(option_url: str | None, *, start_embedded: bool = True) -> DatabaseT
     return DatabaseTarget(embedded_url(), "embedded")
 
 
+def require_direct(target: DatabaseTarget, purpose: str) -> DatabaseTarget:
+    """``target`` itself, or ConfigError if it is flagged as a transaction-mode pooler."""
+    if target.pgbouncer:
+        raise ConfigError(
+            f"{target.source} points at a transaction-mode pooler (pgbouncer=true), and "
+            f"{purpose} needs a direct connection (session locks, pg_dump): set DIRECT_URL "
+            "to the database's direct URL (Prisma's directUrl)"
+        )
+    return target
+
+
+def target_option(url: str, purpose: str) -> DatabaseTarget:
+    """The direct database given by a command's own --target option."""
+    normalized, pgbouncer = parse_url(url, origin="--target")
+    return require_direct(DatabaseTarget(normalized, "--target", pgbouncer), purpose)
+
+
 def resolve_direct(
     direct_option: str | None, option_url: str | None, *, purpose: str = "this command"
 ) -> DatabaseTarget:
@@ -113,10 +132,4 @@ def resolve_direct(
         target = _target(os.environ["DIRECT_URL"], "DIRECT_URL")
     else:
         target = resolve(option_url)
-    if target.pgbouncer:
-        raise ConfigError(
-            f"{target.source} points at a transaction-mode pooler (pgbouncer=true), and "
-            f"{purpose} needs a direct connection (session locks, pg_dump): set DIRECT_URL "
-            "to the database's direct URL (Prisma's directUrl)"
-        )
-    return target
+    return require_direct(target, purpose)

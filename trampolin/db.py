@@ -61,8 +61,8 @@ def connect(
 def connection_options(
     url: str, *, statement_timeout: str | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """The conninfo and psycopg connect() options for ``url``."""
-    normalized, pgbouncer = parse_url(url)
+    """The conninfo and psycopg connect() options for ``url`` (a URL or key=value conninfo)."""
+    normalized, pgbouncer = parse_url(url) if "://" in url else (url, False)
     options: dict[str, Any] = {}
     if pgbouncer:
         options["prepare_threshold"] = None

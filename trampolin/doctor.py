@@ -92,6 +92,7 @@ def run_checks(
     direct_target = _direct_or_none(direct)
     if direct_target is not None:
         checks.extend(_schema_checks(direct_target))
+    checks.extend(_client_tool_checks(major))
     return checks
 
 
@@ -173,6 +174,20 @@ def _schema_checks(target: DatabaseTarget) -> list[Check]:
                     else ", ".join(SEED_ROLES) + " present",
                 )
             )
+    return checks
+
+
+def _client_tool_checks(server_major: int) -> list[Check]:
+    from trampolin.backup import choose_tool, find_tools
+
+    checks = []
+    for name in ("pg_dump", "pg_restore"):
+        try:
+            tool = choose_tool(name, find_tools(name), server_major)
+        except TrampolinError as exc:
+            checks.append(Check(name, "fail", str(exc)))
+            continue
+        checks.append(Check(name, "ok", f"{tool} at {tool.path} (server {server_major})"))
     return checks
 
 

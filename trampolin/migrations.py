@@ -51,19 +51,41 @@ class Statement:
 
 @dataclass(frozen=True)
 class MigrationFile:
-    """One migration file as yoyo reads it, plus its checksum."""
+    """One migration file as yoyo reads it, plus its checksum.
+
+    Only the leading comments are read up front; the statements are split
+    (with yoyo's sqlparse-based reader) when they are needed, so that status
+    and an up-to-date migrate stay cheap.
+    """
 
     id: str
     path: Path
     description: str
     transactional: bool
-    statements: tuple[Statement, ...]
-    rollback: tuple[Statement, ...] | None
+    depends: frozenset[str]
     checksum: str
 
     @property
     def yoyo_hash(self) -> str:
         return hashlib.sha256(self.id.encode("utf-8")).hexdigest()
+
+    @property
+    def rollback_path(self) -> Path:
+        return self.path.with_name(f"{self.id}.rollback.sql")
+
+    def statements(self) -> tuple[Statement, ...]:
+        """The forward statements, each with the line it starts on."""
+        statements = _split(self.path)
+        if not self.transactional and len(statements) != 1:
+            raise MigrationError(
+                f"{self.path}: a '-- transactional: false' migration must hold exactly one "
+                f"statement (it has {len(statements)}); split it into one file per statement"
+            )
+        return statements
+
+    def rollback_statements(self) -> tuple[Statement, ...] | None:
+        """The rollback file's statements, or None when there is no rollback file."""
+        return _split(self.rollback_path) if self.rollback_path.exists() else None
 
 
 @dataclass(frozen=True)
@@ -77,43 +99,37 @@ class MigrationStatus:
 
 def read_migration_files(directory: Path | None = None) -> list[MigrationFile]:
     """The migration files of ``directory`` in apply order (yoyo's order and depends)."""
-    from yoyo.migrations import read_migrations, topological_sort
+    from yoyo.migrations import read_migrations
 
     directory = directory or migrations_dir()
     if not directory.is_dir():
         raise MigrationError(f"{directory}: no migrations directory")
-    files = []
-    for migration in topological_sort(read_migrations(str(directory))):
+    found = list(read_migrations(str(directory)))
+    files = {}
+    for migration in found:
         path = Path(migration.path)
         if path.suffix != ".sql":
             raise MigrationError(f"{path}: only .sql migrations are supported")
-        files.append(_read_file(migration.id, path))
-    return files
+        files[migration.id] = _read_file(migration.id, path)
+    if any(migration.depends for migration in files.values()):
+        from yoyo.migrations import topological_sort
+
+        return [files[migration.id] for migration in topological_sort(found)]
+    return list(files.values())  # yoyo lists them in file name order
 
 
 def _read_file(migration_id: str, path: Path) -> MigrationFile:
-    from yoyo.migrations import read_sql_migration
+    from yoyo.migrations import parse_metadata_from_sql_comments
 
     raw = path.read_bytes()
     try:
-        directives, leading_comment, statements = read_sql_migration(str(path))
+        source = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MigrationError(f"{path}: not UTF-8 ({exc.reason})") from None
+    directives, leading_comment, _ = parse_metadata_from_sql_comments(source)
     transactional = directives.get("transactional", "true").strip().lower()
     if transactional not in ("true", "false"):
         raise MigrationError(f"{path}: '-- transactional:' must be true or false")
-    source = raw.decode("utf-8")
-    forward = _locate(statements, source)
-    if transactional == "false" and len(forward) != 1:
-        raise MigrationError(
-            f"{path}: a '-- transactional: false' migration must hold exactly one statement "
-            f"(it has {len(forward)}); split it into one file per statement"
-        )
-    rollback_path = path.with_name(f"{migration_id}.rollback.sql")
-    rollback = None
-    if rollback_path.exists():
-        _, _, rollback_statements = read_sql_migration(str(rollback_path))
-        rollback = _locate(rollback_statements, rollback_path.read_text("utf-8"))
     paragraph = leading_comment.strip().split("\n\n", 1)[0]
     description = " ".join(line.strip() for line in paragraph.splitlines())
     return MigrationFile(
@@ -121,10 +137,19 @@ def _read_file(migration_id: str, path: Path) -> MigrationFile:
         path=path,
         description=description.strip(),
         transactional=transactional == "true",
-        statements=forward,
-        rollback=rollback,
+        depends=frozenset(directives.get("depends", "").split()),
         checksum=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def _split(path: Path) -> tuple[Statement, ...]:
+    from yoyo.migrations import read_sql_migration
+
+    try:
+        _, _, statements = read_sql_migration(str(path))
+        return _locate(statements, path.read_text("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MigrationError(f"{path}: not UTF-8 ({exc.reason})") from None
 
 
 def _locate(statements: list[str], source: str) -> tuple[Statement, ...]:
@@ -171,15 +196,14 @@ class Migrator:
         files = read_migration_files(self.directory)
         done = []
         with connect(self.url, autocommit=True) as conn, self._locked(conn):
-            self.queries.create_bookkeeping.exec(conn)
-            applied = self._applied(conn)
+            applied = self._applied(conn, create=True)
             _refuse_drift(_compare(files, applied))
             self._adopt_unchecked(conn, files, applied)
             for migration in files:
                 if migration.id in applied:
                     continue
                 started = time.monotonic()
-                self._run(conn, migration, migration.statements, "apply")
+                self._run(conn, migration, migration.statements(), "apply")
                 done.append(migration)
                 self.report(f"applied {migration.id} ({time.monotonic() - started:.2f}s)")
         return done
@@ -191,25 +215,32 @@ class Migrator:
         files = {migration.id: migration for migration in read_migration_files(self.directory)}
         undone = []
         with connect(self.url, autocommit=True) as conn, self._locked(conn):
-            self.queries.create_bookkeeping.exec(conn)
-            applied = self._applied(conn)
+            applied = self._applied(conn, create=True)
             _refuse_drift(_compare(list(files.values()), applied))
             for migration_id in list(applied)[::-1][:count]:
                 migration = files[migration_id]
-                if migration.rollback is None:
+                rollback = migration.rollback_statements()
+                if rollback is None:
                     raise MigrationError(
                         f"{migration.path}: cannot roll back, "
                         f"{migration.id}.rollback.sql does not exist"
                     )
                 started = time.monotonic()
-                self._run(conn, migration, migration.rollback, "rollback")
+                self._run(conn, migration, rollback, "rollback")
                 undone.append(migration)
                 self.report(f"rolled back {migration.id} ({time.monotonic() - started:.2f}s)")
         return undone
 
-    def _applied(self, conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
+    def _applied(
+        self, conn: psycopg.Connection[Any], *, create: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """Applied migrations by id; ``create`` makes the bookkeeping tables if missing."""
         tables = self.queries.bookkeeping_exists.one(conn)
         assert tables is not None
+        if create and not (tables["migrations"] and tables["checksums"]):
+            self.queries.create_bookkeeping.exec(conn)
+            tables = self.queries.bookkeeping_exists.one(conn)
+            assert tables is not None
         if not tables["migrations"]:
             return {}
         if tables["checksums"]:

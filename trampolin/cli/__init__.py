@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from trampolin.cli.backup import backup_group, dump_command, restore_command
 from trampolin.cli.context import Context
 from trampolin.cli.database import db_group, seed_command
 from trampolin.cli.doctor import doctor_command
@@ -68,3 +69,6 @@ main.add_command(migrate_group)
 main.add_command(seed_command)
 main.add_command(db_group)
 main.add_command(doctor_command)
+main.add_command(dump_command)
+main.add_command(restore_command)
+main.add_command(backup_group)

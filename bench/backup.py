@@ -1,0 +1,209 @@
+"""`trampolin dump` / `trampolin restore` wall time beside raw pg_dump / pg_restore.
+
+A scratch database with 1M csv_rows is dumped and restored, rotating three
+sides: the raw tool, the trampolin command (a real CLI subprocess, so Python's
+start-up counts) and the library call (backup.dump / backup.restore, in this
+process). Each restore goes into a freshly created empty database. All sides
+use the same pg_dump / pg_restore binary and flags. Target: overhead <= 5 %.
+
+    .venv/bin/python bench/backup.py            # DATABASE_URL's server, or 127.0.0.1:5432
+    BENCH_ROUNDS=3 BENCH_ROWS=4000000 .venv/bin/python bench/backup.py
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from trampolin import backup  # noqa: E402
+from trampolin.db import connect, create_database  # noqa: E402
+from trampolin.migrations import Migrator  # noqa: E402
+from trampolin.queries import load_queries, load_query_file  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+TARGET = 1.05
+
+
+def server_url() -> str:
+    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    from trampolin.config import normalize_url
+
+    return normalize_url(url)
+
+
+def db(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` (a URL: the CLI takes URLs)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def drop(admin: str, name: str) -> None:
+    with connect(admin, autocommit=True) as conn:
+        load_queries("admin").drop_database.exec(conn, identifiers={"database": name})
+
+
+def fresh(admin: str, name: str) -> str:
+    drop(admin, name)
+    create_database(admin, name)
+    return db(admin, name)
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    check(argv, env)
+    return time.perf_counter() - started
+
+
+def check(argv: list[str], env: dict[str, str]) -> None:
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed: {result.stderr.strip()}")
+
+
+def time_dump(
+    side: str, source: str, tool: backup.Tool, tmp: Path, cli: list[str], env: dict[str, str]
+) -> float:
+    """Seconds to dump ``source`` to tmp/<side>.dump: raw pg_dump, the CLI or the library."""
+    out = tmp / f"{side}.dump"
+    if side == "raw":
+        with backup.child_connection(source) as child:
+            return timed([str(tool.path), *backup.DUMP_FLAGS, f"--file={out}"], child.env)
+    if side == "cli":
+        return timed([*cli, "dump", "-q", "-o", str(out)], env)
+    started = time.perf_counter()
+    backup.dump(source, out)
+    return time.perf_counter() - started
+
+
+def time_restore(
+    side: str, target: str, tool: backup.Tool, tmp: Path, cli: list[str], env: dict[str, str]
+) -> float:
+    """Seconds to restore tmp/<side>.dump into the empty ``target``."""
+    archive = tmp / f"{side}.dump"
+    if side == "raw":
+        with backup.child_connection(target) as child:
+            argv = [
+                str(tool.path), *backup.RESTORE_FLAGS, f"--dbname={child.dbname_arg}", str(archive)
+            ]  # fmt: skip
+            return timed(argv, child.env)
+    if side == "cli":
+        return timed([*cli, "restore", "-q", str(archive), "--target", target, "--yes"], env)
+    started = time.perf_counter()
+    backup.restore(archive, target, yes=True)
+    return time.perf_counter() - started
+
+
+SIDES = ("raw", "cli", "library")
+Figures = dict[str, list[float]]
+
+
+def measure(
+    rounds: int,
+    admin: str,
+    source: str,
+    target_name: str,
+    tools: tuple[backup.Tool, backup.Tool],
+    tmp: Path,
+    *,
+    show: bool,
+) -> tuple[Figures, Figures]:
+    """Dump and restore timings per side, rotating the order every round."""
+    pg_dump, pg_restore = tools
+    cli = [sys.executable, "-m", "trampolin"]
+    env = {**os.environ, "DATABASE_URL": source}
+    dumps: Figures = {side: [] for side in SIDES}
+    restores: Figures = {side: [] for side in SIDES}
+    for round_number in range(rounds):
+        order = SIDES[round_number % 3 :] + SIDES[: round_number % 3]
+        for side in order:
+            dumps[side].append(time_dump(side, source, pg_dump, tmp, cli, env))
+        for side in order:
+            target = fresh(admin, target_name)
+            restores[side].append(time_restore(side, target, pg_restore, tmp, cli, env))
+        if show:
+            print(
+                f"round {round_number + 1}: "
+                + ", ".join(f"dump {side} {dumps[side][-1]:.2f}s" for side in SIDES)
+                + "; "
+                + ", ".join(f"restore {side} {restores[side][-1]:.2f}s" for side in SIDES)
+            )
+    return dumps, restores
+
+
+def report(dumps: Figures, restores: Figures) -> None:
+    for label, figures in (("dump", dumps), ("restore", restores)):
+        raw = statistics.median(figures["raw"])
+        for side, what in (("cli", "trampolin " + label), ("library", f"backup.{label}()")):
+            ours = statistics.median(figures[side])
+            ratio = ours / raw
+            verdict = "ok" if ratio <= TARGET else "OVER TARGET"
+            print(
+                f"  {what:<20} {ours:6.2f}s vs raw {raw:6.2f}s: ratio {ratio:.3f} "
+                f"({ours - raw:+.2f}s, {100 * (ratio - 1):+.1f} %; "
+                f"target <= +{100 * (TARGET - 1):.0f} %) {verdict}"
+            )
+
+
+def fixed_cost(dumps: Figures, restores: Figures) -> None:
+    for label, figures in (("dump", dumps), ("restore", restores)):
+        raw = statistics.median(figures["raw"])
+        cli = statistics.median(figures["cli"]) - raw
+        library = statistics.median(figures["library"]) - raw
+        print(f"  {label:<8} trampolin CLI {cli:+.2f}s, library call {library:+.2f}s")
+
+
+def main() -> None:
+    admin = server_url()
+    prefix = f"trampolin_bench_backup_{os.getpid()}"
+    source = fresh(admin, prefix)
+    target_name = f"{prefix}_target"
+    tmp = Path(tempfile.mkdtemp(prefix="trampolin-bench-"))
+    try:
+        Migrator(source).apply()
+        major = backup.server_major(source)
+        pg_dump = backup.choose_tool("pg_dump", backup.find_tools("pg_dump"), major)
+        with backup.child_connection(source) as child:
+            check([str(pg_dump.path), *backup.DUMP_FLAGS, f"--file={tmp / 'raw.dump'}"], child.env)
+        pg_restore = backup.list_archive(tmp / "raw.dump", min_major=major).tool
+        tools = (pg_dump, pg_restore)
+        print(f"tools: {pg_dump} and {pg_restore} ({pg_dump.path.parent}); server {major}")
+
+        # The per-command cost that does not grow with the data: Python's start,
+        # psycopg's import, the checks and the migration status.
+        print("fixed cost per command (empty schema, medians of 3):")
+        fixed_cost(*measure(3, admin, source, target_name, tools, tmp, show=False))
+
+        started = time.perf_counter()
+        queries = load_query_file(ROOT / "bench" / "backup.sql")
+        with connect(source, autocommit=True) as conn:
+            queries.fill_user.exec(conn)
+            queries.fill_uploads.exec(conn, uploads=max(1, ROWS // 1000))
+            queries.fill_rows.exec(conn)
+            row = queries.csv_row_count.one(conn)
+        assert row is not None
+        print(f"filled {row['n']:,} csv_rows in {time.perf_counter() - started:.1f}s")
+
+        dumps, restores = measure(ROUNDS, admin, source, target_name, tools, tmp, show=True)
+        size = (tmp / "raw.dump").stat().st_size
+        print(f"archive: {backup.human_size(size)} ({row['n']:,} csv_rows); medians of {ROUNDS}:")
+        report(dumps, restores)
+    finally:
+        for path in tmp.iterdir():
+            path.unlink()
+        tmp.rmdir()
+        drop(admin, target_name)
+        drop(admin, prefix)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+-- What `trampolin restore` and `trampolin backup verify` ask of a database.
+--
+-- User tables are those outside the system schemas (pg_catalog,
+-- information_schema, pg_toast and the temporary schemas).
+
+-- name: user_tables :many
+-- Every user table, largest first, with its size and a row estimate the way
+-- the planner makes one: the density of the last ANALYZE times the current
+-- pages. Never analyzed (reltuples -1, PostgreSQL 14+): the statistics'
+-- live-row count, which may lag; the caller counts small tables exactly.
+SELECT n.nspname AS schema_name,
+       c.relname AS table_name,
+       pg_relation_size(c.oid) AS bytes,
+       CASE WHEN c.reltuples > 0 AND c.relpages > 0
+            THEN (c.reltuples / c.relpages
+                  * (pg_relation_size(c.oid) / current_setting('block_size')::integer))::bigint
+            ELSE coalesce(s.n_live_tup, 0)
+       END AS estimate
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\_toast%%'
+  AND n.nspname NOT LIKE 'pg\_temp\_%%'
+ORDER BY bytes DESC, schema_name, table_name;
+
+-- name: count_rows :one
+-- The exact number of rows of one table ({schema} and {table} are filled with
+-- quoted identifiers). No query_to_xml trick: the embedded server lacks libxml.
+SELECT count(*) AS rows FROM {schema}.{table};

