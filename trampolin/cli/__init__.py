@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from trampolin.cli.auth import auth_group, user_group
 from trampolin.cli.context import Context
 from trampolin.cli.database import db_group, seed_command
 from trampolin.cli.migrate import migrate_group
@@ -61,3 +62,5 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 main.add_command(migrate_group)
 main.add_command(seed_command)
 main.add_command(db_group)
+main.add_command(user_group)
+main.add_command(auth_group)
