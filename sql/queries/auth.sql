@@ -97,20 +97,19 @@ VALUES (%(token_hash)s, %(user_id)s, %(expires)s)
 RETURNING user_id, expires;
 
 -- name: get_session_and_user :one
--- The session and its user in one round trip. An expired session is deleted by
--- the writable CTE (which runs whether or not the outer SELECT reads it) and
--- yields no row; both parts see the same snapshot and the same clock.
-WITH expired AS (
-    DELETE FROM sessions
-    WHERE session_token_hash = %(token_hash)s AND expires <= statement_timestamp()
-)
+-- The session and its user in one statement, one round trip. A live session is
+-- a plain indexed lookup; CASE evaluates lazily, so only an expired session
+-- reaches delete_expired_session() (migration 0005), which deletes it and
+-- returns false: the caller gets no row, and the session is gone.
 SELECT s.user_id, s.expires,
        u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
        u.created_at, u.updated_at
 FROM sessions AS s
 JOIN users AS u ON u.id = s.user_id
 LEFT JOIN roles AS r ON r.id = u.role_id
-WHERE s.session_token_hash = %(token_hash)s AND s.expires > statement_timestamp();
+WHERE s.session_token_hash = %(token_hash)s
+  AND CASE WHEN s.expires > statement_timestamp() THEN true
+           ELSE delete_expired_session(s.session_token_hash) END;
 
 -- name: update_session :one
 -- Move a session's expiry; no row when the token is unknown.
