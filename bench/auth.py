@@ -88,13 +88,11 @@ def rate(calls: int, run: Callable[[], None]) -> float:
 
 def compare(label: str, ours: list[float], base: list[float], target: float | None) -> None:
     a, b = statistics.median(ours), statistics.median(base)
-    verdict = (
-        ""
-        if target is None
-        else (" (target >= %.2fx: %s)" % (target, "met" if a / b >= target else "MISSED"))
-    )
+    verdict = ""
+    if target is not None:
+        verdict = f" (target >= {target:.2f}x: {'met' if a / b >= target else 'MISSED'})"
     print(
-        f"{label:<26} {a:>9,.0f} calls/s   baseline {b:>9,.0f} calls/s   ratio {a / b:.2f}x{verdict}"
+        f"{label:<24} {a:>7,.0f} calls/s  baseline {b:>7,.0f} calls/s  ratio {a / b:.2f}x{verdict}"
     )
 
 
