@@ -152,6 +152,8 @@ class AuthAdapter:
         user_id = _lookup_id(id)
         if user_id is None:
             return None
+        if not fields:
+            return self.get_user(user_id)  # nothing to change: do not touch updated_at
         if "email" in fields and fields["email"] is None:
             raise InvalidInput("email cannot be cleared: every user has one")
         params: dict[str, Any] = {"id": user_id}
