@@ -37,3 +37,7 @@ RETURNING user_id, expires;
 DELETE FROM verification_tokens
 WHERE identifier = %(identifier)s AND token_hash = %(token_hash)s
 RETURNING identifier, expires;
+
+-- name: no_fsync_wait :exec
+-- This session's commits return before the WAL reaches disk (bench writes only).
+SET synchronous_commit = off;

@@ -28,6 +28,9 @@ from trampolin.queries import load_queries
 
 _auth = load_queries("auth")
 _roles = load_queries("roles")
+# Resolved once: QueryFile finds queries through __getattr__, which runs only
+# after a failed normal lookup, a cost worth skipping on the hot path.
+_get_session_and_user = _auth.get_session_and_user
 
 #: The fields ``update_user`` accepts (role goes through ``set_role``).
 UPDATABLE_USER_FIELDS = ("name", "email", "email_verified", "image")
@@ -86,6 +89,18 @@ class Pruned:
 def hash_token(token: str) -> bytes:
     """The 32-byte SHA-256 digest stored in place of a session or verification token."""
     return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def _token_hash(field: str, token: object) -> bytes:
+    """hash_token of a checked token (as _text checks, with one encode: a hot path)."""
+    if not isinstance(token, str):
+        raise InvalidInput(f"{field} must be a string, not {type(token).__name__}")
+    if "\x00" in token:
+        raise _nul(field)
+    try:
+        return hashlib.sha256(token.encode("utf-8")).digest()
+    except UnicodeEncodeError:
+        raise _surrogate(field) from None
 
 
 class AuthAdapter:
@@ -237,7 +252,7 @@ class AuthAdapter:
     ) -> Session:
         """A new session, stored under the token's hash; Conflict if the token is in use."""
         params = {
-            "token_hash": hash_token(_text("session_token", session_token)),
+            "token_hash": _token_hash("session_token", session_token),
             "user_id": _write_id(user_id),
             "expires": _time("expires", expires),
         }
@@ -255,18 +270,19 @@ class AuthAdapter:
         An expired session is deleted by the same statement. It needs no
         savepoint: one statement is atomic, and validated input cannot fail it.
         """
-        row = _auth.get_session_and_user.one(
-            self.conn, token_hash=hash_token(_text("session_token", session_token))
+        row = _get_session_and_user.one_tuple(
+            self.conn, token_hash=_token_hash("session_token", session_token)
         )
         if row is None:
             return None
-        session = Session(session_token, row.pop("user_id"), row.pop("expires"))
-        return session, User(**row)
+        # The hot path reads a tuple row, not a dict: user_id, expires, then the
+        # fields of User in order (the query keeps that order).
+        return Session(session_token, row[0], row[1]), User(*row[2:])
 
     def update_session(self, session_token: str, *, expires: datetime) -> Session | None:
         """Move the session's expiry; None if the token is unknown."""
         params = {
-            "token_hash": hash_token(_text("session_token", session_token)),
+            "token_hash": _token_hash("session_token", session_token),
             "expires": _time("expires", expires),
         }
         with self._atomic():
@@ -275,7 +291,7 @@ class AuthAdapter:
 
     def delete_session(self, session_token: str) -> None:
         """Forget the session (sign out); nothing if unknown."""
-        token_hash = hash_token(_text("session_token", session_token))
+        token_hash = _token_hash("session_token", session_token)
         with self._atomic():
             _auth.delete_session.execrows(self.conn, token_hash=token_hash)
 
@@ -287,7 +303,7 @@ class AuthAdapter:
         """Store a single-use token (hashed); Conflict if that identifier already has it."""
         params = {
             "identifier": _text("identifier", identifier),
-            "token_hash": hash_token(_text("token", token)),
+            "token_hash": _token_hash("token", token),
             "expires": _time("expires", expires),
         }
         try:
@@ -306,7 +322,7 @@ class AuthAdapter:
         """
         params = {
             "identifier": _text("identifier", identifier),
-            "token_hash": hash_token(_text("token", token)),
+            "token_hash": _token_hash("token", token),
         }
         with self._atomic():
             row = _auth.use_verification_token.one(self.conn, **params)
@@ -391,12 +407,20 @@ def _text(field: str, value: object) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be a string, not {type(value).__name__}")
     if "\x00" in value:
-        raise InvalidInput(f"{field} contains a NUL byte, which PostgreSQL text cannot hold")
+        raise _nul(field)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput(f"{field} is not valid Unicode (lone surrogate)") from None
+        raise _surrogate(field) from None
     return value
+
+
+def _nul(field: str) -> InvalidInput:
+    return InvalidInput(f"{field} contains a NUL byte, which PostgreSQL text cannot hold")
+
+
+def _surrogate(field: str) -> InvalidInput:
+    return InvalidInput(f"{field} is not valid Unicode (lone surrogate)")
 
 
 def _opt_text(field: str, value: object) -> str | None:

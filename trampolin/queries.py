@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg import sql as pgsql
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 
 from trampolin.errors import QueryFileError
 
@@ -80,6 +80,12 @@ class Query:
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(self.sql, params)
             return cur.fetchone()
+
+    def one_tuple(self, conn: psycopg.Connection[Any], **params: Any) -> tuple[Any, ...] | None:
+        """The first row as a plain tuple, or None: for hot paths (no dict per row)."""
+        self._check("one", params)
+        # Whatever the connection's row factory; a client cursor needs no close().
+        return conn.cursor(row_factory=tuple_row).execute(self.sql, params).fetchone()
 
     def many(self, conn: psycopg.Connection[Any], **params: Any) -> list[DictRow]:
         """All rows, as dicts."""

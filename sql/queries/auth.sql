@@ -101,6 +101,8 @@ RETURNING user_id, expires;
 -- a plain indexed lookup; CASE evaluates lazily, so only an expired session
 -- reaches delete_expired_session() (migration 0005), which deletes it and
 -- returns false: the caller gets no row, and the session is gone.
+-- Column order matters: user_id, expires, then the fields of User in order
+-- (the repository reads this row as a tuple).
 SELECT s.user_id, s.expires,
        u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
        u.created_at, u.updated_at
