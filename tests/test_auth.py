@@ -905,7 +905,8 @@ NASTY = [
 safe_text = st.lists(
     st.one_of(
         st.sampled_from(NASTY),
-        st.text(st.characters(exclude_characters="\x00"), max_size=12),
+        # No NUL (tested on its own below) and no lone surrogates (not encodable).
+        st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=12),
     ),
     max_size=5,
 ).map("".join)
