@@ -1125,3 +1125,26 @@ def test_errors_are_trampolin_errors() -> None:
     assert issubclass(Conflict, TrampolinError)
     assert issubclass(InvalidInput, TrampolinError)
     assert issubclass(NotFound, TrampolinError)
+
+
+def test_the_adapter_works_whatever_the_connections_row_factory(db_url: str) -> None:
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as connection:
+        auth = AuthAdapter(connection)
+        user = auth.create_user(email="rows@example.com")
+        session = auth.create_session(session_token="t", user_id=user.id, expires=later(days=1))
+        assert auth.get_session_and_user("t") == (session, user)
+        auth.delete_session("t")
+        assert auth.get_session_and_user("t") is None
+
+
+def test_migration_0005_rolls_back_and_reapplies(empty_db_url: str) -> None:
+    from trampolin.migrations import Migrator
+
+    migrator = Migrator(empty_db_url)
+    applied = [m.id for m in migrator.apply()]
+    newer = applied[applied.index("0005_auth_expire_session") :]  # later migrations too
+    undone = migrator.rollback(len(newer))
+    assert [m.id for m in undone] == newer[::-1]
+    assert [m.id for m in migrator.apply()] == newer
