@@ -5,16 +5,16 @@ Session and verification tokens are stored as SHA-256 digests only: every
 method hashes the caller's raw token, and returned objects carry that raw
 token back. Unknown ids, tokens and accounts give None; constraint clashes
 raise Conflict, bad values InvalidInput, unknown roles NotFound. The adapter
-never commits or rolls back the caller's transaction: each write runs in a
-savepoint when one is open, so a failed call leaves it usable.
+never commits or rolls back: inside a caller's transaction each write runs
+in a savepoint, so a failed call leaves that transaction usable.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
@@ -28,9 +28,6 @@ from trampolin.queries import load_queries
 
 _auth = load_queries("auth")
 _roles = load_queries("roles")
-# Resolved once: QueryFile finds queries through __getattr__, which runs only
-# after a failed normal lookup, a cost worth skipping on the hot path.
-_get_session_and_user = _auth.get_session_and_user
 
 #: The fields ``update_user`` accepts (role goes through ``set_role``).
 UPDATABLE_USER_FIELDS = ("name", "email", "email_verified", "image")
@@ -270,7 +267,7 @@ class AuthAdapter:
         An expired session is deleted by the same statement. It needs no
         savepoint: one statement is atomic, and validated input cannot fail it.
         """
-        row = _get_session_and_user.one_tuple(
+        row = _auth.get_session_and_user.one_tuple(
             self.conn, token_hash=_token_hash("session_token", session_token)
         )
         if row is None:
@@ -369,8 +366,7 @@ class AuthAdapter:
         assert row is not None
         return Pruned(int(row["sessions"]), int(row["verification_tokens"]))
 
-    @contextmanager
-    def _atomic(self, statements: int = 1) -> Iterator[None]:
+    def _atomic(self, statements: int = 1) -> AbstractContextManager[object]:
         """Make a write atomic without ever ending the caller's transaction.
 
         In a transaction: a savepoint, so an error leaves that transaction
@@ -379,16 +375,16 @@ class AuthAdapter:
         transaction first (psycopg would begin one anyway), so the savepoint
         applies and the commit stays the caller's.
         """
-        status = self.conn.info.transaction_status
-        if status == TransactionStatus.IDLE:
+        if self.conn.info.transaction_status == TransactionStatus.IDLE:
             if self.conn.autocommit:
                 if statements == 1:
-                    yield
-                    return
+                    return _NO_TRANSACTION
             else:
                 _auth.begin_implicit.exec(self.conn)
-        with self.conn.transaction():
-            yield
+        return self.conn.transaction()
+
+
+_NO_TRANSACTION = nullcontext()
 
 
 def prune_expired(conn: psycopg.Connection[Any]) -> Pruned:

@@ -128,9 +128,13 @@ class QueryFile:
 
     def __getattr__(self, name: str) -> Query:
         try:
-            return self._queries[name]
+            query = self._queries[name]
         except KeyError:
             raise AttributeError(f"{self.path.name} has no query named {name!r}") from None
+        # Cache it as a plain attribute: __getattr__ runs only after a failed normal
+        # lookup, which costs microseconds on every call of a hot repository method.
+        setattr(self, name, query)
+        return query
 
     def __iter__(self) -> Iterator[Query]:
         return iter(self._queries.values())

@@ -101,6 +101,9 @@ RETURNING user_id, expires;
 -- a plain indexed lookup; CASE evaluates lazily, so only an expired session
 -- reaches delete_expired_session() (migration 0005), which deletes it and
 -- returns false: the caller gets no row, and the session is gone.
+-- (Were the function ever evaluated for another row, it would only delete
+-- that row if expired, which prune does anyway; the planner runs the cheap
+-- equality before the costly CASE.)
 -- Column order matters: user_id, expires, then the fields of User in order
 -- (the repository reads this row as a tuple).
 SELECT s.user_id, s.expires,
