@@ -445,6 +445,30 @@ def test_expired_session_gives_none_and_is_removed(
     assert db_session(conn, "live") is not None
 
 
+def test_get_session_and_user_is_one_statement_live_or_expired(
+    auth: AuthAdapter, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_id = make_user()
+    auth.create_session(session_token="live", user_id=user_id, expires=later(hours=1))
+    auth.create_session(session_token="old", user_id=user_id, expires=earlier(seconds=1))
+    statements: list[object] = []
+    execute = psycopg.Cursor.execute
+
+    def counting(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(query)
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    assert auth.get_session_and_user("live") is not None
+    assert len(statements) == 1
+    assert auth.get_session_and_user("old") is None
+    assert len(statements) == 2
+    assert auth.get_session_and_user("unknown") is None
+    assert len(statements) == 3
+    monkeypatch.undo()
+    assert auth.update_session("old", expires=later(hours=1)) is None  # it was deleted
+
+
 def test_update_session_can_revive_or_expire_a_session(
     auth: AuthAdapter, make_user: MakeUser
 ) -> None:
