@@ -950,9 +950,11 @@ def test_user_strings_round_trip(auth: AuthAdapter, name: str, image: str, local
     assert (user.email, user.name, user.image) == (email, name, image)
     assert auth.get_user(user.id) == user
     assert auth.get_user_by_email(email) == user
-    updated = auth.update_user(user.id, name=image, image=name)
+    new_email = f"{local}{uuid.uuid4().hex}"
+    updated = auth.update_user(user.id, name=image, image=name, email=new_email)
     assert updated is not None
-    assert (updated.name, updated.image) == (image, name)
+    assert (updated.name, updated.image, updated.email) == (image, name, new_email)
+    assert auth.get_user_by_email(new_email) == updated
 
 
 @PROPERTY_SETTINGS
