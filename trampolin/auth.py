@@ -264,8 +264,9 @@ class AuthAdapter:
     def get_session_and_user(self, session_token: str) -> tuple[Session, User] | None:
         """The live session and its user in one round trip; None if unknown or expired.
 
-        An expired session is deleted by the same statement. It needs no
-        savepoint: one statement is atomic, and validated input cannot fail it.
+        An expired session is deleted by the same statement. No savepoint: one
+        statement is atomic, and validated input cannot fail it (except that
+        deleting an expired session fails in a read-only transaction).
         """
         row = _auth.get_session_and_user.one_tuple(
             self.conn, token_hash=_token_hash("session_token", session_token)
@@ -315,7 +316,8 @@ class AuthAdapter:
         """Consume the token: the first caller gets it, later ones None; expired gives None.
 
         An expired token is deleted as well (unlike Auth.js core, which would
-        report "expired": here it is simply unusable).
+        report "expired": here it is simply unusable). Inside a caller's
+        transaction, a concurrent caller waits for that transaction to end.
         """
         params = {
             "identifier": _text("identifier", identifier),
