@@ -25,9 +25,12 @@ from trampolin.backup import (
     verify,
 )
 from trampolin.errors import BackupError
+from trampolin.migrations import read_migration_files
 from trampolin.queries import QueryFile, load_query_file
 
 TABLES = 13
+
+MIGRATIONS = len(read_migration_files())
 
 
 @pytest.fixture
@@ -95,7 +98,7 @@ def test_dump_then_restore_gives_every_table_back(
     assert after["large objects"]["objects"] == 1
     assert restored.tables == TABLES
     assert restored.replaced == ()
-    assert [m.state for m in restored.migrations] == ["applied"] * 4
+    assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
     if toolset == "pg18":
         assert restored.tool.startswith("pg_restore 18")
 
@@ -109,7 +112,9 @@ def test_restore_refuses_a_target_with_data_unless_yes(
     message = str(refused.value)
     assert "already holds data" in message
     assert message.count(" rows)") == 5
-    assert "would replace 13 table(s) with 325 rows: public.csv_rows (300 rows), " in message
+    # The sample rows, plus one row per migration in each of the three bookkeeping tables.
+    rows = 313 + 3 * MIGRATIONS
+    assert f"would replace 13 table(s) with {rows} rows: public.csv_rows (300 rows), " in message
     assert "--yes" in message
     assert "\n" not in message
 
@@ -217,9 +222,9 @@ def test_verify_restores_and_counts(
     result = verify(archive, db_url)
     counts = {table.qualified: table.rows for table in result.tables}
     assert counts["public.csv_rows"] == 300
-    assert counts["public._yoyo_migration"] == 4
+    assert counts["public._yoyo_migration"] == MIGRATIONS
     assert len(counts) == TABLES
-    assert [m.state for m in result.migrations] == ["applied"] * 4
+    assert [m.state for m in result.migrations] == ["applied"] * MIGRATIONS
     assert result.listing.entries > TABLES
     assert scratch_left(db_url, q) == []
 
@@ -489,7 +494,7 @@ def test_cli_dump_restore_verify(db_url: str, empty_db_url: str, tmp_path: Path)
     restored = run_cli("restore", "-q", str(archive), "--target", empty_db_url, env=env)
     assert restored.returncode == 0, restored.stderr
     assert restored.stderr == ""
-    assert restored.stdout.splitlines()[-1] == "migrations: 4 applied"
+    assert restored.stdout.splitlines()[-1] == f"migrations: {MIGRATIONS} applied"
 
     verified = run_cli("backup", "verify", "--quiet", str(archive), env=env)
     assert verified.returncode == 0, verified.stderr

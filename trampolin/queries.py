@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg import sql as pgsql
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 
 from trampolin.errors import QueryFileError
 
@@ -81,6 +81,12 @@ class Query:
             cur.execute(self.sql, params)
             return cur.fetchone()
 
+    def one_tuple(self, conn: psycopg.Connection[Any], **params: Any) -> tuple[Any, ...] | None:
+        """The first row as a plain tuple, or None: for hot paths (no dict per row)."""
+        self._check("one", params)
+        # Whatever the connection's row factory; a client cursor needs no close().
+        return conn.cursor(row_factory=tuple_row).execute(self.sql, params).fetchone()
+
     def many(self, conn: psycopg.Connection[Any], **params: Any) -> list[DictRow]:
         """All rows, as dicts."""
         self._check("many", params)
@@ -122,9 +128,13 @@ class QueryFile:
 
     def __getattr__(self, name: str) -> Query:
         try:
-            return self._queries[name]
+            query = self._queries[name]
         except KeyError:
             raise AttributeError(f"{self.path.name} has no query named {name!r}") from None
+        # Cache it as a plain attribute: __getattr__ runs only after a failed normal
+        # lookup, which costs microseconds on every call of a hot repository method.
+        setattr(self, name, query)
+        return query
 
     def __iter__(self) -> Iterator[Query]:
         return iter(self._queries.values())

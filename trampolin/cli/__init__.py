@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from trampolin.cli.auth import auth_group, user_group
 from trampolin.cli.backup import backup_group, dump_command, restore_command
 from trampolin.cli.context import Context
 from trampolin.cli.database import db_group, seed_command
@@ -72,3 +73,5 @@ main.add_command(doctor_command)
 main.add_command(dump_command)
 main.add_command(restore_command)
 main.add_command(backup_group)
+main.add_command(user_group)
+main.add_command(auth_group)

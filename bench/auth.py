@@ -1,0 +1,179 @@
+"""Auth adapter throughput: get_session_and_user against a hand-written prepared query.
+
+With 100,000 users and 200,000 sessions (COPY-loaded into a scratch database
+that is dropped afterwards), measures calls/s of AuthAdapter.get_session_and_user
+beside the same lookup as one prepared psycopg query on the same connection,
+alternating rounds and reporting medians (target: >= 0.85x). Also
+create_session and use_verification_token, each beside a plain prepared
+INSERT / DELETE ... RETURNING.
+
+    .venv/bin/python bench/auth.py          # DATABASE_URL names the server to use
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from trampolin.auth import AuthAdapter, hash_token
+from trampolin.db import create_database
+from trampolin.migrations import Migrator
+from trampolin.queries import load_queries, load_query_file
+from trampolin.seed import run_seed
+
+USERS = 100_000
+SESSIONS = 200_000
+ROUNDS = 7
+LOOKUPS_PER_ROUND = 4_000
+BATCH = 100
+WRITES_PER_ROUND = 1_500
+TARGET = 0.85
+T = TypeVar("T")
+
+bench_sql = load_query_file(Path(__file__).with_suffix(".sql"))
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A migrated, seeded scratch database on the DATABASE_URL server, dropped afterwards."""
+    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"trampolin_bench_auth_{os.getpid()}"
+    admin_url = make_conninfo(base, dbname="postgres")
+    url = make_conninfo(base, dbname=name)
+    create_database(admin_url, name)
+    try:
+        Migrator(url).apply()
+        run_seed(url)
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            load_queries("admin").drop_database.exec(admin, identifiers={"database": name})
+
+
+def load(conn: psycopg.Connection[Any]) -> tuple[list[uuid.UUID], list[str]]:
+    """COPY the users and sessions in; the user ids and the raw session tokens."""
+    started = time.perf_counter()
+    user_ids = [uuid.uuid4() for _ in range(USERS)]
+    tokens = [f"bench-session-{i}-{uuid.uuid4().hex}" for i in range(SESSIONS)]
+    expires = datetime.now(UTC) + timedelta(days=30)
+    with conn.transaction():
+        with bench_sql.copy_users.copy(conn) as copy:
+            for i, user_id in enumerate(user_ids):
+                copy.write_row((user_id, f"user{i}@bench.example", f"User {i}"))
+        with bench_sql.copy_sessions.copy(conn) as copy:
+            for i, token in enumerate(tokens):
+                copy.write_row((hash_token(token), user_ids[i % USERS], expires))
+    bench_sql.analyze.exec(conn)
+    elapsed = time.perf_counter() - started
+    print(f"loaded {USERS:,} users and {SESSIONS:,} sessions with COPY in {elapsed:.1f}s")
+    return user_ids, tokens
+
+
+def duel(
+    ours_items: Sequence[T],
+    base_items: Sequence[T],
+    ours: Callable[[T], object],
+    base: Callable[[T], object],
+) -> tuple[float, float]:
+    """calls/s of ``ours`` and ``base``, run in alternating small batches on the same load."""
+    spent = [0.0, 0.0]
+    for number, start in enumerate(range(0, len(ours_items), BATCH)):
+        pair = [(0, ours, ours_items), (1, base, base_items)]
+        for side, call, items in pair if number % 2 == 0 else pair[::-1]:
+            batch = items[start : start + BATCH]
+            started = time.perf_counter()
+            for item in batch:
+                call(item)
+            spent[side] += time.perf_counter() - started
+    return len(ours_items) / spent[0], len(base_items) / spent[1]
+
+
+def compare(label: str, rounds: list[tuple[float, float]], target: float | None) -> float:
+    """Print the medians and their ratio; return the ratio."""
+    a = statistics.median(ours for ours, _ in rounds)
+    b = statistics.median(base for _, base in rounds)
+    verdict = ""
+    if target is not None:
+        verdict = f" (target >= {target:.2f}x: {'met' if a / b >= target else 'MISSED'})"
+    print(
+        f"{label:<24} {a:>7,.0f} calls/s  baseline {b:>7,.0f} calls/s  ratio {a / b:.2f}x{verdict}"
+    )
+    return a / b
+
+
+def main() -> int:
+    with scratch_database() as url, psycopg.connect(url, autocommit=True) as conn:
+        user_ids, tokens = load(conn)
+        auth = AuthAdapter(conn)
+        rng = random.Random(42)
+        expires = datetime.now(UTC) + timedelta(days=30)
+        lookup_sql = bench_sql.baseline_session_and_user.sql
+        insert_sql = bench_sql.baseline_create_session.sql
+        delete_sql = bench_sql.baseline_use_verification_token.sql
+
+        def lookup_with_adapter(token: str) -> None:
+            assert auth.get_session_and_user(token) is not None
+
+        def lookup_by_hand(token: str) -> None:
+            cur = conn.execute(lookup_sql, {"token_hash": hash_token(token)}, prepare=True)
+            assert cur.fetchone() is not None
+
+        def create_with_adapter(item: tuple[str, uuid.UUID]) -> None:
+            auth.create_session(session_token=item[0], user_id=item[1], expires=expires)
+
+        def create_by_hand(item: tuple[str, uuid.UUID]) -> None:
+            params = {"token_hash": hash_token(item[0]), "user_id": item[1], "expires": expires}
+            conn.execute(insert_sql, params, prepare=True).fetchone()
+
+        def use_with_adapter(item: tuple[str, str]) -> None:
+            assert auth.use_verification_token(item[0], item[1]) is not None
+
+        def use_by_hand(item: tuple[str, str]) -> None:
+            params = {"identifier": item[0], "token_hash": hash_token(item[1])}
+            assert conn.execute(delete_sql, params, prepare=True).fetchone() is not None
+
+        results: dict[str, list[tuple[float, float]]] = {"lookup": [], "create": [], "use": []}
+        for _ in range(ROUNDS):
+            sample = rng.sample(tokens, LOOKUPS_PER_ROUND)
+            results["lookup"].append(duel(sample, sample, lookup_with_adapter, lookup_by_hand))
+
+        # Writes commit once per call; without fsync waits (which only add disk noise
+        # on a shared machine) the figures compare the statement paths themselves.
+        bench_sql.no_fsync_wait.exec(conn)
+        for round_ in range(ROUNDS):
+            new = [
+                (f"new-{round_}-{i}-{uuid.uuid4().hex}", rng.choice(user_ids))
+                for i in range(2 * WRITES_PER_ROUND)
+            ]
+            results["create"].append(duel(new[::2], new[1::2], create_with_adapter, create_by_hand))
+            vts = [
+                (f"user{i}@bench.example", f"vt-{round_}-{i}-{uuid.uuid4().hex}")
+                for i in range(2 * WRITES_PER_ROUND)
+            ]
+            with bench_sql.copy_verification_tokens.copy(conn) as copy:
+                for identifier, token in vts:
+                    copy.write_row((identifier, hash_token(token), expires))
+            results["use"].append(duel(vts[::2], vts[1::2], use_with_adapter, use_by_hand))
+
+        print(f"medians of {ROUNDS} rounds on one autocommit connection")
+        ratio = compare("get_session_and_user", results["lookup"], TARGET)
+        compare("create_session", results["create"], None)
+        compare("use_verification_token", results["use"], None)
+        print("(writes measured with synchronous_commit = off)")
+    return 0 if ratio >= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
