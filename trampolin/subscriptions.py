@@ -469,6 +469,11 @@ class Subscriptions:
         rows = _q.events.many(self.conn, outcome=outcome, limit=limit)
         return [StripeEvent(**row) for row in rows]
 
+    def event(self, event_id: str) -> StripeEvent | None:
+        """One recorded event, or None."""
+        row = _q.event_by_id.one(self.conn, event_id=event_id)
+        return StripeEvent(**row) if row else None
+
     def event_payload(self, event_id: str) -> dict[str, Any] | None:
         """The event exactly as received, or None."""
         row = _q.event_payload.one(self.conn, event_id=event_id)

@@ -173,6 +173,12 @@ WHERE %(outcome)s::text IS NULL OR outcome = %(outcome)s
 ORDER BY received_at DESC, created DESC, id DESC
 LIMIT %(limit)s;
 
+-- name: event_by_id :one
+SELECT id, type, created, api_version, livemode, stripe_customer_id,
+       stripe_subscription_id, outcome, error, received_at, processed_at
+FROM stripe_events
+WHERE id = %(event_id)s;
+
 -- name: event_payload :one
 SELECT payload FROM stripe_events WHERE id = %(event_id)s;
 

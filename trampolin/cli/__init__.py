@@ -15,6 +15,7 @@ import click
 from trampolin.cli.context import Context
 from trampolin.cli.database import db_group, seed_command
 from trampolin.cli.migrate import migrate_group
+from trampolin.cli.stripe import stripe_group
 
 
 class _Group(click.Group):
@@ -61,3 +62,4 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 main.add_command(migrate_group)
 main.add_command(seed_command)
 main.add_command(db_group)
+main.add_command(stripe_group)
