@@ -129,7 +129,9 @@ def test_parse_webhook_accepts_a_rotated_secret() -> None:
 @pytest.mark.parametrize(
     ("payload", "header"),
     [
-        pytest.param(raw(BASIL_UPDATED), sign(raw(BASIL_UPDATED), "whsec_other"), id="wrong-secret"),
+        pytest.param(
+            raw(BASIL_UPDATED), sign(raw(BASIL_UPDATED), "whsec_other"), id="wrong-secret"
+        ),
         pytest.param(
             raw(BASIL_UPDATED).replace(b'"status": "active"', b'"status": "trialing"'),
             sign(raw(BASIL_UPDATED)),
@@ -187,11 +189,14 @@ def test_basil_created_reads_the_period_from_the_item(
     assert sub.status == "incomplete"
     assert sub.price_id == "price_1Ry3VCLf1iznKy11PtmX3JJE"
     assert (sub.quantity, sub.interval, sub.interval_count) == (1, "day", 1)
-    assert sub.current_period_start is not None and sub.current_period_end is not None
+    assert sub.current_period_start is not None
+    assert sub.current_period_end is not None
     assert int(sub.current_period_start.timestamp()) == 1756364719
     assert int(sub.current_period_end.timestamp()) == 1756451119
     assert sub.cancel_at_period_end is False
-    assert sub.canceled_at is None and sub.ended_at is None and sub.trial_end is None
+    assert sub.canceled_at is None
+    assert sub.ended_at is None
+    assert sub.trial_end is None
     assert subs.has_access(user) is False  # incomplete: the first invoice is not paid
 
 
@@ -205,11 +210,17 @@ def test_pre_basil_updated_reads_the_period_from_the_subscription(
     assert sub is not None
     assert sub.stripe_subscription_id == "sub_1Mqqb6Lt4dXK03v50OA219Ya"
     assert sub.status == "active"
-    assert (sub.price_id, sub.interval, sub.quantity) == ("price_1Mqqb5Lt4dXK03v5cK9prani", "month", 1)
-    assert sub.current_period_start is not None and sub.current_period_end is not None
+    assert (sub.price_id, sub.interval, sub.quantity) == (
+        "price_1Mqqb5Lt4dXK03v5cK9prani",
+        "month",
+        1,
+    )
+    assert sub.current_period_start is not None
+    assert sub.current_period_end is not None
     assert int(sub.current_period_start.timestamp()) == 1680668814
     assert int(sub.current_period_end.timestamp()) == 1683260814
-    assert sub.trial_start is not None and int(sub.trial_start.timestamp()) == 1680064014
+    assert sub.trial_start is not None
+    assert int(sub.trial_start.timestamp()) == 1680064014
     assert subs.has_access(user) is True
 
 
@@ -219,14 +230,16 @@ def test_basil_updated_then_deleted(
     user = linked_user(customer_of(BASIL_UPDATED))
     assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "applied"
     sub = subs.get_for_user(user)
-    assert sub is not None and sub.current_period_end is not None
+    assert sub is not None
+    assert sub.current_period_end is not None
     assert int(sub.current_period_end.timestamp()) == 1759005442
     assert subs.has_access(user)
     assert subs.apply_stripe_event(load(BASIL_DELETED)) == "applied"
     sub = subs.get_for_user(user)
     assert sub is not None
     assert sub.status == "canceled"
-    assert sub.ended_at is not None and sub.canceled_at is not None
+    assert sub.ended_at is not None
+    assert sub.canceled_at is not None
     assert not subs.has_access(user)
 
 
@@ -274,8 +287,12 @@ def test_an_older_event_is_stale(
     assert subs.apply_stripe_event(newer) == "applied"
     assert subs.apply_stripe_event(older) == "stale"
     sub = subs.get_for_user(user)
-    assert sub is not None and sub.status == "active"
-    assert {e.id: e.outcome for e in subs.events()} == {newer["id"]: "applied", "evt_older": "stale"}
+    assert sub is not None
+    assert sub.status == "active"
+    assert {e.id: e.outcome for e in subs.events()} == {
+        newer["id"]: "applied",
+        "evt_older": "stale",
+    }
 
 
 def _lifecycle(customer: str, sub_id: str, start: int) -> list[dict[str, Any]]:
@@ -377,7 +394,8 @@ def test_same_second_same_type_ties_go_to_the_greater_event_id(
             )
     x = T.subscription_row.one(conn, stripe_subscription_id="sub_x")
     y = T.subscription_row.one(conn, stripe_subscription_id="sub_y")
-    assert x is not None and y is not None
+    assert x is not None
+    assert y is not None
     assert (x["last_event_id"], y["last_event_id"]) == ("evt_B_sub_x", "evt_D_sub_y")
 
 
@@ -401,7 +419,8 @@ def test_unmatched_is_kept_and_replayed_by_link_customer(
     assert replayed == {created["id"]: "applied", updated["id"]: "applied"}
     assert subs.events("unmatched") == []
     sub = subs.get_for_user(user)
-    assert sub is not None and sub.status == "active"
+    assert sub is not None
+    assert sub.status == "active"
     assert subs.has_access(user)
     assert subs.link_customer(user, "cus_StrDyyZ2GNZ3vZ") == {}  # again: nothing to do
 
@@ -418,7 +437,8 @@ def test_checkout_links_the_customer_and_replays(
     assert subs.apply_stripe_event(checkout) == "applied"
     assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": customer}
     event = subs.event(early["id"])
-    assert event is not None and event.outcome == "applied"
+    assert event is not None
+    assert event.outcome == "applied"
     assert subs.has_access(user)
     assert subs.apply_stripe_event(checkout) == "duplicate"
 
@@ -442,14 +462,19 @@ def test_checkout_naming_nobody_is_unmatched_until_the_customer_is_linked(
 
 
 def test_checkout_for_a_customer_of_another_user_fails_and_is_recorded(
-    subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID], make_user: MakeUser
+    subs: Subscriptions,
+    conn: psycopg.Connection[Any],
+    linked_user: Callable[[str], uuid.UUID],
+    make_user: MakeUser,
 ) -> None:
     owner = linked_user(customer_of(CHECKOUT))
     other = make_user()
     assert subs.apply_stripe_event(variant(CHECKOUT, client_reference_id=str(other))) == "failed"
     event = subs.event(load(CHECKOUT)["id"])
-    assert event is not None and event.outcome == "failed"
-    assert event.error is not None and "already linked" in event.error
+    assert event is not None
+    assert event.outcome == "failed"
+    assert event.error is not None
+    assert "already linked" in event.error
     assert T.user_customer.one(conn, user_id=other) == {"stripe_customer_id": None}
     assert T.user_customer.one(conn, user_id=owner) == {"stripe_customer_id": customer_of(CHECKOUT)}
 
@@ -520,7 +545,8 @@ def test_has_access_by_status(
     assert subs.apply_stripe_event(variant(BASIL_UPDATED, status=status)) == "applied"
     assert subs.has_access(user) is access
     sub = subs.get_for_user(user)
-    assert sub is not None and sub.has_access is access
+    assert sub is not None
+    assert sub.has_access is access
 
 
 def test_get_for_user_prefers_a_live_subscription(
@@ -534,7 +560,8 @@ def test_get_for_user_prefers_a_live_subscription(
     assert subs.apply_stripe_event(live) == "applied"
     assert subs.apply_stripe_event(ended) == "applied"  # newer, and its period ends later
     current = subs.get_for_user(user)
-    assert current is not None and current.stripe_subscription_id == "sub_live"
+    assert current is not None
+    assert current.stripe_subscription_id == "sub_live"
 
 
 def test_unknown_ids_give_none(subs: Subscriptions, make_user: MakeUser) -> None:
@@ -565,7 +592,10 @@ def test_invoices_are_recorded_and_ignored(
     assert subs.apply_stripe_event(event) == "ignored"
     recorded = subs.event(event["id"])
     assert recorded is not None
-    assert (recorded.stripe_customer_id, recorded.stripe_subscription_id) == (customer, subscription)
+    assert (recorded.stripe_customer_id, recorded.stripe_subscription_id) == (
+        customer,
+        subscription,
+    )
     assert recorded.processed_at is not None
     assert subs.apply_stripe_event(event) == "duplicate"
 
@@ -606,14 +636,19 @@ def test_not_an_event_is_invalid_input(subs: Subscriptions, event: Any) -> None:
     ],
 )
 def test_a_malformed_snapshot_fails_and_is_recorded(
-    subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID], change: dict[str, Any]
+    subs: Subscriptions,
+    conn: psycopg.Connection[Any],
+    linked_user: Callable[[str], uuid.UUID],
+    change: dict[str, Any],
 ) -> None:
     linked_user(customer_of(PRE_UPDATED))
     event = load(PRE_UPDATED)
     event["data"]["object"].update(change)
     assert subs.apply_stripe_event(event) == "failed"
     recorded = subs.event(event["id"])
-    assert recorded is not None and recorded.outcome == "failed" and recorded.error
+    assert recorded is not None
+    assert recorded.outcome == "failed"
+    assert recorded.error
     assert T.count_subscriptions.one(conn) == {"n": 0}
 
 
@@ -645,15 +680,19 @@ def test_a_failing_effect_is_rolled_back_and_recorded(
     event = load(BASIL_UPDATED)
     assert subs.apply_stripe_event(event) == "failed"
     recorded = subs.event(event["id"])
-    assert recorded is not None and recorded.outcome == "failed"
-    assert recorded.error is not None and "simulated failure" in recorded.error
+    assert recorded is not None
+    assert recorded.outcome == "failed"
+    assert recorded.error is not None
+    assert "simulated failure" in recorded.error
     assert subs.get_for_user(user) is None
     assert subs.apply_stripe_event(event) == "failed"  # still broken: tried again, failed again
     broken()
     assert subs.apply_stripe_event(event) == "applied"  # Stripe's retry heals it
     assert subs.apply_stripe_event(event) == "duplicate"
     recorded = subs.event(event["id"])
-    assert recorded is not None and recorded.error is None and recorded.outcome == "applied"
+    assert recorded is not None
+    assert recorded.error is None
+    assert recorded.outcome == "applied"
 
 
 def test_replay_failed(
@@ -670,7 +709,8 @@ def test_replay_failed(
     assert seen == list(replayed.items())
     assert subs.replay("failed") == {}
     sub = subs.get_for_user(user)
-    assert sub is not None and sub.status == "canceled"
+    assert sub is not None
+    assert sub.status == "canceled"
 
 
 def test_a_failure_inside_a_callers_transaction_keeps_it_usable(
@@ -683,9 +723,7 @@ def test_a_failure_inside_a_callers_transaction_keeps_it_usable(
     with conn.transaction():
         assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "failed"
         assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
-    assert [e.outcome for e in subs.events()] == ["failed", "ignored"] or sorted(
-        e.outcome for e in subs.events()
-    ) == ["failed", "ignored"]
+    assert sorted(e.outcome for e in subs.events()) == ["failed", "ignored"]
 
 
 def test_a_callers_rollback_undoes_the_event_too(
@@ -694,9 +732,13 @@ def test_a_callers_rollback_undoes_the_event_too(
     class Undo(Exception):
         pass
 
-    with pytest.raises(Undo), conn.transaction():
-        assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
-        raise Undo
+    def apply_then_undo() -> None:
+        with conn.transaction():
+            assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
+            raise Undo
+
+    with pytest.raises(Undo):
+        apply_then_undo()
     assert subs.events() == []
 
 
@@ -708,7 +750,9 @@ def test_replay_unmatched_applies_what_now_matches(
     assert subs.replay() == {event["id"]: "unmatched"}
     user = make_user()
     # Linked behind the library's back (e.g. by hand in SQL): replay picks it up.
-    conn.execute("UPDATE users SET stripe_customer_id = %s WHERE id = %s", (customer_of(BASIL_UPDATED), user))
+    conn.execute(
+        "UPDATE users SET stripe_customer_id = %s WHERE id = %s", (customer_of(BASIL_UPDATED), user)
+    )
     assert subs.replay("unmatched", limit=5) == {event["id"]: "applied"}
 
 
@@ -757,15 +801,26 @@ def _race(db_url: str, jobs: list[Callable[[Subscriptions], Any]]) -> list[Any]:
     return results
 
 
+def _deliver(event: dict[str, Any]) -> Callable[[Subscriptions], str]:
+    return lambda subs: subs.apply_stripe_event(event)
+
+
+def _link(user: uuid.UUID, customer: str) -> Callable[[Subscriptions], dict[str, str]]:
+    return lambda subs: subs.link_customer(user, customer)
+
+
 def test_concurrent_deliveries_of_one_event_apply_it_once(
     db_url: str, subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
 ) -> None:
     linked_user("cus_race")
     for round_ in range(5):
         event = variant(
-            BASIL_CREATED, event_id=f"evt_race{round_}", customer="cus_race", subscription_id=f"sub_race{round_}"
+            BASIL_CREATED,
+            event_id=f"evt_race{round_}",
+            customer="cus_race",
+            subscription_id=f"sub_race{round_}",
         )
-        results = _race(db_url, [lambda s, e=event: s.apply_stripe_event(e)] * 6)
+        results = _race(db_url, [_deliver(event)] * 6)
         assert Counter(results) == {"applied": 1, "duplicate": 5}, results
     assert len(subs.events()) == 5
 
@@ -787,11 +842,12 @@ def test_concurrent_different_events_converge_to_the_newest(
             )
             for n in range(6)
         ]
-        results = _race(db_url, [lambda s, e=e: s.apply_stripe_event(e) for e in events])
+        results = _race(db_url, [_deliver(e) for e in events])
         assert set(results) <= {"applied", "stale"}, results
         assert results[-1] == "applied"
         sub = subs.get_by_stripe_id(sub_id)
-        assert sub is not None and sub.status == "canceled"
+        assert sub is not None
+        assert sub.status == "canceled"
 
 
 def test_concurrent_link_and_delivery_lose_nothing(
@@ -803,14 +859,12 @@ def test_concurrent_link_and_delivery_lose_nothing(
         event["data"]["object"]["id"] = f"sub_link{round_}"
         results = _race(
             db_url,
-            [
-                lambda s, u=user, c=customer: s.link_customer(u, c),
-                lambda s, e=event: s.apply_stripe_event(e),
-            ],
+            [_link(user, customer), _deliver(event)],
         )
         assert not any(isinstance(r, Exception) for r in results), results
         recorded = subs.event(event["id"])
-        assert recorded is not None and recorded.outcome == "applied", results
+        assert recorded is not None, results
+        assert recorded.outcome == "applied", results
         assert subs.has_access(user)
 
 
@@ -830,11 +884,13 @@ def test_cli_apply_events_replay(
     assert "duplicate" in _cli(db_url, "apply", str(DATA / BASIL_UPDATED)).output
 
     listing = _cli(db_url, "events", "--outcome", "unmatched")
-    assert listing.exit_code == 0 and "evt_1SBiOdBe0ycHroRBN3pieuMu" in listing.output
+    assert listing.exit_code == 0
+    assert "evt_1SBiOdBe0ycHroRBN3pieuMu" in listing.output
     assert "no events with outcome applied" in _cli(db_url, "events", "--outcome", "applied").output
 
     nothing = _cli(db_url, "replay", "--outcome", "failed")
-    assert nothing.exit_code == 0 and "nothing to do" in nothing.output
+    assert nothing.exit_code == 0
+    assert "nothing to do" in nothing.output
 
     subs.conn.execute(
         "UPDATE users SET stripe_customer_id = %s WHERE id = %s",
@@ -850,7 +906,9 @@ def test_cli_apply_events_replay(
     ("content", "message"),
     [(b"{not json", "not JSON"), (b"[1]", "expected a JSON object"), (b"{}", "no id")],
 )
-def test_cli_apply_refuses_bad_files(db_url: str, tmp_path: Path, content: bytes, message: str) -> None:
+def test_cli_apply_refuses_bad_files(
+    db_url: str, tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "event.json"
     path.write_bytes(content)
     result = run_cli("stripe", "apply", str(path), env={"DATABASE_URL": db_url})
@@ -867,7 +925,8 @@ def test_cli_apply_reports_a_failure(
     path.write_text(json.dumps(variant(BASIL_UPDATED, status="bogus")))
     result = _cli(db_url, "apply", str(path))
     assert result.exit_code == 1
-    assert "failed" in result.output and "subscriptions_status_check" in result.output
+    assert "failed" in result.output
+    assert "subscriptions_status_check" in result.output
 
 
 def test_cli_refuses_bad_options(db_url: str) -> None:
@@ -896,3 +955,44 @@ def test_cli_help_and_migrate_do_not_import_stripe() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def _wait_for_advisory_waiter(conn: psycopg.Connection[Any]) -> None:
+    """Until another session waits on the customer lock (a condition, not a timing)."""
+    deadline = time.monotonic() + 60
+    while T.advisory_waiters.one(conn) == {"n": 0}:
+        assert time.monotonic() < deadline, "nobody ever waited for the customer lock"
+        time.sleep(0.01)
+
+
+def test_an_event_judged_unmatched_during_a_link_waits_and_applies(
+    db_url: str, conn: psycopg.Connection[Any], subs: Subscriptions, make_user: MakeUser
+) -> None:
+    user = make_user()
+    event = variant(BASIL_UPDATED, customer="cus_interleave")
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.extend(_race(db_url, [_deliver(event)])))
+    with psycopg.connect(db_url, autocommit=True) as linking, linking.transaction():
+        assert Subscriptions(linking).link_customer(user, "cus_interleave") == {}
+        worker.start()
+        _wait_for_advisory_waiter(conn)  # it saw no link, and now waits on the lock
+    worker.join()
+    assert results == ["applied"]
+
+
+def test_a_link_waits_for_an_unmatched_event_then_replays_it(
+    db_url: str, conn: psycopg.Connection[Any], subs: Subscriptions, make_user: MakeUser
+) -> None:
+    user = make_user()
+    event = variant(BASIL_UPDATED, customer="cus_interleave")
+    results: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: results.extend(_race(db_url, [_link(user, "cus_interleave")]))
+    )
+    with psycopg.connect(db_url, autocommit=True) as delivering, delivering.transaction():
+        assert Subscriptions(delivering).apply_stripe_event(event) == "unmatched"
+        worker.start()
+        _wait_for_advisory_waiter(conn)  # the link waits for this delivery to commit
+    worker.join()
+    assert results == [{event["id"]: "applied"}]
+    assert subs.has_access(user)

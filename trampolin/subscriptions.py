@@ -97,7 +97,9 @@ def parse_webhook(
     import stripe
 
     try:
-        event = stripe.Webhook.construct_event(payload, sig_header, secret, tolerance=tolerance)
+        event: stripe.Event = stripe.Webhook.construct_event(
+            payload, sig_header, secret, tolerance=tolerance
+        )
     except stripe.SignatureVerificationError as exc:
         raise InvalidSignature(
             f"Stripe webhook signature rejected: {exc.user_message or exc}"

@@ -26,3 +26,9 @@ SELECT count(*) AS n FROM stripe_events;
 
 -- name: count_subscriptions :one
 SELECT count(*) AS n FROM subscriptions;
+
+-- name: advisory_waiters :one
+-- Sessions waiting for an advisory lock in this database.
+SELECT count(*) AS n FROM pg_locks
+WHERE locktype = 'advisory' AND NOT granted AND database = (
+    SELECT oid FROM pg_database WHERE datname = current_database());

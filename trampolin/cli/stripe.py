@@ -57,7 +57,9 @@ def stripe_replay(ctx: Context, outcome: str, limit: int | None) -> None:
 
     with connect(ctx.url, autocommit=True) as conn:
         results = Subscriptions(conn).replay(
-            outcome, limit=limit, on_event=lambda event_id, result: click.echo(f"{event_id} {result}")
+            outcome,
+            limit=limit,
+            on_event=lambda event_id, result: click.echo(f"{event_id} {result}"),
         )
     counts = Counter(results.values())
     summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "nothing to do"
