@@ -514,6 +514,18 @@ def test_link_customer_refuses_bad_input(
         subs.link_customer(make_user(), "")
 
 
+def test_events_of_an_old_customer_still_reach_its_user(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user(customer_of(BASIL_UPDATED))
+    assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "applied"
+    subs.link_customer(user, "cus_newer")  # e.g. a second checkout made a new customer
+    assert subs.apply_stripe_event(load(BASIL_DELETED)) == "applied"
+    sub = subs.get_by_stripe_id(sub_id_of(BASIL_DELETED))
+    assert sub is not None
+    assert (sub.user_id, sub.status) == (user, "canceled")
+
+
 def test_link_customer_moves_a_user_to_a_new_customer(
     subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID]
 ) -> None:
@@ -618,11 +630,15 @@ def test_unknown_types_are_ignored(subs: Subscriptions) -> None:
         {"id": "evt_1", "type": "x", "created": True},
         "evt_1",
         None,
+        {"id": "evt_1", "type": "x", "created": 1, "data": {"amount": 1.5j}},
+        {"id": "evt_1", "type": "x", "created": 1, "data": {"amount": float("nan")}},
+        {"id": "evt_1", "type": "x", "created": 1, "data": {"when": time}},
     ],
 )
 def test_not_an_event_is_invalid_input(subs: Subscriptions, event: Any) -> None:
     with pytest.raises(InvalidInput):
         subs.apply_stripe_event(event)
+    assert subs.events() == []
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ The stripe library is imported only by :func:`parse_webhook`.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ class _Event:
     api_version: str | None
     livemode: bool
     payload: dict[str, Any]
+    text: str  # the payload as JSON, serialised once
 
     @property
     def object(self) -> dict[str, Any]:
@@ -157,6 +159,9 @@ class _Event:
             return customer, _id(sub)
         return customer, _id(obj.get("subscription"))
 
+    def _dumps(self, _obj: Any) -> str:
+        return self.text
+
     def params(self) -> dict[str, Any]:
         customer, subscription = self.ids()
         return {
@@ -167,7 +172,7 @@ class _Event:
             "livemode": self.livemode,
             "customer_id": customer,
             "subscription_id": subscription,
-            "payload": Jsonb(self.payload),
+            "payload": Jsonb(self.payload, dumps=self._dumps),
         }
 
 
@@ -186,6 +191,10 @@ def _normalize(event: Any) -> _Event:
         raise InvalidInput(f"Stripe event {event_id} has no type")
     if not isinstance(created, int) or isinstance(created, bool):
         raise InvalidInput(f"Stripe event {event_id} has no integer 'created'")
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"Stripe event {event_id} is not plain JSON data: {exc}") from None
     api_version = data.get("api_version")
     return _Event(
         id=event_id,
@@ -194,6 +203,7 @@ def _normalize(event: Any) -> _Event:
         api_version=api_version if isinstance(api_version, str) else None,
         livemode=data.get("livemode") is True,
         payload=data,
+        text=text,
     )
 
 

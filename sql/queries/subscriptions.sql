@@ -20,14 +20,17 @@
 -- (a new delivery: {failed}; a replay: the outcome being replayed). Returns
 -- outcome: applied, stale, unmatched, or duplicate (the event was already
 -- recorded with an outcome not in %(retry)s; nothing was written).
--- The user is the one linked to the customer, else metadata.user_id.
+-- The user is the one linked to the customer, else the one named by
+-- metadata.user_id, else the one the subscription already belongs to (its
+-- customer may since have been replaced by a newer one on the user).
 WITH ranks (type, rank) AS (
     VALUES ('customer.subscription.created', 0), ('customer.subscription.deleted', 2)
 ),
 matched AS (
     SELECT coalesce(
         (SELECT id FROM users WHERE stripe_customer_id = %(customer_id)s),
-        (SELECT id FROM users WHERE id = %(metadata_user_id)s::uuid)
+        (SELECT id FROM users WHERE id = %(metadata_user_id)s::uuid),
+        (SELECT user_id FROM subscriptions WHERE stripe_subscription_id = %(subscription_id)s)
     ) AS user_id
 ),
 fresh AS (
