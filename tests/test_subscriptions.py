@@ -6,6 +6,7 @@ with a made-up secret. Nothing talks to Stripe.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -329,15 +330,21 @@ def _lifecycle(customer: str, sub_id: str, start: int) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in-transaction"])
 def test_every_delivery_order_converges_to_the_newest_state(
-    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+    subs: Subscriptions,
+    conn: psycopg.Connection[Any],
+    linked_user: Callable[[str], uuid.UUID],
+    in_transaction: bool,
 ) -> None:
+    """On an idle autocommit connection a delivery is one statement; else a savepoint."""
     customer = "cus_order"
     linked_user(customer)
     for n, order in enumerate(itertools.permutations(range(4))):
         sub_id = f"sub_order{n}"
         events = _lifecycle(customer, sub_id, 1_700_000_000)
-        outcomes = [subs.apply_stripe_event(events[i]) for i in order]
+        with conn.transaction() if in_transaction else contextlib.nullcontext():
+            outcomes = [subs.apply_stripe_event(events[i]) for i in order]
         assert set(outcomes) <= {"applied", "stale"}
         sub = subs.get_by_stripe_id(sub_id)
         assert sub is not None
@@ -402,14 +409,16 @@ def test_same_second_same_type_ties_go_to_the_greater_event_id(
 # -- which user: unmatched, link_customer, checkout, metadata ---------------------
 
 
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in-transaction"])
 def test_unmatched_is_kept_and_replayed_by_link_customer(
-    subs: Subscriptions, make_user: MakeUser
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser, in_transaction: bool
 ) -> None:
     created, updated = load(BASIL_CREATED), load(BASIL_UPDATED)
     updated["data"]["object"]["customer"] = created["data"]["object"]["customer"]
     updated["data"]["object"]["id"] = created["data"]["object"]["id"]
-    assert subs.apply_stripe_event(updated) == "unmatched"
-    assert subs.apply_stripe_event(created) == "unmatched"
+    with conn.transaction() if in_transaction else contextlib.nullcontext():
+        assert subs.apply_stripe_event(updated) == "unmatched"
+        assert subs.apply_stripe_event(created) == "unmatched"
     assert subs.get_by_stripe_id(sub_id_of(BASIL_CREATED)) is None
     assert {e.id for e in subs.events("unmatched")} == {created["id"], updated["id"]}
 

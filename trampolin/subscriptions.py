@@ -312,18 +312,39 @@ class Subscriptions:
 
     def _process(self, event: _Event, *, retry: tuple[str, ...]) -> Outcome:
         """Apply an event; ``retry``: stored outcomes that do not make it a duplicate."""
+        snapshot: dict[str, Any] | None = None
         try:
-            with self.conn.transaction():
-                if _is_snapshot(event.type):
-                    return self._apply_snapshot(event, retry)
-                if event.type == "checkout.session.completed":
-                    return self._apply_checkout(event, retry)
-                return self._record(event, "ignored", retry)
+            if _is_snapshot(event.type):
+                snapshot = {**event.params(), **_snapshot(event)}
+                if self._idle_autocommit():
+                    # One statement is its own transaction: no BEGIN/COMMIT round trips.
+                    outcome = self._apply_snapshot(snapshot, retry)
+                else:
+                    with self.conn.transaction():
+                        outcome = self._apply_snapshot(snapshot, retry)
+                        if outcome == "unmatched":
+                            outcome = self._settle_unmatched(snapshot)
+                        return outcome
+            else:
+                with self.conn.transaction():
+                    if event.type == "checkout.session.completed":
+                        return self._apply_checkout(event, retry)
+                    return self._record(event, "ignored", retry)
         except psycopg.OperationalError:
             raise  # the connection is gone: nothing can be recorded
         except Exception as exc:
             with self.conn.transaction():
                 return self._record(event, "failed", retry, error=_describe(exc))
+        if outcome == "unmatched":
+            with self.conn.transaction():
+                outcome = self._settle_unmatched(snapshot)
+        return outcome
+
+    def _idle_autocommit(self) -> bool:
+        return (
+            self.conn.autocommit
+            and self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        )
 
     def _record(
         self, event: _Event, outcome: str, retry: Iterable[str], *, error: str | None = None
@@ -333,18 +354,21 @@ class Subscriptions:
         )
         return cast(Outcome, row["outcome"]) if row else "duplicate"
 
-    def _apply_snapshot(self, event: _Event, retry: tuple[str, ...]) -> Outcome:
-        params = {**event.params(), **_snapshot(event)}
+    def _apply_snapshot(self, params: dict[str, Any], retry: Iterable[str]) -> Outcome:
         row = _q.apply_snapshot.one(self.conn, **params, retry=list(retry))
         assert row is not None
-        outcome = cast(Outcome, row["outcome"])
-        if outcome == "unmatched":
-            # Decide again under the customer lock, which a link holds until it
-            # commits: either we now see the link, or the link sees this event.
-            _q.lock_customer.exec(self.conn, customer_id=params["customer_id"])
-            row = _q.apply_snapshot.one(self.conn, **params, retry=["unmatched"])
-            assert row is not None
-            outcome = cast(Outcome, row["outcome"])
+        return cast(Outcome, row["outcome"])
+
+    def _settle_unmatched(self, params: dict[str, Any]) -> Outcome:
+        """Decide again under the customer lock, which a link holds until it commits.
+
+        Either this now sees the link, or the link's replay sees this event.
+        """
+        _q.lock_customer.exec(self.conn, customer_id=params["customer_id"])
+        outcome = self._apply_snapshot(params, ("unmatched",))
+        if outcome == "duplicate":  # a link's replay got to it first
+            recorded = self.event(params["event_id"])
+            outcome = cast(Outcome, recorded.outcome if recorded else "unmatched")
         return outcome
 
     def _apply_checkout(self, event: _Event, retry: tuple[str, ...]) -> Outcome:
