@@ -1021,3 +1021,35 @@ def test_a_link_waits_for_an_unmatched_event_then_replays_it(
     worker.join()
     assert results == [{event["id"]: "applied"}]
     assert subs.has_access(user)
+
+
+def test_a_link_and_a_metadata_match_of_one_user_do_not_deadlock(
+    db_url: str, conn: psycopg.Connection[Any], subs: Subscriptions, make_user: MakeUser
+) -> None:
+    """The link holds the user row; a delivery naming that user must wait before its insert."""
+    user = make_user()
+    by_metadata = variant(
+        BASIL_UPDATED, customer="cus_dl", subscription_id="sub_dl", metadata={"user_id": str(user)}
+    )
+    by_link = variant(
+        BASIL_CREATED,
+        customer="cus_dl",
+        subscription_id="sub_dl",
+        created=by_metadata["created"] - 1,
+    )
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.extend(_race(db_url, [_deliver(by_metadata)])))
+    with psycopg.connect(db_url, autocommit=True) as linking, linking.transaction():
+        linking_subs = Subscriptions(linking)
+        assert linking_subs.link_customer(user, "cus_dl") == {}  # holds the user row
+        worker.start()
+        deadline = time.monotonic() + 60
+        while T.lock_waiters.one(conn) == {"n": 0}:
+            assert time.monotonic() < deadline, "the delivery never waited for the link"
+            time.sleep(0.01)
+        assert linking_subs.apply_stripe_event(by_link) == "applied"  # inserts sub_dl
+    worker.join()
+    assert results == ["applied"]
+    sub = subs.get_by_stripe_id("sub_dl")
+    assert sub is not None
+    assert sub.status == "active"

@@ -330,9 +330,9 @@ class Subscriptions:
                     if event.type == "checkout.session.completed":
                         return self._apply_checkout(event, retry)
                     return self._record(event, "ignored", retry)
-        except psycopg.OperationalError:
-            raise  # the connection is gone: nothing can be recorded
         except Exception as exc:
+            if self.conn.closed or self.conn.broken:
+                raise  # the connection is gone: nothing can be recorded
             with self.conn.transaction():
                 return self._record(event, "failed", retry, error=_describe(exc))
         if outcome == "unmatched":

@@ -27,9 +27,12 @@ WITH ranks (type, rank) AS (
     VALUES ('customer.subscription.created', 0), ('customer.subscription.deleted', 2)
 ),
 matched AS (
+    -- FOR KEY SHARE takes now the lock that the foreign key check would take
+    -- later: a link holding the user row makes this wait before it inserts the
+    -- subscription, not after (when the link's replay may wait for that insert).
     SELECT coalesce(
-        (SELECT id FROM users WHERE stripe_customer_id = %(customer_id)s),
-        (SELECT id FROM users WHERE id = %(metadata_user_id)s::uuid),
+        (SELECT id FROM users WHERE stripe_customer_id = %(customer_id)s FOR KEY SHARE),
+        (SELECT id FROM users WHERE id = %(metadata_user_id)s::uuid FOR KEY SHARE),
         (SELECT user_id FROM subscriptions WHERE stripe_subscription_id = %(subscription_id)s)
     ) AS user_id
 ),

@@ -32,3 +32,8 @@ SELECT count(*) AS n FROM subscriptions;
 SELECT count(*) AS n FROM pg_locks
 WHERE locktype = 'advisory' AND NOT granted AND database = (
     SELECT oid FROM pg_database WHERE datname = current_database());
+
+-- name: lock_waiters :one
+-- Sessions of this database waiting for any lock.
+SELECT count(*) AS n FROM pg_locks
+WHERE NOT granted AND pid <> pg_backend_pid();
