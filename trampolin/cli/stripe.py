@@ -9,7 +9,8 @@ import click
 
 from trampolin.cli.context import Context, pass_context
 
-_OUTCOMES = ("pending", "applied", "duplicate", "stale", "ignored", "unmatched", "failed")
+# The outcomes a stored event can have ('duplicate' is returned, never stored).
+_OUTCOMES = ("applied", "stale", "ignored", "unmatched", "failed")
 
 
 @click.group("stripe")
@@ -49,7 +50,7 @@ def stripe_events(ctx: Context, outcome: str | None, limit: int) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
 @pass_context
 def stripe_replay(ctx: Context, outcome: str, limit: int | None) -> None:
-    """Apply again the events left unmatched (no user yet) or failed, oldest first."""
+    """Apply unmatched (no user yet) or failed events again, oldest first."""
     from collections import Counter
 
     from trampolin.db import connect
@@ -70,9 +71,9 @@ def stripe_replay(ctx: Context, outcome: str, limit: int | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pass_context
 def stripe_apply(ctx: Context, file: Path) -> None:
-    """Apply a saved event (the JSON of one Stripe event), e.g. after an outage.
+    """Apply a saved Stripe event JSON file (after an outage); safe to repeat.
 
-    The file is trusted: its signature is not checked. Applying it twice is safe.
+    The file is trusted: no signature is checked. Exit code 1 if applying failed.
     """
     from trampolin.db import connect
     from trampolin.errors import InvalidInput
