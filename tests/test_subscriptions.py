@@ -434,6 +434,18 @@ def test_unmatched_is_kept_and_replayed_by_link_customer(
     assert subs.link_customer(user, "cus_StrDyyZ2GNZ3vZ") == {}  # again: nothing to do
 
 
+def test_an_unmatched_event_that_fails_on_replay_is_failed(
+    subs: Subscriptions, make_user: MakeUser
+) -> None:
+    event = variant(BASIL_UPDATED, status="bogus")
+    assert subs.apply_stripe_event(event) == "unmatched"  # nothing written, nothing checked
+    assert subs.link_customer(make_user(), customer_of(BASIL_UPDATED)) == {event["id"]: "failed"}
+    recorded = subs.event(event["id"])
+    assert recorded is not None
+    assert recorded.error is not None
+    assert "subscriptions_status_check" in recorded.error
+
+
 def test_checkout_links_the_customer_and_replays(
     subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser
 ) -> None:

@@ -312,33 +312,39 @@ class Subscriptions:
 
     def _process(self, event: _Event, *, retry: tuple[str, ...]) -> Outcome:
         """Apply an event; ``retry``: stored outcomes that do not make it a duplicate."""
-        snapshot: dict[str, Any] | None = None
         try:
             if _is_snapshot(event.type):
-                snapshot = {**event.params(), **_snapshot(event)}
-                if self._idle_autocommit():
-                    # One statement is its own transaction: no BEGIN/COMMIT round trips.
-                    outcome = self._apply_snapshot(snapshot, retry)
-                else:
-                    with self.conn.transaction():
-                        outcome = self._apply_snapshot(snapshot, retry)
-                        if outcome == "unmatched":
-                            outcome = self._settle_unmatched(snapshot)
-                        return outcome
-            else:
-                with self.conn.transaction():
-                    if event.type == "checkout.session.completed":
-                        return self._apply_checkout(event, retry)
-                    return self._record(event, "ignored", retry)
+                return self._process_snapshot(event, retry)
+            with self.conn.transaction():
+                if event.type == "checkout.session.completed":
+                    return self._apply_checkout(event, retry)
+                return self._record(event, "ignored", retry)
         except Exception as exc:
-            if self.conn.closed or self.conn.broken:
-                raise  # the connection is gone: nothing can be recorded
+            return self._fail(event, retry, exc)
+
+    def _process_snapshot(self, event: _Event, retry: tuple[str, ...]) -> Outcome:
+        params = {**event.params(), **_snapshot(event)}
+        if not self._idle_autocommit():
             with self.conn.transaction():
-                return self._record(event, "failed", retry, error=_describe(exc))
-        if outcome == "unmatched":
+                outcome = self._apply_snapshot(params, retry)
+                return self._settle_unmatched(params) if outcome == "unmatched" else outcome
+        # On an idle autocommit connection the statement is its own transaction:
+        # no BEGIN and COMMIT round trips on the common path.
+        outcome = self._apply_snapshot(params, retry)
+        if outcome != "unmatched":
+            return outcome
+        try:
             with self.conn.transaction():
-                outcome = self._settle_unmatched(snapshot)
-        return outcome
+                return self._settle_unmatched(params)
+        except Exception as exc:  # the event is stored as unmatched by now
+            return self._fail(event, ("unmatched",), exc)
+
+    def _fail(self, event: _Event, retry: tuple[str, ...], exc: Exception) -> Outcome:
+        """Record that applying raised (its effect was rolled back) and say 'failed'."""
+        if self.conn.closed or self.conn.broken:
+            raise exc  # the connection is gone: nothing can be recorded
+        with self.conn.transaction():
+            return self._record(event, "failed", retry, error=_describe(exc))
 
     def _idle_autocommit(self) -> bool:
         return (
