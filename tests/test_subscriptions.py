@@ -887,6 +887,16 @@ def test_concurrent_different_events_converge_to_the_newest(
         assert sub.status == "canceled"
 
 
+def test_concurrent_links_of_one_customer_to_two_users(
+    db_url: str, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    first, second = make_user(), make_user()
+    results = _race(db_url, [_link(first, "cus_both"), _link(second, "cus_both")])
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "dict"], results
+    winner = first if results[0] == {} else second
+    assert T.user_customer.one(conn, user_id=winner) == {"stripe_customer_id": "cus_both"}
+
+
 def test_concurrent_link_and_delivery_lose_nothing(
     db_url: str, subs: Subscriptions, make_user: MakeUser
 ) -> None:

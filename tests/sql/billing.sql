@@ -34,6 +34,8 @@ WHERE locktype = 'advisory' AND NOT granted AND database = (
     SELECT oid FROM pg_database WHERE datname = current_database());
 
 -- name: lock_waiters :one
--- Sessions of this database waiting for any lock.
+-- Sessions of this database waiting for any lock (transaction id locks name
+-- no database, hence the join through pg_stat_activity).
 SELECT count(*) AS n FROM pg_locks
-WHERE NOT granted AND pid <> pg_backend_pid();
+WHERE NOT granted AND pid <> pg_backend_pid()
+  AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database());
