@@ -32,12 +32,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from trampolin.db import connect  # noqa: E402
 from trampolin.queries import load_query_file  # noqa: E402
 from trampolin.subscriptions import Subscriptions  # noqa: E402
 
@@ -51,7 +51,7 @@ CHUNK = 50
 @contextmanager
 def database() -> Iterator[str]:
     """$DATABASE_URL, or a scratch database, migrated, dropped afterwards."""
-    from trampolin.db import connect, create_database
+    from trampolin.db import create_database
     from trampolin.migrations import Migrator
     from trampolin.queries import load_queries
 
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    with database() as url, psycopg.connect(url, autocommit=True) as conn:
+    with database() as url, connect(url, autocommit=True) as conn:
         BENCH.create_users.exec(conn, count=args.subscriptions)
         BENCH.create_raw_table.exec(conn)
         subs = Subscriptions(conn)

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from tests.support import run_cli
 from trampolin.cli import main
+from trampolin.db import connect
 from trampolin.errors import Conflict, InvalidInput, InvalidSignature, NotFound, TrampolinError
 from trampolin.queries import load_query_file
 from trampolin.subscriptions import Subscriptions, parse_webhook
@@ -822,7 +823,7 @@ def _race(db_url: str, jobs: list[Callable[[Subscriptions], Any]]) -> list[Any]:
     results: list[Any] = [None] * len(jobs)
 
     def run(i: int) -> None:
-        with psycopg.connect(db_url, autocommit=True) as conn:
+        with connect(db_url, autocommit=True) as conn:
             subs = Subscriptions(conn)
             barrier.wait()
             try:
@@ -1019,7 +1020,7 @@ def test_an_event_judged_unmatched_during_a_link_waits_and_applies(
     event = variant(BASIL_UPDATED, customer="cus_interleave")
     results: list[Any] = []
     worker = threading.Thread(target=lambda: results.extend(_race(db_url, [_deliver(event)])))
-    with psycopg.connect(db_url, autocommit=True) as linking, linking.transaction():
+    with connect(db_url, autocommit=True) as linking, linking.transaction():
         assert Subscriptions(linking).link_customer(user, "cus_interleave") == {}
         worker.start()
         _wait_for_advisory_waiter(conn)  # it saw no link, and now waits on the lock
@@ -1036,7 +1037,7 @@ def test_a_link_waits_for_an_unmatched_event_then_replays_it(
     worker = threading.Thread(
         target=lambda: results.extend(_race(db_url, [_link(user, "cus_interleave")]))
     )
-    with psycopg.connect(db_url, autocommit=True) as delivering, delivering.transaction():
+    with connect(db_url, autocommit=True) as delivering, delivering.transaction():
         assert Subscriptions(delivering).apply_stripe_event(event) == "unmatched"
         worker.start()
         _wait_for_advisory_waiter(conn)  # the link waits for this delivery to commit
@@ -1061,7 +1062,7 @@ def test_a_link_and_a_metadata_match_of_one_user_do_not_deadlock(
     )
     results: list[Any] = []
     worker = threading.Thread(target=lambda: results.extend(_race(db_url, [_deliver(by_metadata)])))
-    with psycopg.connect(db_url, autocommit=True) as linking, linking.transaction():
+    with connect(db_url, autocommit=True) as linking, linking.transaction():
         linking_subs = Subscriptions(linking)
         assert linking_subs.link_customer(user, "cus_dl") == {}  # holds the user row
         worker.start()
