@@ -1076,3 +1076,10 @@ def test_a_link_and_a_metadata_match_of_one_user_do_not_deadlock(
     sub = subs.get_by_stripe_id("sub_dl")
     assert sub is not None
     assert sub.status == "active"
+
+
+def test_the_delivery_statement_stays_short_enough_for_psycopgs_cache() -> None:
+    """psycopg re-parses statements of 4096 characters or more on every call."""
+    from trampolin.queries import load_queries
+
+    assert len(load_queries("subscriptions").apply_snapshot.sql) < 4096

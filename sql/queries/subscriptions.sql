@@ -23,15 +23,23 @@
 -- The user is the one linked to the customer, else the one named by
 -- metadata.user_id, else the one the subscription already belongs to (its
 -- customer may since have been replaced by a newer one on the user).
+--
+-- Locks, in this order: the user named by metadata (FOR KEY SHARE, the lock the
+-- foreign key check takes anyway, taken before the insert: a link holding that
+-- row makes this wait before it inserts the subscription, not after, when the
+-- link's replay may wait for that insert; a user found by customer is linked
+-- already and needs no such lock), the subscription row, the event row. The
+-- upsert's WHERE is evaluated on the newest row version, after waiting for a
+-- concurrent writer; a concurrent delivery of the same event waits on the
+-- event's primary key for the first to commit, then does nothing.
+-- Keep the SQL under 4096 characters: psycopg caches the parsing of shorter
+-- queries only.
 WITH ranks (type, rank) AS (
     VALUES ('customer.subscription.created', 0), ('customer.subscription.deleted', 2)
 ),
 matched AS (
-    -- FOR KEY SHARE takes now the lock that the foreign key check would take
-    -- later: a link holding the user row makes this wait before it inserts the
-    -- subscription, not after (when the link's replay may wait for that insert).
     SELECT coalesce(
-        (SELECT id FROM users WHERE stripe_customer_id = %(customer_id)s FOR KEY SHARE),
+        (SELECT id FROM users WHERE stripe_customer_id = %(customer_id)s),
         (SELECT id FROM users WHERE id = %(metadata_user_id)s::uuid FOR KEY SHARE),
         (SELECT user_id FROM subscriptions WHERE stripe_subscription_id = %(subscription_id)s)
     ) AS user_id
@@ -74,7 +82,6 @@ written AS (
         metadata = excluded.metadata,
         last_event_id = excluded.last_event_id,
         last_event_created = excluded.last_event_created
-    -- Evaluated on the newest row version, after waiting for a concurrent writer.
     WHERE (s.last_event_created,
            coalesce((SELECT r.rank FROM stripe_events e JOIN ranks r USING (type)
                      WHERE e.id = s.last_event_id), 1),
@@ -101,7 +108,6 @@ recorded AS (
            %(customer_id)s, %(subscription_id)s, %(payload)s, result.outcome, now()
     FROM result
     WHERE result.outcome <> 'duplicate'
-    -- A concurrent delivery of the same event waits here for the first to commit.
     ON CONFLICT (id) DO UPDATE SET
         outcome = excluded.outcome, error = NULL, processed_at = excluded.processed_at
     WHERE e.outcome = ANY (%(retry)s::text[])
