@@ -1,6 +1,6 @@
 """apply_stripe_event throughput beside a bare INSERT of the same payloads, in one run.
 
-    .venv/bin/python bench/stripe_events.py [--subscriptions 1000] [--repeat 3]
+    .venv/bin/python bench/stripe_events.py [--subscriptions 1000] [--repeat 3] [--async-commit]
 
 Each round makes distinct events for N new subscriptions (a real basil
 customer.subscription.created and .updated delivery per subscription, with new
@@ -13,6 +13,8 @@ ids), then, on one autocommit connection, in chunks of 50 events taking turns:
   payloads, one autocommit statement each, into a table with one jsonb column.
 
 Prints events/s of each round, the medians, and the ratio (target >= 0.5x).
+Both sides wait for one WAL flush per event; --async-commit leaves it out,
+which shows the cost of the work itself (the ratio is lower then).
 DATABASE_URL selects a migrated database to use; by default a scratch database
 is created on postgresql://postgres@127.0.0.1:5432, migrated, and dropped.
 """
@@ -94,15 +96,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--subscriptions", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="SET synchronous_commit = off: leave out the WAL flush both sides wait for",
+    )
     args = parser.parse_args()
 
     with database() as url, connect(url, autocommit=True) as conn:
+        if args.async_commit:
+            BENCH.async_commit.exec(conn)
         BENCH.create_users.exec(conn, count=args.subscriptions)
         BENCH.create_raw_table.exec(conn)
         subs = Subscriptions(conn)
         applied: list[float] = []
         baseline: list[float] = []
-        print(f"{args.subscriptions} subscriptions, 2 events each, {args.repeat} rounds")
+        print(
+            f"{args.subscriptions} subscriptions, 2 events each, {args.repeat} rounds"
+            + (", synchronous_commit off" if args.async_commit else "")
+        )
         for round_ in range(1, args.repeat + 1):
             events = make_events(args.subscriptions, f"r{round_}")
 

@@ -16,3 +16,7 @@ INSERT INTO bench_raw_events (payload) VALUES (%(payload)s);
 
 -- name: outcome_counts :many
 SELECT outcome, count(*) AS n FROM stripe_events GROUP BY outcome ORDER BY outcome;
+
+-- name: async_commit :exec
+-- For --async-commit: do not wait for the WAL flush at commit (this session only).
+SET synchronous_commit = off;
