@@ -18,6 +18,7 @@ from trampolin.cli.context import Context
 from trampolin.cli.database import db_group, seed_command
 from trampolin.cli.doctor import doctor_command
 from trampolin.cli.migrate import migrate_group
+from trampolin.cli.stripe import stripe_group
 
 
 class _Group(click.Group):
@@ -75,3 +76,4 @@ main.add_command(restore_command)
 main.add_command(backup_group)
 main.add_command(user_group)
 main.add_command(auth_group)
+main.add_command(stripe_group)

@@ -1,0 +1,223 @@
+-- Stripe webhook events -> subscriptions (trampolin.subscriptions).
+--
+-- Every event is written to stripe_events in the same transaction as its
+-- effect. Order-safety: a subscription row only moves forward along the key
+--     (event created, event rank, event id COLLATE "C")
+-- where rank breaks ties between events of the same second:
+--     customer.subscription.created 0 < every other snapshot 1 < deleted 2
+-- (Stripe often sends created and updated in the same second) and the event id
+-- makes the order total, so every delivery order converges to the same row.
+-- A delivery whose key is not above the stored one writes nothing ('stale');
+-- the same event delivered twice has an equal key and writes nothing either.
+--
+-- A 'failed' event is tried again when Stripe delivers it again; an event
+-- that was 'unmatched' (no user for its customer yet) is tried again when the
+-- customer is linked to a user.
+
+-- name: apply_snapshot :one
+-- Record a customer.subscription.* event and upsert its snapshot, in one
+-- statement. %(retry)s lists the stored outcomes that may be tried again
+-- (a new delivery: {failed}; a replay: the outcome being replayed). Returns
+-- outcome: applied, stale, unmatched, or duplicate (the event was already
+-- recorded with an outcome not in %(retry)s; nothing was written).
+-- The user is the one linked to the customer, else the one named by
+-- metadata.user_id, else the one the subscription already belongs to (its
+-- customer may since have been replaced by a newer one on the user).
+--
+-- Locks, in this order: the user named by metadata (FOR KEY SHARE, the lock the
+-- foreign key check takes anyway, taken before the insert: a link holding that
+-- row makes this wait before it inserts the subscription, not after, when the
+-- link's replay may wait for that insert; a user found by customer is linked
+-- already and needs no such lock), the subscription row, the event row. The
+-- upsert's WHERE is evaluated on the newest row version, after waiting for a
+-- concurrent writer; a concurrent delivery of the same event waits on the
+-- event's primary key for the first to commit, then does nothing.
+-- Keep the SQL under 4096 characters: psycopg caches the parsing of shorter
+-- queries only.
+WITH ranks (type, rank) AS (
+    VALUES ('customer.subscription.created', 0), ('customer.subscription.deleted', 2)
+),
+matched AS (
+    SELECT coalesce(
+        (SELECT id FROM users WHERE stripe_customer_id = %(customer_id)s),
+        (SELECT id FROM users WHERE id = %(metadata_user_id)s::uuid FOR KEY SHARE),
+        (SELECT user_id FROM subscriptions WHERE stripe_subscription_id = %(subscription_id)s)
+    ) AS user_id
+),
+fresh AS (
+    SELECT NOT EXISTS (
+        SELECT 1 FROM stripe_events
+        WHERE id = %(event_id)s AND outcome <> ALL (%(retry)s::text[])
+    ) AS fresh
+),
+written AS (
+    INSERT INTO subscriptions AS s (
+        stripe_subscription_id, user_id, stripe_customer_id, status, price_id, quantity,
+        "interval", interval_count, current_period_start, current_period_end,
+        cancel_at_period_end, cancel_at, canceled_at, ended_at, trial_start, trial_end,
+        metadata, last_event_id, last_event_created)
+    SELECT %(subscription_id)s, matched.user_id, %(customer_id)s, %(status)s, %(price_id)s,
+           %(quantity)s, %(interval)s, %(interval_count)s, %(current_period_start)s,
+           %(current_period_end)s, %(cancel_at_period_end)s, %(cancel_at)s, %(canceled_at)s,
+           %(ended_at)s, %(trial_start)s, %(trial_end)s, %(metadata)s, %(event_id)s,
+           %(created)s
+    FROM matched, fresh
+    WHERE matched.user_id IS NOT NULL AND fresh.fresh
+    ON CONFLICT (stripe_subscription_id) DO UPDATE SET
+        user_id = excluded.user_id,
+        stripe_customer_id = excluded.stripe_customer_id,
+        status = excluded.status,
+        price_id = excluded.price_id,
+        quantity = excluded.quantity,
+        "interval" = excluded."interval",
+        interval_count = excluded.interval_count,
+        current_period_start = excluded.current_period_start,
+        current_period_end = excluded.current_period_end,
+        cancel_at_period_end = excluded.cancel_at_period_end,
+        cancel_at = excluded.cancel_at,
+        canceled_at = excluded.canceled_at,
+        ended_at = excluded.ended_at,
+        trial_start = excluded.trial_start,
+        trial_end = excluded.trial_end,
+        metadata = excluded.metadata,
+        last_event_id = excluded.last_event_id,
+        last_event_created = excluded.last_event_created
+    WHERE (s.last_event_created,
+           coalesce((SELECT r.rank FROM stripe_events e JOIN ranks r USING (type)
+                     WHERE e.id = s.last_event_id), 1),
+           s.last_event_id COLLATE "C")
+        < (excluded.last_event_created,
+           coalesce((SELECT r.rank FROM ranks r WHERE r.type = %(type)s), 1),
+           excluded.last_event_id COLLATE "C")
+    RETURNING 1
+),
+result AS (
+    SELECT CASE
+               WHEN NOT fresh.fresh THEN 'duplicate'
+               WHEN matched.user_id IS NULL THEN 'unmatched'
+               WHEN EXISTS (SELECT 1 FROM written) THEN 'applied'
+               ELSE 'stale'
+           END AS outcome
+    FROM matched, fresh
+),
+recorded AS (
+    INSERT INTO stripe_events AS e (
+        id, type, created, api_version, livemode, stripe_customer_id,
+        stripe_subscription_id, payload, outcome, processed_at)
+    SELECT %(event_id)s, %(type)s, %(created)s, %(api_version)s, %(livemode)s,
+           %(customer_id)s, %(subscription_id)s, %(payload)s, result.outcome, now()
+    FROM result
+    WHERE result.outcome <> 'duplicate'
+    ON CONFLICT (id) DO UPDATE SET
+        outcome = excluded.outcome, error = NULL, processed_at = excluded.processed_at
+    WHERE e.outcome = ANY (%(retry)s::text[])
+    RETURNING e.outcome
+)
+SELECT coalesce((SELECT outcome FROM recorded), 'duplicate') AS outcome;
+
+-- name: record_event :one
+-- Record an event with an outcome, or set the outcome of a recorded event
+-- whose stored outcome is in %(retry)s. No row: already recorded (duplicate).
+INSERT INTO stripe_events AS e (
+    id, type, created, api_version, livemode, stripe_customer_id,
+    stripe_subscription_id, payload, outcome, error, processed_at)
+VALUES (%(event_id)s, %(type)s, %(created)s, %(api_version)s, %(livemode)s,
+        %(customer_id)s, %(subscription_id)s, %(payload)s, %(outcome)s, %(error)s,
+        CASE WHEN %(outcome)s <> 'pending' THEN now() END)
+ON CONFLICT (id) DO UPDATE SET
+    outcome = excluded.outcome, error = excluded.error, processed_at = excluded.processed_at
+WHERE e.outcome = ANY (%(retry)s::text[])
+RETURNING e.outcome;
+
+-- name: set_outcome :exec
+-- The outcome of an event this transaction has claimed.
+UPDATE stripe_events
+SET outcome = %(outcome)s, error = NULL, processed_at = now()
+WHERE id = %(event_id)s;
+
+-- name: lock_customer :exec
+-- Serialise work on one Stripe customer until the end of the transaction:
+-- linking it to a user, and deciding that one of its events is unmatched.
+-- Without it an event could be judged unmatched just before a link commits
+-- and be missed by that link's replay.
+SELECT pg_advisory_xact_lock(hashtextextended('trampolin.stripe_customer:' || %(customer_id)s, 0));
+
+-- name: user_exists :one
+SELECT id FROM users WHERE id = %(user_id)s;
+
+-- name: customer_owner :one
+-- The user linked to a Stripe customer.
+SELECT id FROM users WHERE stripe_customer_id = %(customer_id)s;
+
+-- name: set_user_customer :execrows
+-- Link a user to a Stripe customer (0 rows: no such user).
+UPDATE users SET stripe_customer_id = %(customer_id)s
+WHERE id = %(user_id)s AND stripe_customer_id IS DISTINCT FROM %(customer_id)s;
+
+-- name: lock_unmatched_for_customer :many
+-- A customer's unmatched events, oldest first, locked for replay; an event
+-- locked by a concurrent replay is skipped (that replay waits on the
+-- customer lock, then sees the link).
+SELECT id, payload FROM stripe_events
+WHERE stripe_customer_id = %(customer_id)s AND outcome = 'unmatched'
+ORDER BY created, id
+FOR UPDATE SKIP LOCKED;
+
+-- name: event_ids_with_outcome :many
+-- Events to replay, oldest first.
+SELECT id FROM stripe_events
+WHERE outcome = %(outcome)s
+ORDER BY created, id
+LIMIT %(limit)s;
+
+-- name: lock_event_with_outcome :one
+-- One event for replay, if it still has that outcome and nobody else holds it.
+SELECT id, payload FROM stripe_events
+WHERE id = %(event_id)s AND outcome = %(outcome)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: events :many
+-- Recorded events, newest first; all outcomes when %(outcome)s is NULL.
+SELECT id, type, created, api_version, livemode, stripe_customer_id,
+       stripe_subscription_id, outcome, error, received_at, processed_at
+FROM stripe_events
+WHERE %(outcome)s::text IS NULL OR outcome = %(outcome)s
+ORDER BY received_at DESC, created DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: event_by_id :one
+SELECT id, type, created, api_version, livemode, stripe_customer_id,
+       stripe_subscription_id, outcome, error, received_at, processed_at
+FROM stripe_events
+WHERE id = %(event_id)s;
+
+-- name: event_payload :one
+SELECT payload FROM stripe_events WHERE id = %(event_id)s;
+
+-- name: subscription_for_user :one
+-- The user's current subscription: one that grants access (active, trialing,
+-- past_due) before any other, then the one whose period ends last.
+SELECT user_id, stripe_customer_id, stripe_subscription_id, status, price_id, quantity,
+       "interval", interval_count, current_period_start, current_period_end,
+       cancel_at_period_end, cancel_at, canceled_at, ended_at, trial_start, trial_end
+FROM subscriptions
+WHERE user_id = %(user_id)s
+ORDER BY status IN ('active', 'trialing', 'past_due') DESC,
+         current_period_end DESC NULLS LAST,
+         last_event_created DESC,
+         stripe_subscription_id
+LIMIT 1;
+
+-- name: subscription_by_stripe_id :one
+SELECT user_id, stripe_customer_id, stripe_subscription_id, status, price_id, quantity,
+       "interval", interval_count, current_period_start, current_period_end,
+       cancel_at_period_end, cancel_at, canceled_at, ended_at, trial_start, trial_end
+FROM subscriptions
+WHERE stripe_subscription_id = %(stripe_subscription_id)s;
+
+-- name: has_access :one
+-- Whether the user has a subscription whose status grants access.
+SELECT EXISTS (
+    SELECT 1 FROM subscriptions
+    WHERE user_id = %(user_id)s AND status IN ('active', 'trialing', 'past_due')
+) AS has_access;

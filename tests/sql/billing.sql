@@ -1,0 +1,41 @@
+-- Test-only statements for tests/test_subscriptions.py.
+
+-- name: break_subscriptions :exec
+-- Make every write to subscriptions fail, like a broken deploy or a full disk.
+CREATE FUNCTION test_fail_subscriptions() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'simulated failure writing subscriptions';
+END;
+$$;
+CREATE TRIGGER test_fail_subscriptions BEFORE INSERT OR UPDATE ON subscriptions
+    FOR EACH ROW EXECUTE FUNCTION test_fail_subscriptions();
+
+-- name: repair_subscriptions :exec
+DROP TRIGGER test_fail_subscriptions ON subscriptions;
+DROP FUNCTION test_fail_subscriptions();
+
+-- name: user_customer :one
+SELECT stripe_customer_id FROM users WHERE id = %(user_id)s;
+
+-- name: subscription_row :one
+SELECT last_event_id, last_event_created, updated_at, status FROM subscriptions
+WHERE stripe_subscription_id = %(stripe_subscription_id)s;
+
+-- name: count_events :one
+SELECT count(*) AS n FROM stripe_events;
+
+-- name: count_subscriptions :one
+SELECT count(*) AS n FROM subscriptions;
+
+-- name: advisory_waiters :one
+-- Sessions waiting for an advisory lock in this database.
+SELECT count(*) AS n FROM pg_locks
+WHERE locktype = 'advisory' AND NOT granted AND database = (
+    SELECT oid FROM pg_database WHERE datname = current_database());
+
+-- name: lock_waiters :one
+-- Sessions of this database waiting for any lock (transaction id locks name
+-- no database, hence the join through pg_stat_activity).
+SELECT count(*) AS n FROM pg_locks
+WHERE NOT granted AND pid <> pg_backend_pid()
+  AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database());

@@ -1,0 +1,1085 @@
+"""trampolin.subscriptions: verified webhooks, the event log, order-safe sync, replay.
+
+Payloads are real Stripe deliveries (tests/data/stripe, see its README), signed here
+with a made-up secret. Nothing talks to Stripe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import stripe
+from click.testing import CliRunner
+
+from tests.support import run_cli
+from trampolin.cli import main
+from trampolin.db import connect
+from trampolin.errors import Conflict, InvalidInput, InvalidSignature, NotFound, TrampolinError
+from trampolin.queries import load_query_file
+from trampolin.subscriptions import Subscriptions, parse_webhook
+
+DATA = Path(__file__).parent / "data" / "stripe"
+SECRET = "whsec_test_0123456789abcdef"
+T = load_query_file(Path(__file__).parent / "sql" / "billing.sql")
+
+PRE_UPDATED = "pre_basil_2024-06-20_customer.subscription.updated.json"
+BASIL_CREATED = "basil_2025-06-30_customer.subscription.created.json"
+BASIL_UPDATED = "basil_2025-08-27_customer.subscription.updated.json"
+BASIL_DELETED = "derived_basil_2025-08-27_customer.subscription.deleted.json"
+CHECKOUT = "pre_basil_2023-08-16_checkout.session.completed.json"
+INVOICE_PAID = "pre_basil_2023-08-16_invoice.paid.json"
+INVOICE_FAILED = "derived_basil_2025-03-31_invoice.payment_failed.json"
+ALL_FILES = sorted(p.name for p in DATA.glob("*.json"))
+
+MakeUser = Callable[..., uuid.UUID]
+
+
+def raw(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def load(name: str) -> dict[str, Any]:
+    return dict(json.loads(raw(name)))
+
+
+def sign(payload: bytes, secret: str = SECRET, timestamp: int | None = None) -> str:
+    return str(
+        stripe.WebhookSignature.generate_signature_header(
+            payload.decode(), secret, timestamp=timestamp
+        )
+    )
+
+
+def variant(
+    name: str,
+    *,
+    event_id: str | None = None,
+    created: int | None = None,
+    event_type: str | None = None,
+    customer: str | None = None,
+    subscription_id: str | None = None,
+    **sub_fields: Any,
+) -> dict[str, Any]:
+    """A fixture with a few fields changed (the envelope, or the data object's fields)."""
+    event = load(name)
+    if event_id is not None:
+        event["id"] = event_id
+    if created is not None:
+        event["created"] = created
+    if event_type is not None:
+        event["type"] = event_type
+    obj = event["data"]["object"]
+    if customer is not None:
+        obj["customer"] = customer
+    if subscription_id is not None:
+        obj["id"] = subscription_id
+    obj.update(sub_fields)
+    return event
+
+
+def sub_id_of(name: str) -> str:
+    return str(load(name)["data"]["object"]["id"])
+
+
+def customer_of(name: str) -> str:
+    return str(load(name)["data"]["object"]["customer"])
+
+
+@pytest.fixture
+def subs(conn: psycopg.Connection[Any]) -> Subscriptions:
+    return Subscriptions(conn)
+
+
+@pytest.fixture
+def linked_user(subs: Subscriptions, make_user: MakeUser) -> Callable[[str], uuid.UUID]:
+    def make(customer: str) -> uuid.UUID:
+        user = make_user()
+        assert subs.link_customer(user, customer) == {}
+        return user
+
+    return make
+
+
+# -- parse_webhook ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_parse_webhook_accepts_each_real_payload(name: str) -> None:
+    payload = raw(name)
+    event = parse_webhook(payload, sign(payload), SECRET)
+    assert event["id"] == load(name)["id"]
+    assert event.to_dict(for_json=True) == json.loads(payload)
+
+
+def test_parse_webhook_accepts_a_rotated_secret() -> None:
+    payload = raw(BASIL_UPDATED)
+    header = sign(payload, "whsec_old") + "," + sign(payload).split(",")[1]
+    assert parse_webhook(payload, header, SECRET)["type"] == "customer.subscription.updated"
+
+
+@pytest.mark.parametrize(
+    ("payload", "header"),
+    [
+        pytest.param(
+            raw(BASIL_UPDATED), sign(raw(BASIL_UPDATED), "whsec_other"), id="wrong-secret"
+        ),
+        pytest.param(
+            raw(BASIL_UPDATED).replace(b'"status": "active"', b'"status": "trialing"'),
+            sign(raw(BASIL_UPDATED)),
+            id="tampered-body",
+        ),
+        pytest.param(raw(BASIL_UPDATED) + b" ", sign(raw(BASIL_UPDATED)), id="extra-byte"),
+        pytest.param(
+            raw(BASIL_UPDATED),
+            sign(raw(BASIL_UPDATED), timestamp=int(time.time()) - 301),
+            id="stale-timestamp",
+        ),
+        pytest.param(b"{not json", sign(b"{not json"), id="not-json"),
+        pytest.param(b"[1, 2]", sign(b"[1, 2]"), id="json-array"),
+        pytest.param(b"{}", sign(b"{}"), id="json-object-not-an-event"),
+        pytest.param(b"\xff\xfe", "t=1,v1=00", id="not-utf8"),
+        pytest.param(raw(BASIL_UPDATED), "", id="empty-header"),
+        pytest.param(raw(BASIL_UPDATED), "garbage", id="garbage-header"),
+        pytest.param(raw(BASIL_UPDATED), "t=123", id="no-v1"),
+    ],
+)
+def test_parse_webhook_rejects(payload: bytes, header: str) -> None:
+    with pytest.raises(InvalidSignature) as caught:
+        parse_webhook(payload, header, SECRET)
+    assert isinstance(caught.value, TrampolinError)
+    assert SECRET not in str(caught.value)
+
+
+def test_parse_webhook_rejects_an_empty_secret() -> None:
+    payload = raw(BASIL_UPDATED)
+    with pytest.raises(InvalidSignature):
+        parse_webhook(payload, sign(payload), "")
+
+
+def test_parse_webhook_tolerance_is_configurable() -> None:
+    payload = raw(BASIL_UPDATED)
+    header = sign(payload, timestamp=int(time.time()) - 1000)
+    assert parse_webhook(payload, header, SECRET, tolerance=2000)["id"]
+    with pytest.raises(InvalidSignature, match="tolerance"):
+        parse_webhook(payload, header, SECRET, tolerance=600)
+
+
+# -- applying snapshots: both API shapes ----------------------------------------
+
+
+def test_basil_created_reads_the_period_from_the_item(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user(customer_of(BASIL_CREATED))
+    payload = raw(BASIL_CREATED)
+    assert subs.apply_stripe_event(parse_webhook(payload, sign(payload), SECRET)) == "applied"
+    sub = subs.get_by_stripe_id(sub_id_of(BASIL_CREATED))
+    assert sub is not None
+    assert sub.user_id == user
+    assert sub.stripe_customer_id == "cus_StrDyyZ2GNZ3vZ"
+    assert sub.status == "incomplete"
+    assert sub.price_id == "price_1Ry3VCLf1iznKy11PtmX3JJE"
+    assert (sub.quantity, sub.interval, sub.interval_count) == (1, "day", 1)
+    assert sub.current_period_start is not None
+    assert sub.current_period_end is not None
+    assert int(sub.current_period_start.timestamp()) == 1756364719
+    assert int(sub.current_period_end.timestamp()) == 1756451119
+    assert sub.cancel_at_period_end is False
+    assert sub.canceled_at is None
+    assert sub.ended_at is None
+    assert sub.trial_end is None
+    assert subs.has_access(user) is False  # incomplete: the first invoice is not paid
+
+
+def test_pre_basil_updated_reads_the_period_from_the_subscription(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user(customer_of(PRE_UPDATED))
+    payload = raw(PRE_UPDATED)
+    assert subs.apply_stripe_event(parse_webhook(payload, sign(payload), SECRET)) == "applied"
+    sub = subs.get_for_user(user)
+    assert sub is not None
+    assert sub.stripe_subscription_id == "sub_1Mqqb6Lt4dXK03v50OA219Ya"
+    assert sub.status == "active"
+    assert (sub.price_id, sub.interval, sub.quantity) == (
+        "price_1Mqqb5Lt4dXK03v5cK9prani",
+        "month",
+        1,
+    )
+    assert sub.current_period_start is not None
+    assert sub.current_period_end is not None
+    assert int(sub.current_period_start.timestamp()) == 1680668814
+    assert int(sub.current_period_end.timestamp()) == 1683260814
+    assert sub.trial_start is not None
+    assert int(sub.trial_start.timestamp()) == 1680064014
+    assert subs.has_access(user) is True
+
+
+def test_basil_updated_then_deleted(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user(customer_of(BASIL_UPDATED))
+    assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "applied"
+    sub = subs.get_for_user(user)
+    assert sub is not None
+    assert sub.current_period_end is not None
+    assert int(sub.current_period_end.timestamp()) == 1759005442
+    assert subs.has_access(user)
+    assert subs.apply_stripe_event(load(BASIL_DELETED)) == "applied"
+    sub = subs.get_for_user(user)
+    assert sub is not None
+    assert sub.status == "canceled"
+    assert sub.ended_at is not None
+    assert sub.canceled_at is not None
+    assert not subs.has_access(user)
+
+
+def test_deleted_means_canceled_whatever_the_status_says(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user(customer_of(BASIL_DELETED))
+    assert subs.apply_stripe_event(variant(BASIL_DELETED, status="active")) == "applied"
+    assert not subs.has_access(user)
+
+
+def test_stripe_object_and_dict_are_the_same_event(subs: Subscriptions) -> None:
+    payload = raw(BASIL_UPDATED)
+    as_object = parse_webhook(payload, sign(payload), SECRET)
+    assert subs.apply_stripe_event(as_object) == "unmatched"
+    assert subs.apply_stripe_event(json.loads(payload)) == "duplicate"
+    assert subs.event_payload(str(as_object["id"])) == json.loads(payload)
+
+
+# -- duplicates, stale and out-of-order deliveries --------------------------------
+
+
+def test_a_second_delivery_is_a_duplicate_and_changes_nothing(
+    subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    linked_user(customer_of(BASIL_UPDATED))
+    assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "applied"
+    before = T.subscription_row.one(conn, stripe_subscription_id=sub_id_of(BASIL_UPDATED))
+    assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "duplicate"
+    assert subs.apply_stripe_event(variant(BASIL_UPDATED, status="past_due")) == "duplicate"
+    after = T.subscription_row.one(conn, stripe_subscription_id=sub_id_of(BASIL_UPDATED))
+    assert before == after
+    assert T.count_events.one(conn) == {"n": 1}
+    assert [e.outcome for e in subs.events()] == ["applied"]
+
+
+def test_an_older_event_is_stale(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user(customer_of(BASIL_UPDATED))
+    newer = load(BASIL_UPDATED)
+    older = variant(
+        BASIL_UPDATED, event_id="evt_older", created=newer["created"] - 60, status="past_due"
+    )
+    assert subs.apply_stripe_event(newer) == "applied"
+    assert subs.apply_stripe_event(older) == "stale"
+    sub = subs.get_for_user(user)
+    assert sub is not None
+    assert sub.status == "active"
+    assert {e.id: e.outcome for e in subs.events()} == {
+        newer["id"]: "applied",
+        "evt_older": "stale",
+    }
+
+
+def _lifecycle(customer: str, sub_id: str, start: int) -> list[dict[str, Any]]:
+    return [
+        variant(
+            BASIL_CREATED,
+            event_id=f"evt_{sub_id}_a",
+            created=start,
+            customer=customer,
+            subscription_id=sub_id,
+        ),
+        variant(
+            BASIL_UPDATED,
+            event_id=f"evt_{sub_id}_b",
+            created=start + 10,
+            customer=customer,
+            subscription_id=sub_id,
+        ),
+        variant(
+            BASIL_UPDATED,
+            event_id=f"evt_{sub_id}_c",
+            created=start + 20,
+            customer=customer,
+            subscription_id=sub_id,
+            cancel_at_period_end=True,
+        ),
+        variant(
+            BASIL_DELETED,
+            event_id=f"evt_{sub_id}_d",
+            created=start + 30,
+            customer=customer,
+            subscription_id=sub_id,
+        ),
+    ]
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in-transaction"])
+def test_every_delivery_order_converges_to_the_newest_state(
+    subs: Subscriptions,
+    conn: psycopg.Connection[Any],
+    linked_user: Callable[[str], uuid.UUID],
+    in_transaction: bool,
+) -> None:
+    """On an idle autocommit connection a delivery is one statement; else a savepoint."""
+    customer = "cus_order"
+    linked_user(customer)
+    for n, order in enumerate(itertools.permutations(range(4))):
+        sub_id = f"sub_order{n}"
+        events = _lifecycle(customer, sub_id, 1_700_000_000)
+        with conn.transaction() if in_transaction else contextlib.nullcontext():
+            outcomes = [subs.apply_stripe_event(events[i]) for i in order]
+        assert set(outcomes) <= {"applied", "stale"}
+        sub = subs.get_by_stripe_id(sub_id)
+        assert sub is not None
+        assert sub.status == "canceled"
+        assert outcomes[order.index(3)] == "applied"  # the newest is always applied
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "winner"),
+    [
+        (BASIL_CREATED, BASIL_UPDATED, BASIL_UPDATED),
+        (BASIL_UPDATED, BASIL_CREATED, BASIL_UPDATED),
+        (BASIL_DELETED, BASIL_UPDATED, BASIL_DELETED),
+        (BASIL_UPDATED, BASIL_DELETED, BASIL_DELETED),
+        (BASIL_CREATED, BASIL_DELETED, BASIL_DELETED),
+    ],
+)
+def test_same_second_ties_follow_the_lifecycle(
+    subs: Subscriptions,
+    linked_user: Callable[[str], uuid.UUID],
+    first: str,
+    second: str,
+    winner: str,
+) -> None:
+    """created < updated < deleted when Stripe stamps them with the same second."""
+    customer = "cus_tie"
+    linked_user(customer)
+
+    def event(name: str) -> dict[str, Any]:
+        return variant(name, created=1_700_000_000, customer=customer, subscription_id="sub_tie")
+
+    subs.apply_stripe_event(event(first))
+    subs.apply_stripe_event(event(second))
+    sub = subs.get_by_stripe_id("sub_tie")
+    assert sub is not None
+    assert sub.status == {BASIL_UPDATED: "active", BASIL_DELETED: "canceled"}[winner]
+
+
+def test_same_second_same_type_ties_go_to_the_greater_event_id(
+    subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    customer = "cus_tie2"
+    linked_user(customer)
+    for sub_id, ids in (("sub_x", ("evt_A", "evt_B")), ("sub_y", ("evt_D", "evt_C"))):
+        for event_id in ids:
+            subs.apply_stripe_event(
+                variant(
+                    BASIL_UPDATED,
+                    event_id=f"{event_id}_{sub_id}",
+                    created=1_700_000_000,
+                    customer=customer,
+                    subscription_id=sub_id,
+                )
+            )
+    x = T.subscription_row.one(conn, stripe_subscription_id="sub_x")
+    y = T.subscription_row.one(conn, stripe_subscription_id="sub_y")
+    assert x is not None
+    assert y is not None
+    assert (x["last_event_id"], y["last_event_id"]) == ("evt_B_sub_x", "evt_D_sub_y")
+
+
+# -- which user: unmatched, link_customer, checkout, metadata ---------------------
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in-transaction"])
+def test_unmatched_is_kept_and_replayed_by_link_customer(
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser, in_transaction: bool
+) -> None:
+    created, updated = load(BASIL_CREATED), load(BASIL_UPDATED)
+    updated["data"]["object"]["customer"] = created["data"]["object"]["customer"]
+    updated["data"]["object"]["id"] = created["data"]["object"]["id"]
+    with conn.transaction() if in_transaction else contextlib.nullcontext():
+        assert subs.apply_stripe_event(updated) == "unmatched"
+        assert subs.apply_stripe_event(created) == "unmatched"
+    assert subs.get_by_stripe_id(sub_id_of(BASIL_CREATED)) is None
+    assert {e.id for e in subs.events("unmatched")} == {created["id"], updated["id"]}
+
+    user = make_user()
+    replayed = subs.link_customer(user, "cus_StrDyyZ2GNZ3vZ")
+    # Oldest first: created is applied, then updated (newer) wins.
+    assert replayed == {created["id"]: "applied", updated["id"]: "applied"}
+    assert subs.events("unmatched") == []
+    sub = subs.get_for_user(user)
+    assert sub is not None
+    assert sub.status == "active"
+    assert subs.has_access(user)
+    assert subs.link_customer(user, "cus_StrDyyZ2GNZ3vZ") == {}  # again: nothing to do
+
+
+def test_an_unmatched_event_that_fails_on_replay_is_failed(
+    subs: Subscriptions, make_user: MakeUser
+) -> None:
+    event = variant(BASIL_UPDATED, status="bogus")
+    assert subs.apply_stripe_event(event) == "unmatched"  # nothing written, nothing checked
+    assert subs.link_customer(make_user(), customer_of(BASIL_UPDATED)) == {event["id"]: "failed"}
+    recorded = subs.event(event["id"])
+    assert recorded is not None
+    assert recorded.error is not None
+    assert "subscriptions_status_check" in recorded.error
+
+
+def test_checkout_links_the_customer_and_replays(
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    user = make_user()
+    customer = customer_of(CHECKOUT)
+    early = variant(PRE_UPDATED, customer=customer)  # arrived before the checkout event
+    assert subs.apply_stripe_event(early) == "unmatched"
+
+    checkout = variant(CHECKOUT, client_reference_id=str(user))
+    assert subs.apply_stripe_event(checkout) == "applied"
+    assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": customer}
+    event = subs.event(early["id"])
+    assert event is not None
+    assert event.outcome == "applied"
+    assert subs.has_access(user)
+    assert subs.apply_stripe_event(checkout) == "duplicate"
+
+
+def test_checkout_with_metadata_user_id(
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    user = make_user()
+    checkout = variant(CHECKOUT, client_reference_id=None, metadata={"user_id": str(user)})
+    assert subs.apply_stripe_event(checkout) == "applied"
+    assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": customer_of(CHECKOUT)}
+
+
+def test_checkout_naming_nobody_is_unmatched_until_the_customer_is_linked(
+    subs: Subscriptions, make_user: MakeUser
+) -> None:
+    checkout = load(CHECKOUT)  # client_reference_id is the app's cuid, not a user id here
+    assert subs.apply_stripe_event(checkout) == "unmatched"
+    user = make_user()
+    assert subs.link_customer(user, customer_of(CHECKOUT)) == {checkout["id"]: "ignored"}
+
+
+def test_checkout_for_a_customer_of_another_user_fails_and_is_recorded(
+    subs: Subscriptions,
+    conn: psycopg.Connection[Any],
+    linked_user: Callable[[str], uuid.UUID],
+    make_user: MakeUser,
+) -> None:
+    owner = linked_user(customer_of(CHECKOUT))
+    other = make_user()
+    assert subs.apply_stripe_event(variant(CHECKOUT, client_reference_id=str(other))) == "failed"
+    event = subs.event(load(CHECKOUT)["id"])
+    assert event is not None
+    assert event.outcome == "failed"
+    assert event.error is not None
+    assert "already linked" in event.error
+    assert T.user_customer.one(conn, user_id=other) == {"stripe_customer_id": None}
+    assert T.user_customer.one(conn, user_id=owner) == {"stripe_customer_id": customer_of(CHECKOUT)}
+
+
+def test_checkout_without_customer_is_ignored(subs: Subscriptions) -> None:
+    event = load(CHECKOUT)
+    event["data"]["object"]["customer"] = None
+    assert subs.apply_stripe_event(event) == "ignored"
+
+
+def test_subscription_metadata_user_id_matches_without_a_link(
+    subs: Subscriptions, make_user: MakeUser
+) -> None:
+    user = make_user()
+    event = variant(BASIL_UPDATED, metadata={"user_id": str(user)})
+    assert subs.apply_stripe_event(event) == "applied"
+    assert subs.has_access(user)
+
+
+@pytest.mark.parametrize("user_id", ["not-a-uuid", str(uuid.uuid4()), ""])
+def test_metadata_naming_no_user_is_unmatched(subs: Subscriptions, user_id: str) -> None:
+    event = variant(BASIL_UPDATED, metadata={"user_id": user_id})
+    assert subs.apply_stripe_event(event) == "unmatched"
+
+
+def test_link_customer_refuses_bad_input(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID], make_user: MakeUser
+) -> None:
+    linked_user("cus_taken")
+    with pytest.raises(Conflict, match="cus_taken"):
+        subs.link_customer(make_user(), "cus_taken")
+    with pytest.raises(NotFound):
+        subs.link_customer(uuid.uuid4(), "cus_new")
+    with pytest.raises(InvalidInput):
+        subs.link_customer("nope", "cus_new")
+    with pytest.raises(InvalidInput):
+        subs.link_customer(make_user(), "")
+
+
+def test_events_of_an_old_customer_still_reach_its_user(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user(customer_of(BASIL_UPDATED))
+    assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "applied"
+    subs.link_customer(user, "cus_newer")  # e.g. a second checkout made a new customer
+    assert subs.apply_stripe_event(load(BASIL_DELETED)) == "applied"
+    sub = subs.get_by_stripe_id(sub_id_of(BASIL_DELETED))
+    assert sub is not None
+    assert (sub.user_id, sub.status) == (user, "canceled")
+
+
+def test_link_customer_moves_a_user_to_a_new_customer(
+    subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user("cus_first")
+    assert subs.link_customer(user, "cus_second") == {}
+    assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": "cus_second"}
+
+
+# -- access and the current subscription ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "access"),
+    [
+        ("active", True),
+        ("trialing", True),
+        ("past_due", True),
+        ("incomplete", False),
+        ("incomplete_expired", False),
+        ("unpaid", False),
+        ("paused", False),
+        ("canceled", False),
+    ],
+)
+def test_has_access_by_status(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID], status: str, access: bool
+) -> None:
+    user = linked_user(customer_of(BASIL_UPDATED))
+    assert subs.apply_stripe_event(variant(BASIL_UPDATED, status=status)) == "applied"
+    assert subs.has_access(user) is access
+    sub = subs.get_for_user(user)
+    assert sub is not None
+    assert sub.has_access is access
+
+
+def test_get_for_user_prefers_a_live_subscription(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user("cus_two")
+    live = variant(PRE_UPDATED, customer="cus_two", subscription_id="sub_live")
+    ended = variant(
+        BASIL_DELETED, customer="cus_two", subscription_id="sub_ended", event_id="evt_ended"
+    )
+    assert subs.apply_stripe_event(live) == "applied"
+    assert subs.apply_stripe_event(ended) == "applied"  # newer, and its period ends later
+    current = subs.get_for_user(user)
+    assert current is not None
+    assert current.stripe_subscription_id == "sub_live"
+
+
+def test_unknown_ids_give_none(subs: Subscriptions, make_user: MakeUser) -> None:
+    assert subs.get_for_user(make_user()) is None
+    assert subs.get_for_user(uuid.uuid4()) is None
+    assert subs.get_for_user("not-a-uuid") is None
+    assert subs.get_by_stripe_id("sub_nope") is None
+    assert subs.has_access(uuid.uuid4()) is False
+    assert subs.has_access("not-a-uuid") is False
+    assert subs.event("evt_nope") is None
+    assert subs.event_payload("evt_nope") is None
+
+
+# -- other events, bad events ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "customer", "subscription"),
+    [
+        (INVOICE_PAID, "cus_OV8zF7RMsBo1K1", "sub_1NiEd5CwEGCgBV8c3ON1VNaz"),
+        (INVOICE_FAILED, "cus_1234", "sub_1234"),
+    ],
+)
+def test_invoices_are_recorded_and_ignored(
+    subs: Subscriptions, name: str, customer: str, subscription: str
+) -> None:
+    event = load(name)
+    assert subs.apply_stripe_event(event) == "ignored"
+    recorded = subs.event(event["id"])
+    assert recorded is not None
+    assert (recorded.stripe_customer_id, recorded.stripe_subscription_id) == (
+        customer,
+        subscription,
+    )
+    assert recorded.processed_at is not None
+    assert subs.apply_stripe_event(event) == "duplicate"
+
+
+def test_unknown_types_are_ignored(subs: Subscriptions) -> None:
+    event = {"id": "evt_x", "type": "payout.paid", "created": 1, "data": {"object": {"id": "po_1"}}}
+    assert subs.apply_stripe_event(event) == "ignored"
+    assert subs.apply_stripe_event({**event, "id": "evt_y", "data": None}) == "ignored"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"type": "customer.subscription.updated", "created": 1},
+        {"id": "", "type": "x", "created": 1},
+        {"id": "evt_1", "created": 1},
+        {"id": "evt_1", "type": "x"},
+        {"id": "evt_1", "type": "x", "created": "yesterday"},
+        {"id": "evt_1", "type": "x", "created": True},
+        "evt_1",
+        None,
+        {"id": "evt_1", "type": "x", "created": 1, "data": {"amount": 1.5j}},
+        {"id": "evt_1", "type": "x", "created": 1, "data": {"amount": float("nan")}},
+        {"id": "evt_1", "type": "x", "created": 1, "data": {"when": time}},
+    ],
+)
+def test_not_an_event_is_invalid_input(subs: Subscriptions, event: Any) -> None:
+    with pytest.raises(InvalidInput):
+        subs.apply_stripe_event(event)
+    assert subs.events() == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "bogus"},
+        {"customer": None},
+        {"current_period_end": "tomorrow"},
+        {"object": "invoice"},
+        {"items": {"object": "list", "data": [{"quantity": -1}]}},
+    ],
+)
+def test_a_malformed_snapshot_fails_and_is_recorded(
+    subs: Subscriptions,
+    conn: psycopg.Connection[Any],
+    linked_user: Callable[[str], uuid.UUID],
+    change: dict[str, Any],
+) -> None:
+    linked_user(customer_of(PRE_UPDATED))
+    event = load(PRE_UPDATED)
+    event["data"]["object"].update(change)
+    assert subs.apply_stripe_event(event) == "failed"
+    recorded = subs.event(event["id"])
+    assert recorded is not None
+    assert recorded.outcome == "failed"
+    assert recorded.error
+    assert T.count_subscriptions.one(conn) == {"n": 0}
+
+
+# -- failures and replay ----------------------------------------------------------------
+
+
+@pytest.fixture
+def broken(conn: psycopg.Connection[Any]) -> Iterator[Callable[[], None]]:
+    """Writes to subscriptions fail until the returned function is called."""
+    T.break_subscriptions.exec(conn)
+    state = {"broken": True}
+
+    def repair() -> None:
+        T.repair_subscriptions.exec(conn)
+        state["broken"] = False
+
+    yield repair
+    if state["broken"]:
+        repair()
+
+
+def test_a_failing_effect_is_rolled_back_and_recorded(
+    subs: Subscriptions,
+    conn: psycopg.Connection[Any],
+    linked_user: Callable[[str], uuid.UUID],
+    broken: Callable[[], None],
+) -> None:
+    user = linked_user(customer_of(BASIL_UPDATED))
+    event = load(BASIL_UPDATED)
+    assert subs.apply_stripe_event(event) == "failed"
+    recorded = subs.event(event["id"])
+    assert recorded is not None
+    assert recorded.outcome == "failed"
+    assert recorded.error is not None
+    assert "simulated failure" in recorded.error
+    assert subs.get_for_user(user) is None
+    assert subs.apply_stripe_event(event) == "failed"  # still broken: tried again, failed again
+    broken()
+    assert subs.apply_stripe_event(event) == "applied"  # Stripe's retry heals it
+    assert subs.apply_stripe_event(event) == "duplicate"
+    recorded = subs.event(event["id"])
+    assert recorded is not None
+    assert recorded.error is None
+    assert recorded.outcome == "applied"
+
+
+def test_replay_failed(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID], broken: Callable[[], None]
+) -> None:
+    user = linked_user(customer_of(BASIL_UPDATED))
+    events = [load(BASIL_UPDATED), load(BASIL_DELETED), load(INVOICE_PAID)]
+    assert [subs.apply_stripe_event(e) for e in events] == ["failed", "failed", "ignored"]
+    assert subs.replay("failed") == {events[0]["id"]: "failed", events[1]["id"]: "failed"}
+    broken()
+    seen: list[tuple[str, str]] = []
+    replayed = subs.replay("failed", on_event=lambda i, o: seen.append((i, o)))
+    assert replayed == {events[0]["id"]: "applied", events[1]["id"]: "applied"}
+    assert seen == list(replayed.items())
+    assert subs.replay("failed") == {}
+    sub = subs.get_for_user(user)
+    assert sub is not None
+    assert sub.status == "canceled"
+
+
+def test_a_failure_inside_a_callers_transaction_keeps_it_usable(
+    subs: Subscriptions,
+    conn: psycopg.Connection[Any],
+    linked_user: Callable[[str], uuid.UUID],
+    broken: Callable[[], None],
+) -> None:
+    linked_user(customer_of(BASIL_UPDATED))
+    with conn.transaction():
+        assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "failed"
+        assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
+    assert sorted(e.outcome for e in subs.events()) == ["failed", "ignored"]
+
+
+def test_a_callers_rollback_undoes_the_event_too(
+    subs: Subscriptions, conn: psycopg.Connection[Any]
+) -> None:
+    class Undo(Exception):
+        pass
+
+    def apply_then_undo() -> None:
+        with conn.transaction():
+            assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
+            raise Undo
+
+    with pytest.raises(Undo):
+        apply_then_undo()
+    assert subs.events() == []
+
+
+def test_replay_unmatched_applies_what_now_matches(
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    event = load(BASIL_UPDATED)
+    assert subs.apply_stripe_event(event) == "unmatched"
+    assert subs.replay() == {event["id"]: "unmatched"}
+    user = make_user()
+    # Linked behind the library's back (e.g. by hand in SQL): replay picks it up.
+    conn.execute(
+        "UPDATE users SET stripe_customer_id = %s WHERE id = %s", (customer_of(BASIL_UPDATED), user)
+    )
+    assert subs.replay("unmatched", limit=5) == {event["id"]: "applied"}
+
+
+@pytest.mark.parametrize(("outcome", "limit"), [("applied", None), ("bogus", None), ("failed", 0)])
+def test_replay_refuses_bad_arguments(subs: Subscriptions, outcome: str, limit: int | None) -> None:
+    with pytest.raises(InvalidInput):
+        subs.replay(outcome, limit=limit)
+
+
+def test_events_filters_and_limits(subs: Subscriptions) -> None:
+    for n in range(5):
+        subs.apply_stripe_event(variant(INVOICE_PAID, event_id=f"evt_inv{n}"))
+    subs.apply_stripe_event(load(BASIL_UPDATED))
+    assert len(subs.events()) == 6
+    assert len(subs.events(limit=2)) == 2
+    assert [e.id for e in subs.events("unmatched")] == [load(BASIL_UPDATED)["id"]]
+    assert subs.events("applied") == []
+    with pytest.raises(InvalidInput):
+        subs.events("bogus")
+    with pytest.raises(InvalidInput):
+        subs.events(limit=0)
+
+
+# -- concurrency ----------------------------------------------------------------------------
+
+
+def _race(db_url: str, jobs: list[Callable[[Subscriptions], Any]]) -> list[Any]:
+    """Run each job on its own connection, all released at once; results or exceptions."""
+    barrier = threading.Barrier(len(jobs))
+    results: list[Any] = [None] * len(jobs)
+
+    def run(i: int) -> None:
+        with connect(db_url, autocommit=True) as conn:
+            subs = Subscriptions(conn)
+            barrier.wait()
+            try:
+                results[i] = jobs[i](subs)
+            except Exception as exc:
+                results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _deliver(event: dict[str, Any]) -> Callable[[Subscriptions], str]:
+    return lambda subs: subs.apply_stripe_event(event)
+
+
+def _link(user: uuid.UUID, customer: str) -> Callable[[Subscriptions], dict[str, str]]:
+    return lambda subs: subs.link_customer(user, customer)
+
+
+def test_concurrent_deliveries_of_one_event_apply_it_once(
+    db_url: str, subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    linked_user("cus_race")
+    for round_ in range(5):
+        event = variant(
+            BASIL_CREATED,
+            event_id=f"evt_race{round_}",
+            customer="cus_race",
+            subscription_id=f"sub_race{round_}",
+        )
+        results = _race(db_url, [_deliver(event)] * 6)
+        assert Counter(results) == {"applied": 1, "duplicate": 5}, results
+    assert len(subs.events()) == 5
+
+
+def test_concurrent_different_events_converge_to_the_newest(
+    db_url: str, subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    linked_user("cus_race")
+    for round_ in range(5):
+        sub_id = f"sub_conv{round_}"
+        events = [
+            variant(
+                BASIL_UPDATED,
+                event_id=f"evt_conv{round_}_{n}",
+                created=1_700_000_000 + n,
+                customer="cus_race",
+                subscription_id=sub_id,
+                status=["trialing", "active", "past_due", "unpaid", "active", "canceled"][n],
+            )
+            for n in range(6)
+        ]
+        results = _race(db_url, [_deliver(e) for e in events])
+        assert set(results) <= {"applied", "stale"}, results
+        assert results[-1] == "applied"
+        sub = subs.get_by_stripe_id(sub_id)
+        assert sub is not None
+        assert sub.status == "canceled"
+
+
+def test_concurrent_links_of_one_customer_to_two_users(
+    db_url: str, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    first, second = make_user(), make_user()
+    results = _race(db_url, [_link(first, "cus_both"), _link(second, "cus_both")])
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "dict"], results
+    winner = first if results[0] == {} else second
+    assert T.user_customer.one(conn, user_id=winner) == {"stripe_customer_id": "cus_both"}
+
+
+def test_concurrent_link_and_delivery_lose_nothing(
+    db_url: str, subs: Subscriptions, make_user: MakeUser
+) -> None:
+    for round_ in range(8):
+        user, customer = make_user(), f"cus_link{round_}"
+        event = variant(BASIL_UPDATED, event_id=f"evt_link{round_}", customer=customer)
+        event["data"]["object"]["id"] = f"sub_link{round_}"
+        results = _race(
+            db_url,
+            [_link(user, customer), _deliver(event)],
+        )
+        assert not any(isinstance(r, Exception) for r in results), results
+        recorded = subs.event(event["id"])
+        assert recorded is not None, results
+        assert recorded.outcome == "applied", results
+        assert subs.has_access(user)
+
+
+# -- CLI --------------------------------------------------------------------------------------
+
+
+def _cli(db_url: str, *args: str) -> Any:
+    return CliRunner().invoke(main, ["--database-url", db_url, "stripe", *args])
+
+
+def test_cli_apply_events_replay(
+    db_url: str, subs: Subscriptions, make_user: MakeUser, tmp_path: Path
+) -> None:
+    result = _cli(db_url, "apply", str(DATA / BASIL_UPDATED))
+    assert result.exit_code == 0, result.output
+    assert "evt_1SBiOdBe0ycHroRBN3pieuMu customer.subscription.updated: unmatched" in result.output
+    assert "duplicate" in _cli(db_url, "apply", str(DATA / BASIL_UPDATED)).output
+
+    listing = _cli(db_url, "events", "--outcome", "unmatched")
+    assert listing.exit_code == 0
+    assert "evt_1SBiOdBe0ycHroRBN3pieuMu" in listing.output
+    assert "no events with outcome applied" in _cli(db_url, "events", "--outcome", "applied").output
+
+    nothing = _cli(db_url, "replay", "--outcome", "failed")
+    assert nothing.exit_code == 0
+    assert "nothing to do" in nothing.output
+
+    subs.conn.execute(
+        "UPDATE users SET stripe_customer_id = %s WHERE id = %s",
+        (customer_of(BASIL_UPDATED), make_user()),
+    )
+    replay = _cli(db_url, "replay")
+    assert replay.exit_code == 0, replay.output
+    assert "evt_1SBiOdBe0ycHroRBN3pieuMu applied" in replay.output
+    assert "replayed 1 unmatched event(s): 1 applied" in replay.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"{not json", "not JSON"), (b"[1]", "expected a JSON object"), (b"{}", "no id")],
+)
+def test_cli_apply_refuses_bad_files(
+    db_url: str, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "event.json"
+    path.write_bytes(content)
+    result = run_cli("stripe", "apply", str(path), env={"DATABASE_URL": db_url})
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_apply_reports_a_failure(
+    db_url: str, tmp_path: Path, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    linked_user(customer_of(BASIL_UPDATED))
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(variant(BASIL_UPDATED, status="bogus")))
+    result = _cli(db_url, "apply", str(path))
+    assert result.exit_code == 1
+    assert "failed" in result.output
+    assert "subscriptions_status_check" in result.output
+
+
+def test_cli_refuses_bad_options(db_url: str) -> None:
+    assert _cli(db_url, "events", "--outcome", "bogus").exit_code == 2
+    assert _cli(db_url, "events", "--limit", "0").exit_code == 2
+    assert _cli(db_url, "replay", "--outcome", "applied").exit_code == 2
+    assert _cli(db_url, "apply", "/nonexistent.json").exit_code == 2
+
+
+def test_cli_help_and_migrate_do_not_import_stripe() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from trampolin.cli import main\n"
+        "r = CliRunner().invoke(main, ['--help'])\n"
+        "assert r.exit_code == 0 and 'stripe' in r.output\n"
+        "r = CliRunner().invoke(main, ['stripe', '--help'])\n"
+        "assert r.exit_code == 0\n"
+        "import trampolin.migrations\n"
+        "assert 'stripe' not in sys.modules, 'stripe imported'\n"
+        "import trampolin.subscriptions\n"
+        "assert 'stripe' not in sys.modules, 'stripe imported by trampolin.subscriptions'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def _wait_for_advisory_waiter(conn: psycopg.Connection[Any]) -> None:
+    """Until another session waits on the customer lock (a condition, not a timing)."""
+    deadline = time.monotonic() + 60
+    while T.advisory_waiters.one(conn) == {"n": 0}:
+        assert time.monotonic() < deadline, "nobody ever waited for the customer lock"
+        time.sleep(0.01)
+
+
+def test_an_event_judged_unmatched_during_a_link_waits_and_applies(
+    db_url: str, conn: psycopg.Connection[Any], subs: Subscriptions, make_user: MakeUser
+) -> None:
+    user = make_user()
+    event = variant(BASIL_UPDATED, customer="cus_interleave")
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.extend(_race(db_url, [_deliver(event)])))
+    with connect(db_url, autocommit=True) as linking, linking.transaction():
+        assert Subscriptions(linking).link_customer(user, "cus_interleave") == {}
+        worker.start()
+        _wait_for_advisory_waiter(conn)  # it saw no link, and now waits on the lock
+    worker.join()
+    assert results == ["applied"]
+
+
+def test_a_link_waits_for_an_unmatched_event_then_replays_it(
+    db_url: str, conn: psycopg.Connection[Any], subs: Subscriptions, make_user: MakeUser
+) -> None:
+    user = make_user()
+    event = variant(BASIL_UPDATED, customer="cus_interleave")
+    results: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: results.extend(_race(db_url, [_link(user, "cus_interleave")]))
+    )
+    with connect(db_url, autocommit=True) as delivering, delivering.transaction():
+        assert Subscriptions(delivering).apply_stripe_event(event) == "unmatched"
+        worker.start()
+        _wait_for_advisory_waiter(conn)  # the link waits for this delivery to commit
+    worker.join()
+    assert results == [{event["id"]: "applied"}]
+    assert subs.has_access(user)
+
+
+def test_a_link_and_a_metadata_match_of_one_user_do_not_deadlock(
+    db_url: str, conn: psycopg.Connection[Any], subs: Subscriptions, make_user: MakeUser
+) -> None:
+    """The link holds the user row; a delivery naming that user must wait before its insert."""
+    user = make_user()
+    by_metadata = variant(
+        BASIL_UPDATED, customer="cus_dl", subscription_id="sub_dl", metadata={"user_id": str(user)}
+    )
+    by_link = variant(
+        BASIL_CREATED,
+        customer="cus_dl",
+        subscription_id="sub_dl",
+        created=by_metadata["created"] - 1,
+    )
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.extend(_race(db_url, [_deliver(by_metadata)])))
+    with connect(db_url, autocommit=True) as linking, linking.transaction():
+        linking_subs = Subscriptions(linking)
+        assert linking_subs.link_customer(user, "cus_dl") == {}  # holds the user row
+        worker.start()
+        deadline = time.monotonic() + 60
+        while T.lock_waiters.one(conn) == {"n": 0}:
+            assert time.monotonic() < deadline, "the delivery never waited for the link"
+            time.sleep(0.01)
+        assert linking_subs.apply_stripe_event(by_link) == "applied"  # inserts sub_dl
+    worker.join()
+    assert results == ["applied"]
+    sub = subs.get_by_stripe_id("sub_dl")
+    assert sub is not None
+    assert sub.status == "active"
+
+
+def test_the_delivery_statement_stays_short_enough_for_psycopgs_cache() -> None:
+    """psycopg re-parses statements of 4096 characters or more on every call."""
+    from trampolin.queries import load_queries
+
+    assert len(load_queries("subscriptions").apply_snapshot.sql) < 4096
