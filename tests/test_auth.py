@@ -38,6 +38,7 @@ from trampolin.auth import (
     prune_expired,
 )
 from trampolin.cli import main
+from trampolin.db import connect
 from trampolin.errors import Conflict, InvalidInput, NotFound, TrampolinError
 from trampolin.queries import load_query_file
 
@@ -109,7 +110,7 @@ def suite_conn() -> Iterator[psycopg.Connection[Any]]:
         url = SERVER.url(name)
         Migrator(url).apply()
         run_seed(url)
-        with psycopg.connect(url, autocommit=True) as connection:
+        with connect(url, autocommit=True) as connection:
             yield connection
     finally:
         SERVER.drop_database(name)
@@ -518,7 +519,7 @@ def test_use_verification_token_is_single_use_under_concurrency(
 ) -> None:
     threads_count = 8
     auth.create_verification_token(identifier="race@x", token="once", expires=later(minutes=5))
-    connections = [psycopg.connect(db_url, autocommit=True) for _ in range(threads_count)]
+    connections = [connect(db_url, autocommit=True) for _ in range(threads_count)]
     barrier = threading.Barrier(threads_count)
     results: list[VerificationToken | None] = []
     errors: list[BaseException] = []
@@ -558,7 +559,7 @@ def test_concurrent_callers_in_transactions_still_get_it_once(
     lock = threading.Lock()
 
     def consume() -> None:
-        with psycopg.connect(db_url) as connection:  # not autocommit: an implicit transaction
+        with connect(db_url) as connection:  # not autocommit: an implicit transaction
             barrier.wait(timeout=30)
             got = AuthAdapter(connection).use_verification_token("tx@x", "once")
             connection.commit()
@@ -596,7 +597,7 @@ def test_conflict_leaves_the_callers_transaction_usable(
 
 
 def test_adapter_never_commits_an_implicit_transaction(db_url: str) -> None:
-    with psycopg.connect(db_url) as connection:  # autocommit off
+    with connect(db_url) as connection:  # autocommit off
         auth = AuthAdapter(connection)
         user = auth.create_user(email="kept@example.com")
         with pytest.raises(Conflict):
@@ -628,7 +629,7 @@ def test_a_rolled_back_outer_transaction_undoes_the_adapters_writes(
 
 def test_autocommit_writes_are_visible_to_other_connections(auth: AuthAdapter, db_url: str) -> None:
     user = auth.create_user(email="seen@example.com")
-    with psycopg.connect(db_url, autocommit=True) as other:
+    with connect(db_url, autocommit=True) as other:
         assert AuthAdapter(other).get_user(user.id) == user
 
 
@@ -1156,7 +1157,7 @@ def test_errors_are_trampolin_errors() -> None:
 def test_the_adapter_works_whatever_the_connections_row_factory(db_url: str) -> None:
     from psycopg.rows import dict_row
 
-    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as connection:
+    with connect(db_url, autocommit=True, row_factory=dict_row) as connection:
         auth = AuthAdapter(connection)
         user = auth.create_user(email="rows@example.com")
         session = auth.create_session(session_token="t", user_id=user.id, expires=later(days=1))
