@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+import weakref
 from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
@@ -82,17 +84,23 @@ def pool(
     timeout: float = 30.0,
     max_idle: float = 600.0,
     max_lifetime: float = 3600.0,
+    check_idle_after: float = 5.0,
     statement_timeout: str | None = None,
     application_name: str = APPLICATION_NAME,
+    autocommit: bool = True,
     open: bool = True,
     **kwargs: Any,
 ) -> ConnectionPool[psycopg.Connection[Any]]:
     """A psycopg_pool.ConnectionPool for a service; one per process, closed at shutdown.
 
-    ``url`` defaults to DATABASE_URL (or the embedded server). Connections are
-    checked before they are handed out, recycled after ``max_lifetime``
-    seconds, and carry ``statement_timeout`` (default 30s, or
-    $TRAMPOLIN_STATEMENT_TIMEOUT; "0" turns it off).
+    ``url`` defaults to DATABASE_URL (or the embedded server). A connection
+    idle for more than ``check_idle_after`` seconds is checked (one round
+    trip) before it is handed out, so a connection the server or a firewall
+    dropped is replaced instead of failing the caller's first query; busy
+    connections skip the check. Connections are recycled after
+    ``max_lifetime`` seconds and carry ``statement_timeout`` (default 30s, or
+    $TRAMPOLIN_STATEMENT_TIMEOUT; "0" turns it off). They are in autocommit
+    mode: a unit of work spanning several calls is ``with conn.transaction():``.
     """
     from psycopg_pool import ConnectionPool
 
@@ -101,15 +109,35 @@ def pool(
         "TRAMPOLIN_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT
     )
     conninfo, options = connection_options(target_url, statement_timeout=timeout_setting)
+    # When each connection was last handed out: an upper bound on how long it
+    # has been idle. (A reset callback could note returns exactly, but it makes
+    # the pool return every connection through a worker thread, which halves
+    # throughput.)
+    handed_out: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def check_if_idle(conn: psycopg.Connection[Any]) -> None:
+        now = time.monotonic()
+        last = handed_out.get(conn)
+        handed_out[conn] = now
+        if last is not None and now - last > check_idle_after:
+            ConnectionPool.check_connection(conn)
+
     return ConnectionPool(
         conninfo,
-        kwargs={"application_name": application_name, **options, **kwargs},
+        kwargs={
+            "application_name": application_name,
+            "autocommit": autocommit,
+            **options,
+            **kwargs,
+        },
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,
         max_idle=max_idle,
         max_lifetime=max_lifetime,
-        check=ConnectionPool.check_connection,
+        check=check_if_idle,
         name=application_name,
         open=open,
     )
