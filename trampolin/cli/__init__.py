@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from trampolin.cli.context import Context
+from trampolin.cli.csv_uploads import csv_group
 from trampolin.cli.database import db_group, seed_command
 from trampolin.cli.migrate import migrate_group
 
@@ -61,3 +62,4 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 main.add_command(migrate_group)
 main.add_command(seed_command)
 main.add_command(db_group)
+main.add_command(csv_group)
