@@ -366,8 +366,6 @@ class _CountingReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         data = self._raw.read(len(view))
-        if isinstance(data, str):
-            raise InvalidInput("the source must be a binary file (open it with 'rb')")
         n = len(data)
         view[:n] = data
         if n:
@@ -389,6 +387,8 @@ def _open_source(source: Source) -> Iterator[tuple[_BinaryReader, str]]:
         with handle:
             yield handle, path.name
     else:
+        if isinstance(source.read(0), str):
+            raise InvalidInput("the source must be a binary file (open it with 'rb')")
         name = getattr(source, "name", None)
         yield source, Path(name).name if isinstance(name, str) else "upload.csv"
 

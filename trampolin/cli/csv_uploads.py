@@ -156,8 +156,14 @@ def csv_export(ctx: Context, upload_id: int, output: str) -> None:
             count = uploads.export_csv(upload_id, sys.stdout.buffer)
             sys.stdout.buffer.flush()
         else:
-            with click.open_file(output, "wb", atomic=True) as out:
-                count = uploads.export_csv(upload_id, out)
+            target = Path(output)
+            partial = target.with_name(f".{target.name}.partial")
+            try:
+                with partial.open("wb") as out:
+                    count = uploads.export_csv(upload_id, out)
+                partial.replace(target)  # no half-written file under the real name
+            finally:
+                partial.unlink(missing_ok=True)
     click.echo(f"exported {count} rows of upload {upload_id} to {output}", err=True)
 
 
