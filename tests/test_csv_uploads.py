@@ -63,9 +63,7 @@ def count_rows(conn: psycopg.Connection[Any], upload_id: int) -> int:
     return int(row["n"])
 
 
-def fails(
-    load: Callable[..., CsvUpload], data: bytes, **kwargs: Any
-) -> tuple[CsvFormatError, int]:
+def fails(load: Callable[..., CsvUpload], data: bytes, **kwargs: Any) -> tuple[CsvFormatError, int]:
     with pytest.raises(CsvFormatError) as info:
         load(data, **kwargs)
     assert info.value.upload_id is not None
@@ -188,7 +186,10 @@ def test_csvw_values_are_not_trimmed_and_stray_quotes_are_kept(
     uploads: CsvUploads, user: uuid.UUID
 ) -> None:
     spaced = uploads.import_csv(user_id=user, source=CSVW / "test003.csv")
-    assert uploads.rows(spaced.id, limit=1)[0].data == {"Surname": " Homer ", "FamilyName": " Simpson "}
+    assert uploads.rows(spaced.id, limit=1)[0].data == {
+        "Surname": " Homer ",
+        "FamilyName": " Simpson ",
+    }
     outside = uploads.import_csv(user_id=user, source=CSVW / "test004.csv")
     assert uploads.rows(outside.id, limit=1)[0].data["FamilyName"] == ' "Simpson" '
     header_like = uploads.import_csv(user_id=user, source=CSVW / "test257.csv")
@@ -207,9 +208,7 @@ def test_bom_is_dropped_once(load: Callable[..., CsvUpload], uploads: CsvUploads
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
-def test_line_endings(
-    newline: bytes, load: Callable[..., CsvUpload], uploads: CsvUploads
-) -> None:
+def test_line_endings(newline: bytes, load: Callable[..., CsvUpload], uploads: CsvUploads) -> None:
     data = newline.join([b"a,b", b'1,"two', b'lines"', b"3,4", b""])
     upload = load(data)
     assert rows_of(uploads, upload.id) == [
@@ -230,7 +229,10 @@ def test_blank_lines_are_skipped_but_blank_fields_are_values(
 ) -> None:
     upload = load(b"\n\r\na,b,c\n\n1,,3\n,,\n\n\n")
     assert upload.total_rows == 2
-    assert rows_of(uploads, upload.id) == [{"a": "1", "b": "", "c": "3"}, {"a": "", "b": "", "c": ""}]
+    assert rows_of(uploads, upload.id) == [
+        {"a": "1", "b": "", "c": "3"},
+        {"a": "", "b": "", "c": ""},
+    ]
     row = checks.null_values.one(conn, upload_id=upload.id)
     assert row is not None
     assert row["n"] == 0
@@ -327,7 +329,7 @@ def test_values_that_need_escaping_survive(
     rows=st.lists(
         st.lists(
             st.text(
-                st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
                 max_size=12,
             ),
             min_size=3,
@@ -476,7 +478,7 @@ def test_1700_columns(
 
 @pytest.mark.parametrize("size", [200 * 1024, 5 * 1024 * 1024])
 def test_big_fields(size: int, load: Callable[..., CsvUpload], uploads: CsvUploads) -> None:
-    big = ("quote\" comma, newline\n é " * (size // 26 + 1))[:size]
+    big = ('quote" comma, newline\n é ' * (size // 26 + 1))[:size]
     upload = load(csv_bytes([["id", "blob", "after"], ["1", big, "x"], ["2", "small", big[:10]]]))
     assert upload.total_rows == 2
     first = uploads.rows(upload.id, limit=1)[0]
@@ -786,7 +788,9 @@ def test_cli_errors(cli_env: dict[str, str], tmp_path: Path, user: uuid.UUID) ->
     assert list(tmp_path.iterdir()) == [source]
 
 
-def test_cli_cleanup(cli_env: dict[str, str], conn: psycopg.Connection[Any], user: uuid.UUID) -> None:
+def test_cli_cleanup(
+    cli_env: dict[str, str], conn: psycopg.Connection[Any], user: uuid.UUID
+) -> None:
     row = checks.insert_processing_upload.one(conn, user_id=user)
     assert row is not None
     kept = run_cli("csv", "cleanup", env=cli_env)
@@ -801,4 +805,3 @@ def test_cli_help_lists_the_commands() -> None:
     result = run_cli("csv", "--help")
     for command in ("import", "list", "show", "export", "cleanup"):
         assert command in result.stdout
-

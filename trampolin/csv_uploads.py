@@ -174,8 +174,8 @@ class CsvUploads:
     ) -> tuple[list[str], int]:
         """COPY every record of the file into csv_rows; the header and the row count."""
         name = "utf-8-sig" if codec.name == "utf-8" else codec.name  # drops one leading BOM
-        text = io.TextIOWrapper(
-            raw,  # type: ignore[arg-type]
+        text = io.TextIOWrapper(  # type: ignore[type-var]
+            raw,
             encoding=name,
             errors="surrogateescape",  # undecodable bytes are found, with their line, below
             newline="",
@@ -186,7 +186,8 @@ class CsvUploads:
         reader = csv.reader(text, strict=True)
         errors = _Errors(reader, codec.name)
         try:
-            headers = errors.header(next(reader, None) or _first_record(reader))
+            first: list[str] = next(reader, [])
+            headers = errors.header(first or _first_record(reader))
             width = len(headers)
             seps = width - 1
             prefix = f"{upload_id}\t"
@@ -311,7 +312,7 @@ class CsvUploads:
         return count
 
     def _export_by_client(self, upload: CsvUpload, out: IO[bytes]) -> int:
-        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)  # type: ignore[type-var]
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
         writer = csv.writer(text, lineterminator="\n")
         count = 0
         try:

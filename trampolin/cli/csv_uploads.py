@@ -51,9 +51,7 @@ def _summary(upload: CsvUpload) -> str:
 @click.option("--encoding", default="utf-8", show_default=True, help="The file's text encoding.")
 @click.option("--filename", help="Name to record (default: the file's name).")
 @pass_context
-def csv_import(
-    ctx: Context, file: Path, email: str, encoding: str, filename: str | None
-) -> None:
+def csv_import(ctx: Context, file: Path, email: str, encoding: str, filename: str | None) -> None:
     """Import FILE (CSV with a header row) for the user, all or nothing."""
     from trampolin.csv_uploads import CsvUploads
     from trampolin.db import connect
