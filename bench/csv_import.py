@@ -159,6 +159,29 @@ def run_import(url: str, user_id: uuid.UUID, path: Path) -> tuple[int, int, floa
     return int(upload_id), int(total), float(elapsed), usage.ru_maxrss / 1024
 
 
+def run_write_row(url: str, user_id: uuid.UUID, path: Path, *, binary: bool) -> float:
+    """The alternative loader: psycopg's Copy.write_row, binary or text; seconds."""
+    from trampolin.queries import load_queries
+
+    q = load_queries("csv_uploads")
+    statement = BENCH.copy_rows_binary.sql if binary else q.copy_rows.sql
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = q.insert_upload.one(conn, user_id=user_id, filename="variant.csv")
+        assert row is not None
+        upload_id = row["id"]
+        start = time.perf_counter()
+        with conn.transaction(), path.open(newline="", encoding="utf-8") as f:
+            reader = csv.reader(f, strict=True)
+            next(reader)
+            with conn.cursor() as cur, cur.copy(statement) as copy:
+                copy.set_types(["bigint", "integer", "text[]"])
+                for index, values in enumerate(reader, start=1):
+                    copy.write_row((upload_id, index, values))
+        elapsed = time.perf_counter() - start
+    delete_upload(url, upload_id)
+    return elapsed
+
+
 def run_psql_baseline(url: str, path: Path) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         BENCH.reset_baseline.exec(conn)
@@ -243,6 +266,11 @@ def main() -> int:
         help="rows executemany inserts per run (rows/s is a rate)",
     )
     parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="also time psycopg write_row (binary and text) instead of import_csv's COPY lines",
+    )
+    parser.add_argument(
         "--rss-check", action="store_true", help="also import ~100 MB and ~1 GB files"
     )
     args = parser.parse_args()
@@ -291,7 +319,7 @@ def main() -> int:
             seconds = run_psql_baseline(url, path)
             psql_rates.append(args.rows / seconds)
             rate = args.rows / seconds
-            print(f"run {run}: psql \\copy+jsonb {fmt(rate):>16}  ({seconds:.2f} s)")
+            print(f"run {run}: psql \\copy+jsonb {fmt(rate):>18}  ({seconds:.2f} s)")
             count, seconds = run_executemany(url, path, args.executemany_rows)
             many_rates.append(count / seconds)
             print(
@@ -323,10 +351,24 @@ def main() -> int:
         peak = max(rss)
         print(f"  client peak RSS         {peak:6.1f} MiB  {verdict(peak, 64, at_most=True)}")
 
+        if args.variants:
+            print()
+            print("loader variants (in process, same file; median of --repeat runs):")
+            if last_upload:
+                delete_upload(url, last_upload)
+            last_upload = 0
+            for label, binary in (("write_row, FORMAT BINARY", True), ("write_row, text", False)):
+                times = [
+                    run_write_row(url, user_id, path, binary=binary) for _ in range(args.repeat)
+                ]
+                rate = args.rows / med(times)
+                print(f"  {label:<26}{fmt(rate):>18}  ({rate / med(ours):.2f}x import_csv)")
+
         if args.rss_check:
             print()
             print("peak RSS by file size (import_csv in a child process):")
-            delete_upload(url, last_upload)
+            if last_upload:
+                delete_upload(url, last_upload)
             last_upload = 0
             peaks: list[float] = []
             for target in (100_000_000, 1_000_000_000):

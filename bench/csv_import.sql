@@ -45,3 +45,7 @@ RETURNING id;
 COPY (
     SELECT "values" FROM csv_rows WHERE upload_id = %(upload_id)s ORDER BY row_index
 ) TO STDOUT (FORMAT csv);
+
+-- name: copy_rows_binary :copy
+-- The same rows in COPY's binary format (for --variants: psycopg write_row).
+COPY csv_rows (upload_id, row_index, "values") FROM STDIN (FORMAT BINARY);
