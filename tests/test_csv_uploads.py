@@ -363,7 +363,7 @@ def assert_nothing_loaded(
     assert failed.total_rows == 0
     assert failed.error_message == str(error)
     assert str(error).startswith(f"line {error.line}: ")
-    assert conn.execute("SELECT 1").fetchone() == (1,)  # the connection is still usable
+    assert checks.ping.one(conn) == {"one": 1}  # the connection is still usable
 
 
 def test_ragged_row_loads_nothing(
@@ -611,7 +611,7 @@ def test_inside_a_callers_transaction(db_url: str, user: uuid.UUID) -> None:
             good = uploads.import_csv(user_id=user, source=io.BytesIO(b"a\n1\n2\n"))
             with pytest.raises(CsvFormatError) as info:
                 uploads.import_csv(user_id=user, source=io.BytesIO(b"a\n1\n2,3\n"))
-            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert checks.ping.one(conn) == {"one": 1}
         bad_id = info.value.upload_id
         assert bad_id is not None
         conn.rollback()
@@ -626,7 +626,7 @@ def test_inside_a_callers_transaction(db_url: str, user: uuid.UUID) -> None:
 
 def test_a_callers_rollback_undoes_the_import(db_url: str, user: uuid.UUID) -> None:
     with psycopg.connect(db_url) as conn:
-        conn.execute("SELECT 1")  # a transaction is open: import_csv uses savepoints
+        checks.ping.one(conn)  # a transaction is open: import_csv uses savepoints
         upload = CsvUploads(conn).import_csv(user_id=user, source=io.BytesIO(b"a\n1\n"))
         conn.rollback()
         assert CsvUploads(conn).get(upload.id) is None
@@ -805,3 +805,14 @@ def test_cli_help_lists_the_commands() -> None:
     result = run_cli("csv", "--help")
     for command in ("import", "list", "show", "export", "cleanup"):
         assert command in result.stdout
+
+
+def test_a_connection_in_another_client_encoding(db_url: str, user: uuid.UUID) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        checks.latin1_client_encoding.exec(conn)
+        assert conn.info.encoding != "utf-8"
+        uploads = CsvUploads(conn)
+        upload = uploads.import_csv(user_id=user, source=io.BytesIO("a\nzł ✓\n".encode()))
+        assert conn.info.encoding != "utf-8"  # SET LOCAL: back to LATIN1 afterwards
+    with psycopg.connect(db_url, autocommit=True) as utf8:
+        assert [r.data for r in CsvUploads(utf8).rows(upload.id)] == [{"a": "zł ✓"}]

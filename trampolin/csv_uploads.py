@@ -137,6 +137,8 @@ class CsvUploads:
             try:
                 with self.conn.transaction():
                     self.q.lock_upload.exec(self.conn, upload_id=upload_id)
+                    if self.conn.info.encoding != "utf-8":  # the COPY lines are UTF-8
+                        self.q.utf8_client_encoding.exec(self.conn)
                     if self.q.claim_upload.one(self.conn, upload_id=upload_id) is None:
                         raise Conflict(
                             f"upload {upload_id} was failed by cleanup before its rows loaded"

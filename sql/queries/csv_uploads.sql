@@ -30,6 +30,10 @@ UPDATE csv_uploads SET updated_at = now()
 WHERE id = %(upload_id)s AND status = 'processing'
 RETURNING id;
 
+-- name: utf8_client_encoding :exec
+-- The COPY lines are sent as UTF-8 (only needed if the connection uses another encoding).
+SET LOCAL client_encoding TO 'UTF8';
+
 -- name: copy_rows :copy
 -- The rows, in COPY text format: upload_id, row_index, "values" as an array literal.
 COPY csv_rows (upload_id, row_index, "values") FROM STDIN;

@@ -28,3 +28,10 @@ SELECT set_config('lock_timeout', '60s', true);
 
 -- name: delete_user :execrows
 DELETE FROM users WHERE id = %(user_id)s;
+
+-- name: ping :one
+-- Proves the connection still works (and opens a transaction if none is).
+SELECT 1 AS one;
+
+-- name: latin1_client_encoding :exec
+SET client_encoding TO 'LATIN1';
