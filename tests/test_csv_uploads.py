@@ -814,5 +814,8 @@ def test_a_connection_in_another_client_encoding(db_url: str, user: uuid.UUID) -
         uploads = CsvUploads(conn)
         upload = uploads.import_csv(user_id=user, source=io.BytesIO("a\nzł ✓\n".encode()))
         assert conn.info.encoding != "utf-8"  # SET LOCAL: back to LATIN1 afterwards
+        out = io.BytesIO()
+        assert uploads.export_csv(upload.id, out) == 1
+        assert out.getvalue().decode() == "a\nzł ✓\n"
     with psycopg.connect(db_url, autocommit=True) as utf8:
         assert [r.data for r in CsvUploads(utf8).rows(upload.id)] == [{"a": "zł ✓"}]

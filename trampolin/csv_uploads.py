@@ -137,7 +137,7 @@ class CsvUploads:
             try:
                 with self.conn.transaction():
                     self.q.lock_upload.exec(self.conn, upload_id=upload_id)
-                    if self.conn.info.encoding != "utf-8":  # the COPY lines are UTF-8
+                    if self.conn.info.encoding != "utf-8":  # the COPY lines are UTF-8 bytes
                         self.q.utf8_client_encoding.exec(self.conn)
                     if self.q.claim_upload.one(self.conn, upload_id=upload_id) is None:
                         raise Conflict(
@@ -188,11 +188,14 @@ class CsvUploads:
         reader = csv.reader(text, strict=True)
         errors = _Errors(reader, codec.name)
         try:
+            end = 0
             first: list[str] = next(reader, [])
             headers = errors.header(first or _first_record(reader))
             width = len(headers)
             seps = width - 1
             prefix = f"{upload_id}\t"
+            between = '","'
+            end = reader.line_num
             n = 0
             buffered: list[bytes] = []
             size = 0
@@ -201,7 +204,7 @@ class CsvUploads:
                 for row in reader:
                     if len(row) != width:
                         if not row:  # a blank line
-                            errors.end = reader.line_num
+                            end = reader.line_num
                             continue
                         raise errors.ragged(row, width)
                     s = _SEP.join(row)
@@ -220,8 +223,7 @@ class CsvUploads:
                         s = s.replace("\t", "\\t")
                     n += 1
                     try:
-                        line = f'{prefix}{n}\t{{"{s.replace(_SEP, chr(34) + "," + chr(34))}"}}\n'
-                        data = line.encode()
+                        data = f'{prefix}{n}\t{{"{s.replace(_SEP, between)}"}}\n'.encode()
                     except UnicodeEncodeError:
                         raise errors.undecodable(row) from None
                     buffered.append(data)
@@ -230,11 +232,11 @@ class CsvUploads:
                         write(b"".join(buffered))
                         buffered.clear()
                         size = 0
-                    errors.end = reader.line_num
+                    end = reader.line_num
                 if buffered:
                     write(b"".join(buffered))
         except csv.Error as exc:
-            raise errors.from_csv(exc) from None
+            raise errors.from_csv(exc, after=end) from None
         except UnicodeDecodeError as exc:
             raise CsvFormatError(
                 f"cannot decode the file as {codec.name} ({exc.reason})",
@@ -280,10 +282,13 @@ class CsvUploads:
         header = io.StringIO()
         csv.writer(header, lineterminator="\n").writerow(upload.headers)
         out.write(header.getvalue().encode())
-        if len(upload.headers) <= MAX_SELECT_COLUMNS:
-            count = self._export_by_server(upload, out)
-        else:
-            count = self._export_by_client(upload, out)
+        with self.conn.transaction():
+            if self.conn.info.encoding != "utf-8":  # the output is UTF-8 whatever the session uses
+                self.q.utf8_client_encoding.exec(self.conn)
+            if len(upload.headers) <= MAX_SELECT_COLUMNS:
+                count = self._export_by_server(upload, out)
+            else:
+                count = self._export_by_client(upload, out)
         if count != upload.total_rows:  # cannot happen unless rows were edited by hand
             raise Conflict(f"upload {upload_id} has {count} rows, not {upload.total_rows}")
         return count
@@ -420,7 +425,6 @@ class _Errors:
     def __init__(self, reader: Any, encoding: str) -> None:
         self.reader = reader
         self.encoding = encoding
-        self.end = 0  # physical line where the last good record ended
 
     def _start(self, row: list[str]) -> int:
         """First line of the record just read (it may span several lines)."""
@@ -431,7 +435,6 @@ class _Errors:
         return self._start(row) + _breaks(before)
 
     def header(self, row: list[str]) -> list[str]:
-        self.end = int(self.reader.line_num)
         seen: dict[str, int] = {}
         for i, name in enumerate(row):
             if _SEP in name:
@@ -482,10 +485,11 @@ class _Errors:
                     )
         return CsvFormatError(f"text that is not valid {self.encoding}", line=self._start(row))
 
-    def from_csv(self, exc: csv.Error) -> CsvFormatError:
+    def from_csv(self, exc: csv.Error, *, after: int) -> CsvFormatError:
+        """The error for csv's exception; ``after``: the line where the last record ended."""
         message = str(exc)
         line = int(self.reader.line_num)
-        start = self.end + 1
+        start = after + 1
         if "unexpected end of data" in message:
             return CsvFormatError(
                 "the file ends inside a quoted field: unterminated quote "
