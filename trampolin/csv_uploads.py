@@ -29,7 +29,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Literal, Protocol
 
 import psycopg
 from psycopg import sql as pgsql
@@ -51,6 +51,7 @@ _WRITE_BUFFER = 256 * 1024
 _READ_CHUNK = 1024 * 1024
 _SEP = "\x00"  # PostgreSQL text cannot hold NUL, so it can never be a real value.
 
+Status = Literal["pending", "processing", "completed", "failed"]
 Progress = Callable[[int], None]
 Source = str | os.PathLike[str] | IO[bytes]
 
@@ -64,7 +65,7 @@ class CsvUpload:
     id: int
     user_id: uuid.UUID
     filename: str
-    status: str
+    status: Status
     headers: tuple[str, ...]
     total_rows: int
     file_size: int
