@@ -399,6 +399,13 @@ def test_character_after_closing_quote(load: Callable[..., CsvUpload]) -> None:
     assert "closing quote" in str(error)
 
 
+def test_quote_inside_an_unquoted_field_is_kept(
+    load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    upload = load(b'a,b\n5" screen,x"y\n')
+    assert rows_of(uploads, upload.id) == [{"a": '5" screen', "b": 'x"y'}]
+
+
 def test_bad_utf8_names_line_and_byte(
     load: Callable[..., CsvUpload], uploads: CsvUploads, conn: psycopg.Connection[Any]
 ) -> None:
