@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import ROOT, run_cli
-from trampolin.csv_uploads import MAX_FIELD_CHARS, CsvUpload, CsvUploads
+from trampolin.csv_uploads import MAX_FIELD_CHARS, SERVER_EXPORT_COLUMNS, CsvUpload, CsvUploads
 from trampolin.errors import CsvFormatError, InvalidInput, NotFound
 from trampolin.queries import load_query_file
 
@@ -479,8 +479,22 @@ def test_1700_columns(
     assert named is not None
     assert named["data"]["column_1699"] == "r1c1699"
     out = io.BytesIO()
-    assert uploads.export_csv(upload.id, out) == 3  # wider than a select list: client path
+    assert uploads.export_csv(upload.id, out) == 3  # a wide upload: the client writes the CSV
     assert list(csv.reader(io.StringIO(out.getvalue().decode(), newline=""))) == [headers, *rows]
+
+
+@pytest.mark.parametrize("width", [SERVER_EXPORT_COLUMNS, SERVER_EXPORT_COLUMNS + 1])
+def test_both_export_paths_round_trip(
+    width: int, load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    tricky = ["", '"', ",", "\r\n", "\\.", "NULL", " x ", "é", "{a,b}", "\\N", "'", "\t"]
+    headers = [f"h{i}" if i % 5 else f'h {i}, "q"' for i in range(width)]
+    rows = [[tricky[(r + i) % len(tricky)] for i in range(width)] for r in range(30)]
+    upload = load(csv_bytes([headers, *rows]))
+    out = io.BytesIO()
+    assert uploads.export_csv(upload.id, out) == 30
+    reread = list(csv.reader(io.StringIO(out.getvalue().decode(), newline=""), strict=True))
+    assert reread == [headers, *rows]
 
 
 @pytest.mark.parametrize("size", [200 * 1024, 5 * 1024 * 1024])

@@ -41,8 +41,8 @@ from trampolin.queries import load_queries
 MAX_FIELD_CHARS = 16 * 1024 * 1024
 """The longest field accepted (characters): a bound on memory for a runaway quote."""
 
-MAX_SELECT_COLUMNS = 1664
-"""PostgreSQL's limit on a select list; wider files export through the client."""
+SERVER_EXPORT_COLUMNS = 100
+"""Up to this width the server writes the export's CSV; wider, the client does (see export_rows)."""
 
 DEFAULT_ABANDONED_AFTER = 60.0
 """Seconds a 'processing' upload must be idle before cleanup may fail it."""
@@ -286,7 +286,7 @@ class CsvUploads:
         with self.conn.transaction():
             if self.conn.info.encoding != "utf-8":  # the output is UTF-8 whatever the session uses
                 self.q.utf8_client_encoding.exec(self.conn)
-            if len(upload.headers) <= MAX_SELECT_COLUMNS:
+            if len(upload.headers) <= SERVER_EXPORT_COLUMNS:
                 count = self._export_by_server(upload, out)
             else:
                 count = self._export_by_client(upload, out)
@@ -295,7 +295,7 @@ class CsvUploads:
         return count
 
     def _export_by_server(self, upload: CsvUpload, out: IO[bytes]) -> int:
-        values = pgsql.Identifier("values")
+        values = pgsql.Identifier("v")
         columns = pgsql.SQL(", ").join(
             pgsql.SQL("{}[{}]").format(values, pgsql.Literal(i))
             for i in range(1, len(upload.headers) + 1)

@@ -94,16 +94,25 @@ LIMIT %(row_limit)s;
 
 -- name: export_rows :copy
 -- The rows as CSV written by the server itself: {columns} is the select list
--- "values"[1], ..., "values"[n] (one per header; PostgreSQL allows up to 1,664),
--- so COPY quotes each field as RFC 4180 requires. Empty strings come out as "".
+-- v[1], ..., v[n] (one per header), so COPY quotes each field as RFC 4180
+-- requires; empty strings come out as "". The subquery (kept apart by OFFSET 0)
+-- detoasts each array once: subscripting the column directly would decompress
+-- a large array once per column. Subscripts still walk the array from its start,
+-- so the cost grows with the square of the width: wide uploads use export_arrays.
 COPY (
-    SELECT {columns} FROM csv_rows
-    WHERE upload_id = %(upload_id)s
-    ORDER BY row_index
+    SELECT {columns}
+    FROM (
+        SELECT "values" || ARRAY[]::text[] AS v
+        FROM csv_rows
+        WHERE upload_id = %(upload_id)s
+        ORDER BY row_index
+        OFFSET 0
+    ) AS r
 ) TO STDOUT (FORMAT csv);
 
 -- name: export_arrays :copy
--- The rows' value arrays in file order, for files too wide for export_rows.
+-- The rows' value arrays in file order, for uploads too wide for export_rows
+-- (the client writes the CSV).
 COPY (
     SELECT "values" FROM csv_rows
     WHERE upload_id = %(upload_id)s
