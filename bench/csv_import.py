@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -159,27 +160,45 @@ def run_import(url: str, user_id: uuid.UUID, path: Path) -> tuple[int, int, floa
     return int(upload_id), int(total), float(elapsed), usage.ru_maxrss / 1024
 
 
-def run_write_row(url: str, user_id: uuid.UUID, path: Path, *, binary: bool) -> float:
-    """The alternative loader: psycopg's Copy.write_row, binary or text; seconds."""
+def backend_cpu(conn: psycopg.Connection[Any]) -> float | None:
+    """CPU seconds used so far by the connection's server process (same host only)."""
+    try:
+        fields = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_variant(url: str, user_id: uuid.UUID, path: Path, variant: str) -> tuple[float, ...]:
+    """One loader in this process: wall seconds, client CPU seconds, server CPU seconds."""
     from trampolin.queries import load_queries
 
     q = load_queries("csv_uploads")
-    statement = BENCH.copy_rows_binary.sql if binary else q.copy_rows.sql
     with psycopg.connect(url, autocommit=True) as conn:
-        row = q.insert_upload.one(conn, user_id=user_id, filename="variant.csv")
-        assert row is not None
-        upload_id = row["id"]
+        server_before = backend_cpu(conn)
+        client_before = time.process_time()
         start = time.perf_counter()
-        with conn.transaction(), path.open(newline="", encoding="utf-8") as f:
-            reader = csv.reader(f, strict=True)
-            next(reader)
-            with conn.cursor() as cur, cur.copy(statement) as copy:
-                copy.set_types(["bigint", "integer", "text[]"])
-                for index, values in enumerate(reader, start=1):
-                    copy.write_row((upload_id, index, values))
-        elapsed = time.perf_counter() - start
+        if variant == "import_csv":
+            upload_id = CsvUploads(conn).import_csv(user_id=user_id, source=path).id
+        else:
+            statement = BENCH.copy_rows_binary.sql if variant == "binary" else q.copy_rows.sql
+            row = q.insert_upload.one(conn, user_id=user_id, filename="variant.csv")
+            assert row is not None
+            upload_id = row["id"]
+            with conn.transaction(), path.open(newline="", encoding="utf-8") as f:
+                reader = csv.reader(f, strict=True)
+                next(reader)
+                with conn.cursor() as cur, cur.copy(statement) as copy:
+                    copy.set_types(["bigint", "integer", "text[]"])
+                    for index, values in enumerate(reader, start=1):
+                        copy.write_row((upload_id, index, values))
+        wall = time.perf_counter() - start
+        client = time.process_time() - client_before
+        server_after = backend_cpu(conn)
     delete_upload(url, upload_id)
-    return elapsed
+    if server_after is None or server_before is None:
+        return wall, client, float("nan")
+    return wall, client, server_after - server_before
 
 
 def run_psql_baseline(url: str, path: Path) -> float:
@@ -356,16 +375,30 @@ def main() -> int:
 
         if args.variants:
             print()
-            print("loader variants (in process, same file; median of --repeat runs):")
+            print(
+                f"loader variants (in this process, interleaved, median of {args.repeat}; "
+                "CPU per row: client / server):"
+            )
             if last_upload:
                 delete_upload(url, last_upload)
             last_upload = 0
-            for label, binary in (("write_row, FORMAT BINARY", True), ("write_row, text", False)):
-                times = [
-                    run_write_row(url, user_id, path, binary=binary) for _ in range(args.repeat)
-                ]
-                rate = args.rows / med(times)
-                print(f"  {label:<26}{fmt(rate):>18}  ({rate / med(ours):.2f}x import_csv)")
+            labels = {
+                "import_csv": "import_csv (COPY text lines)",
+                "binary": "write_row, FORMAT BINARY",
+                "text": "write_row, text",
+            }
+            results: dict[str, list[tuple[float, ...]]] = {name: [] for name in labels}
+            for _ in range(args.repeat):
+                for name in labels:
+                    results[name].append(run_variant(url, user_id, path, name))
+            reference = args.rows / med([r[0] for r in results["import_csv"]])
+            for name, label in labels.items():
+                wall, client, server = (med([r[i] for r in results[name]]) for i in range(3))
+                rate = args.rows / wall
+                print(
+                    f"  {label:<30}{fmt(rate):>18}  {rate / reference:4.2f}x  "
+                    f"{client / args.rows * 1e6:4.1f} / {server / args.rows * 1e6:4.1f} µs"
+                )
 
         if args.rss_check:
             print()
