@@ -556,6 +556,9 @@ def test_get_and_list_respect_ownership(
     assert [u.id for u in uploads.list_for_user(owner)] == [second.id, first.id]
     assert [u.id for u in uploads.list_for_user(other)] == [theirs.id]
     assert uploads.list_for_user(uuid.uuid4()) == []
+    assert uploads.list_for_user(str(other)) == [theirs]
+    with pytest.raises(InvalidInput, match="not a user id"):
+        uploads.get(first.id, user_id="nope")
     assert uploads.user_id_by_email("nobody@example.com") is None
 
 

@@ -127,12 +127,10 @@ class CsvUploads:
             try:
                 with self.conn.transaction():
                     row = self.q.insert_upload.one(
-                        self.conn, user_id=user_id, filename=filename or default_name
+                        self.conn, user_id=_user_uuid(user_id), filename=filename or default_name
                     )
             except psycopg.errors.ForeignKeyViolation:
                 raise NotFound(f"no user {user_id}") from None
-            except psycopg.errors.InvalidTextRepresentation:
-                raise InvalidInput(f"not a user id: {user_id!r}") from None
             assert row is not None
             upload_id: int = row["id"]
             try:
@@ -252,12 +250,15 @@ class CsvUploads:
         if user_id is None:
             row = self.q.get_upload.one(self.conn, upload_id=upload_id)
         else:
-            row = self.q.get_upload_for_user.one(self.conn, upload_id=upload_id, user_id=user_id)
+            row = self.q.get_upload_for_user.one(
+                self.conn, upload_id=upload_id, user_id=_user_uuid(user_id)
+            )
         return _upload(row) if row else None
 
     def list_for_user(self, user_id: uuid.UUID | str) -> list[CsvUpload]:
         """The user's uploads, newest first."""
-        return [_upload(r) for r in self.q.list_uploads_for_user.many(self.conn, user_id=user_id)]
+        rows = self.q.list_uploads_for_user.many(self.conn, user_id=_user_uuid(user_id))
+        return [_upload(r) for r in rows]
 
     def rows(self, upload_id: int, *, after: int = 0, limit: int = 1000) -> list[CsvRow]:
         """Up to ``limit`` rows with row_index > ``after``, in file order ([] if unknown)."""
@@ -400,6 +401,16 @@ def _open_source(source: Source) -> Iterator[tuple[_BinaryReader, str]]:
             raise InvalidInput("the source must be a binary file (open it with 'rb')")
         name = getattr(source, "name", None)
         yield source, Path(name).name if isinstance(name, str) else "upload.csv"
+
+
+def _user_uuid(value: uuid.UUID | str) -> uuid.UUID:
+    """A user id as a UUID; InvalidInput if it is not one."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidInput(f"not a user id: {value!r}") from None
 
 
 def _first_record(reader: Any) -> list[str]:
