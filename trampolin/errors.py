@@ -44,9 +44,12 @@ class InvalidInput(TrampolinError):
 
 
 class CsvFormatError(InvalidInput):
-    def __init__(self, message: str, *, line: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, line: int | None = None, upload_id: int | None = None
+    ) -> None:
         super().__init__(f"line {line}: {message}" if line is not None else message)
         self.line = line
+        self.upload_id = upload_id  # the upload marked 'failed', once it is
 
 
 class NotFound(TrampolinError):

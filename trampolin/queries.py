@@ -61,10 +61,17 @@ class Query:
     def where(self) -> str:
         return f"{self.path.name}:{self.line}"
 
-    def composed(self, identifiers: Mapping[str, str]) -> pgsql.Composed:
-        """The SQL with its ``{placeholders}`` filled by quoted identifiers."""
+    def composed(self, identifiers: Mapping[str, str | pgsql.Composable]) -> pgsql.Composed:
+        """The SQL with its ``{placeholders}`` filled by quoted identifiers.
+
+        A value that is already a psycopg ``Composable`` (e.g. a list of
+        identifiers joined by ``pgsql.SQL(", ")``) is used as is.
+        """
         return pgsql.SQL(self.sql).format(
-            **{key: pgsql.Identifier(value) for key, value in identifiers.items()}
+            **{
+                key: value if isinstance(value, pgsql.Composable) else pgsql.Identifier(value)
+                for key, value in identifiers.items()
+            }
         )
 
     def _check(self, kind: Kind, params: Mapping[str, Any]) -> None:
@@ -112,10 +119,17 @@ class Query:
         return conn.execute(self.sql, params or None).rowcount
 
     @contextmanager
-    def copy(self, conn: psycopg.Connection[Any], **params: Any) -> Iterator[psycopg.Copy]:
-        """A psycopg Copy object for this COPY statement."""
+    def copy(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        identifiers: Mapping[str, str | pgsql.Composable] | None = None,
+        **params: Any,
+    ) -> Iterator[psycopg.Copy]:
+        """A psycopg Copy object for this COPY statement (``identifiers``: see composed)."""
         self._check("copy", params)
-        with conn.cursor() as cur, cur.copy(self.sql, params or None) as copy:
+        query = self.composed(identifiers) if identifiers else self.sql
+        with conn.cursor() as cur, cur.copy(query, params or None) as copy:
             yield copy
 
 

@@ -15,6 +15,7 @@ import click
 from trampolin.cli.auth import auth_group, user_group
 from trampolin.cli.backup import backup_group, dump_command, restore_command
 from trampolin.cli.context import Context
+from trampolin.cli.csv_uploads import csv_group
 from trampolin.cli.database import db_group, seed_command
 from trampolin.cli.doctor import doctor_command
 from trampolin.cli.migrate import migrate_group
@@ -77,3 +78,4 @@ main.add_command(backup_group)
 main.add_command(user_group)
 main.add_command(auth_group)
 main.add_command(stripe_group)
+main.add_command(csv_group)

@@ -1,0 +1,846 @@
+"""CSV uploads: the public corpora, nasty files, all or nothing, cleanup, concurrency, CLI."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support import ROOT, run_cli
+from trampolin.csv_uploads import MAX_FIELD_CHARS, SERVER_EXPORT_COLUMNS, CsvUpload, CsvUploads
+from trampolin.db import connect
+from trampolin.errors import CsvFormatError, InvalidInput, NotFound
+from trampolin.queries import load_query_file
+
+DATA = Path(__file__).parent / "data" / "csv"
+SPECTRUM = DATA / "csv-spectrum"
+CSVW = DATA / "csvw"
+checks = load_query_file(Path(__file__).parent / "sql" / "csv_uploads.sql")
+
+MakeUser = Callable[..., uuid.UUID]
+
+
+@pytest.fixture
+def uploads(conn: psycopg.Connection[Any]) -> CsvUploads:
+    return CsvUploads(conn)
+
+
+@pytest.fixture
+def user(make_user: MakeUser) -> uuid.UUID:
+    return make_user("owner@example.com")
+
+
+@pytest.fixture
+def load(uploads: CsvUploads, user: uuid.UUID) -> Callable[..., CsvUpload]:
+    """Import bytes as a CSV file for ``user``."""
+
+    def load_bytes(data: bytes, **kwargs: Any) -> CsvUpload:
+        return uploads.import_csv(user_id=user, source=io.BytesIO(data), **kwargs)
+
+    return load_bytes
+
+
+def rows_of(uploads: CsvUploads, upload_id: int) -> list[dict[str, str]]:
+    return [row.data for row in uploads.rows(upload_id, limit=100_000)]
+
+
+def count_rows(conn: psycopg.Connection[Any], upload_id: int) -> int:
+    row = checks.count_rows.one(conn, upload_id=upload_id)
+    assert row is not None
+    return int(row["n"])
+
+
+def fails(load: Callable[..., CsvUpload], data: bytes, **kwargs: Any) -> tuple[CsvFormatError, int]:
+    with pytest.raises(CsvFormatError) as info:
+        load(data, **kwargs)
+    assert info.value.upload_id is not None
+    return info.value, info.value.upload_id
+
+
+def csv_bytes(rows: list[list[str]], terminator: str = "\r\n") -> bytes:
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator=terminator).writerows(rows)
+    return out.getvalue().encode()
+
+
+# -- the vendored corpora -----------------------------------------------------------------
+
+
+def test_fixture_bytes_are_intact() -> None:
+    """git must not have converted line endings (see tests/data/csv/.gitattributes)."""
+    for line in (DATA / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split(None, 1)
+        assert hashlib.sha256((DATA / name).read_bytes()).hexdigest() == digest, name
+
+
+SPECTRUM_CASES = sorted(p.stem for p in (SPECTRUM / "json").glob("*.json"))
+
+
+@pytest.mark.parametrize("name", SPECTRUM_CASES)
+def test_csv_spectrum(
+    name: str, uploads: CsvUploads, user: uuid.UUID, conn: psycopg.Connection[Any]
+) -> None:
+    expected = json.loads((SPECTRUM / "json" / f"{name}.json").read_text(encoding="utf-8"))
+    if name == "null":
+        # Upstream wants unquoted NULL -> "" but quoted "NULL" -> "NULL"; Python's csv (and
+        # this importer) reads both as the text NULL and never produces SQL NULL.
+        assert expected[2] == {"a": "5", "b": "", "c": "6"}  # from the unquoted 5,NULL,6
+        expected[2]["b"] = "NULL"
+    upload = uploads.import_csv(user_id=user, source=SPECTRUM / "csvs" / f"{name}.csv")
+    assert upload.status == "completed"
+    assert upload.filename == f"{name}.csv"
+    assert upload.file_size == (SPECTRUM / "csvs" / f"{name}.csv").stat().st_size
+    assert upload.total_rows == len(expected)
+    assert list(upload.headers) == list(expected[0])
+    assert rows_of(uploads, upload.id) == expected
+    out = io.BytesIO()
+    assert uploads.export_csv(upload.id, out) == len(expected)
+    again = uploads.import_csv(user_id=user, source=io.BytesIO(out.getvalue()))
+    assert rows_of(uploads, again.id) == expected
+
+
+def test_csv_spectrum_control_chars_file_is_rejected_at_its_line(
+    uploads: CsvUploads, user: uuid.UUID, conn: psycopg.Connection[Any]
+) -> None:
+    with pytest.raises(CsvFormatError) as info:
+        uploads.import_csv(user_id=user, source=SPECTRUM / "csvs" / "newlines_as_ctrl_chars")
+    assert info.value.line == 4
+    assert "closing quote" in str(info.value)
+    assert info.value.upload_id is not None
+    assert count_rows(conn, info.value.upload_id) == 0
+
+
+# file -> (columns, rows) when it loads, or (line, words of the error) when it fails.
+# CSVW's own dialect trims spaces and skips '#' comments; RFC 4180 (this importer) does not.
+CSVW_CASES: dict[str, tuple[int, int] | tuple[int, str]] = {
+    "test002.csv": (2, 8),
+    "test003.csv": (2, 8),
+    "test004.csv": (2, 8),
+    "test019.csv": (5, 3),
+    "test020.csv": (5, 2),
+    "test022.csv": (5, 3),
+    "test029.csv": (4, 3),
+    "test035-junior-roles.csv": (7, 2),
+    "test051.csv": (3, "5 fields where the header has 1"),
+    "test052.csv": (2, "1 field where the header has 5"),
+    "test055.csv": (5, 4),
+    "test057.csv": (2, "5 fields where the header has 1"),
+    "test058.csv": (3, "1 field where the header has 5"),
+    "test091.csv": (3, "2 fields where the header has 3"),
+    "test158.csv": (4, 2),
+    "test160.csv": (3, 1),
+    "test188.csv": (16, 1),
+    "test189.csv": (6, 1),
+    "test190.csv": (9, 1),
+    "test254.csv": (2, 1),
+    "test256.csv": (2, 3),
+    "test257.csv": (2, 1),
+    "test258.csv": (2, 2),
+}
+
+
+def test_every_vendored_csvw_file_has_a_case() -> None:
+    assert sorted(p.name for p in CSVW.glob("*.csv")) == sorted(CSVW_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CSVW_CASES))
+def test_csvw(
+    name: str, uploads: CsvUploads, user: uuid.UUID, conn: psycopg.Connection[Any]
+) -> None:
+    path = CSVW / name
+    first, second = CSVW_CASES[name]
+    with path.open(newline="", encoding="utf-8") as f:
+        records = [r for r in csv.reader(f, strict=True) if r]
+    if isinstance(second, str):
+        with pytest.raises(CsvFormatError) as info:
+            uploads.import_csv(user_id=user, source=path)
+        assert info.value.line == first
+        assert second in str(info.value)
+        assert info.value.upload_id is not None
+        assert count_rows(conn, info.value.upload_id) == 0
+        failed = uploads.get(info.value.upload_id)
+        assert failed is not None
+        assert failed.status == "failed"
+        assert failed.error_message == str(info.value)
+        return
+    upload = uploads.import_csv(user_id=user, source=path)
+    assert (len(upload.headers), upload.total_rows) == (first, second)
+    assert list(upload.headers) == records[0]
+    assert [list(r.data.values()) for r in uploads.rows(upload.id)] == records[1:]
+
+
+def test_csvw_values_are_not_trimmed_and_stray_quotes_are_kept(
+    uploads: CsvUploads, user: uuid.UUID
+) -> None:
+    spaced = uploads.import_csv(user_id=user, source=CSVW / "test003.csv")
+    assert uploads.rows(spaced.id, limit=1)[0].data == {
+        "Surname": " Homer ",
+        "FamilyName": " Simpson ",
+    }
+    outside = uploads.import_csv(user_id=user, source=CSVW / "test004.csv")
+    assert uploads.rows(outside.id, limit=1)[0].data["FamilyName"] == ' "Simpson" '
+    header_like = uploads.import_csv(user_id=user, source=CSVW / "test257.csv")
+    assert rows_of(uploads, header_like.id) == [{"foo": "foo", "bar": "bar"}]
+    empty_cells = uploads.import_csv(user_id=user, source=CSVW / "test055.csv")
+    assert sum(all(v == "" for v in row.values()) for row in rows_of(uploads, empty_cells.id)) == 2
+
+
+# -- format rules -------------------------------------------------------------------------
+
+
+def test_bom_is_dropped_once(load: Callable[..., CsvUpload], uploads: CsvUploads) -> None:
+    upload = load(b"\xef\xbb\xbfname,email\nAda,\xef\xbb\xbfada@example.com\n")
+    assert upload.headers == ("name", "email")
+    assert rows_of(uploads, upload.id) == [{"name": "Ada", "email": "\ufeffada@example.com"}]
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_line_endings(newline: bytes, load: Callable[..., CsvUpload], uploads: CsvUploads) -> None:
+    data = newline.join([b"a,b", b'1,"two', b'lines"', b"3,4", b""])
+    upload = load(data)
+    assert rows_of(uploads, upload.id) == [
+        {"a": "1", "b": "two" + newline.decode() + "lines"},
+        {"a": "3", "b": "4"},
+    ]
+    error, _ = fails(load, newline.join([b"a,b", b'1,"x', b'y"', b"3,4,5", b""]))
+    assert error.line == 4
+
+
+def test_mixed_line_endings_count_physical_lines(load: Callable[..., CsvUpload]) -> None:
+    error, _ = fails(load, b"a,b\r\n1,2\r3,4\n5,6\r\n7\n")
+    assert error.line == 5
+
+
+def test_blank_lines_are_skipped_but_blank_fields_are_values(
+    load: Callable[..., CsvUpload], uploads: CsvUploads, conn: psycopg.Connection[Any]
+) -> None:
+    upload = load(b"\n\r\na,b,c\n\n1,,3\n,,\n\n\n")
+    assert upload.total_rows == 2
+    assert rows_of(uploads, upload.id) == [
+        {"a": "1", "b": "", "c": "3"},
+        {"a": "", "b": "", "c": ""},
+    ]
+    row = checks.null_values.one(conn, upload_id=upload.id)
+    assert row is not None
+    assert row["n"] == 0
+    assert [r.row_index for r in uploads.rows(upload.id)] == [1, 2]
+
+
+def test_whitespace_only_line_is_a_record(load: Callable[..., CsvUpload]) -> None:
+    error, _ = fails(load, b"a,b\n1,2\n \n")
+    assert error.line == 3
+    assert "1 field where the header has 2" in str(error)
+
+
+def test_single_column_file_keeps_empty_quoted_values(
+    load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    upload = load(b'only\n""\nx\n\n')
+    assert rows_of(uploads, upload.id) == [{"only": ""}, {"only": "x"}]
+    out = io.BytesIO()
+    uploads.export_csv(upload.id, out)
+    assert out.getvalue() == b'only\n""\nx\n'
+
+
+def test_header_only_file_completes_with_no_rows(load: Callable[..., CsvUpload]) -> None:
+    upload = load(b"a,b\r\n")
+    assert (upload.status, upload.total_rows, upload.headers) == ("completed", 0, ("a", "b"))
+
+
+@pytest.mark.parametrize("data", [b"", b"\n\n\r\n", b"\xef\xbb\xbf"])
+def test_a_header_row_is_required(
+    data: bytes, load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    error, upload_id = fails(load, data)
+    assert error.line == 1
+    assert "header row is required" in str(error)
+    failed = uploads.get(upload_id)
+    assert failed is not None
+    assert failed.status == "failed"
+
+
+def test_duplicate_header_names_are_rejected(load: Callable[..., CsvUpload]) -> None:
+    error, _ = fails(load, b"id,name,id\n1,2,3\n")
+    assert error.line == 1
+    assert "duplicate column name 'id'" in str(error)
+    assert "columns 1 and 3" in str(error)
+
+
+def test_header_names_are_case_sensitive_and_untrimmed(
+    load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    upload = load(b"id,ID, id\n1,2,3\n")
+    assert upload.headers == ("id", "ID", " id")
+
+
+@pytest.mark.parametrize("header", [b"a,,c", b"a,b,", b'"",b'])
+def test_empty_header_names_are_rejected(header: bytes, load: Callable[..., CsvUpload]) -> None:
+    error, _ = fails(load, header + b"\n1,2,3\n")
+    assert error.line == 1
+    assert "has no name" in str(error)
+
+
+def test_values_that_need_escaping_survive(
+    load: Callable[..., CsvUpload], uploads: CsvUploads, conn: psycopg.Connection[Any]
+) -> None:
+    values = [
+        "back\\slash",
+        '"quoted"',
+        "tab\there",
+        "{braces},[brackets]",
+        "NULL",
+        "\\N",
+        "a,b",
+        "cr\rlf\r\nlf\n",
+        "  spaced  ",
+        "\\",
+        "",
+        "'single'",
+        "\x01\x1f\x7f",
+        "ünïcødé ✓ 𝄞",
+    ]
+    headers = [f"c{i}" for i in range(len(values))]
+    upload = load(csv_bytes([headers, values]))
+    assert rows_of(uploads, upload.id) == [dict(zip(headers, values, strict=True))]
+    named = checks.named_row.one(conn, upload_id=upload.id, row_index=1)
+    assert named is not None
+    assert named["data"] == dict(zip(headers, values, strict=True))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    rows=st.lists(
+        st.lists(
+            st.text(
+                st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
+                max_size=12,
+            ),
+            min_size=3,
+            max_size=3,
+        ),
+        max_size=6,
+    )
+)
+def test_any_text_round_trips(
+    rows: list[list[str]], load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    headers = ["a", "b", "c"]
+    upload = load(csv_bytes([headers, *rows]))
+    assert [list(r.data.values()) for r in uploads.rows(upload.id)] == rows
+    out = io.BytesIO()
+    assert uploads.export_csv(upload.id, out) == len(rows)
+    reread = list(csv.reader(io.StringIO(out.getvalue().decode(), newline=""), strict=True))
+    assert reread == [headers, *rows]
+
+
+# -- malformed files: all or nothing ------------------------------------------------------
+
+
+def assert_nothing_loaded(
+    conn: psycopg.Connection[Any], uploads: CsvUploads, upload_id: int, error: CsvFormatError
+) -> None:
+    assert count_rows(conn, upload_id) == 0
+    failed = uploads.get(upload_id)
+    assert failed is not None
+    assert failed.status == "failed"
+    assert failed.total_rows == 0
+    assert failed.error_message == str(error)
+    assert str(error).startswith(f"line {error.line}: ")
+    assert checks.ping.one(conn) == {"one": 1}  # the connection is still usable
+
+
+def test_ragged_row_loads_nothing(
+    load: Callable[..., CsvUpload], uploads: CsvUploads, conn: psycopg.Connection[Any]
+) -> None:
+    rows = b"".join(b"%d,x\n" % i for i in range(5000))
+    error, upload_id = fails(load, b"a,b\n" + rows + b'1,"multi\nline",3\n' + rows)
+    assert error.line == 5002
+    assert "3 fields where the header has 2" in str(error)
+    assert_nothing_loaded(conn, uploads, upload_id, error)
+    good = load(b"a,b\n1,2\n")
+    assert good.status == "completed"
+
+
+def test_too_few_fields(load: Callable[..., CsvUpload]) -> None:
+    error, _ = fails(load, b"a,b,c\n1,2,3\n4,5\n")
+    assert (error.line, "2 fields where the header has 3" in str(error)) == (3, True)
+
+
+def test_unterminated_quote(
+    load: Callable[..., CsvUpload], uploads: CsvUploads, conn: psycopg.Connection[Any]
+) -> None:
+    error, upload_id = fails(load, b'a,b\n1,2\n3,"never closed\n4,5\n6,7\n')
+    assert error.line == 5
+    assert "unterminated quote" in str(error)
+    assert "starts on line 3" in str(error)
+    assert_nothing_loaded(conn, uploads, upload_id, error)
+
+
+def test_character_after_closing_quote(load: Callable[..., CsvUpload]) -> None:
+    error, _ = fails(load, b'a,b\n1,2\n"3"x,4\n')
+    assert error.line == 3
+    assert "closing quote" in str(error)
+
+
+def test_quote_inside_an_unquoted_field_is_kept(
+    load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    upload = load(b'a,b\n5" screen,x"y\n')
+    assert rows_of(uploads, upload.id) == [{"a": '5" screen', "b": 'x"y'}]
+
+
+def test_bad_utf8_names_line_and_byte(
+    load: Callable[..., CsvUpload], uploads: CsvUploads, conn: psycopg.Connection[Any]
+) -> None:
+    error, upload_id = fails(load, b'a,b\n1,2\n3,"multi\nline caf\xe9"\n')
+    assert error.line == 4
+    assert "byte 0xe9 is not valid utf-8" in str(error)
+    assert_nothing_loaded(conn, uploads, upload_id, error)
+
+
+def test_bad_utf8_in_header(load: Callable[..., CsvUpload]) -> None:
+    error, _ = fails(load, b"a,\xff\n1,2\n")
+    assert error.line == 1
+    assert "0xff" in str(error)
+
+
+def test_an_encoding_can_be_given(load: Callable[..., CsvUpload], uploads: CsvUploads) -> None:
+    upload = load("prénom,ville\nJosé,Malmö\n".encode("latin-1"), encoding="latin-1")
+    assert rows_of(uploads, upload.id) == [{"prénom": "José", "ville": "Malmö"}]
+    cp = load("name\nsmart “quotes”\n".encode("cp1252"), encoding="cp1252")
+    assert rows_of(uploads, cp.id) == [{"name": "smart “quotes”"}]
+    error, _ = fails(load, b"name\nok\n\x81\n", encoding="cp1252")
+    assert (error.line, "0x81 is not valid cp1252" in str(error)) == (3, True)
+
+
+def test_unknown_encoding(load: Callable[..., CsvUpload]) -> None:
+    with pytest.raises(InvalidInput, match="unknown encoding"):
+        load(b"a\n1\n", encoding="no-such-codec")
+
+
+def test_nul_byte_is_rejected_naming_line_and_column(
+    load: Callable[..., CsvUpload], uploads: CsvUploads, conn: psycopg.Connection[Any]
+) -> None:
+    error, upload_id = fails(load, b'a,b\n1,2\n3,"x\ny\x00z"\n')
+    assert error.line == 4
+    assert "NUL byte" in str(error)
+    assert "'b'" in str(error)
+    assert_nothing_loaded(conn, uploads, upload_id, error)
+    header_error, _ = fails(load, b"a,\x00\n1,2\n")
+    assert header_error.line == 1
+
+
+def test_a_text_mode_source_is_refused(uploads: CsvUploads, user: uuid.UUID) -> None:
+    with pytest.raises(InvalidInput, match="binary"):
+        uploads.import_csv(user_id=user, source=io.StringIO("a\n1\n"))  # type: ignore[arg-type]
+
+
+def test_unknown_user(uploads: CsvUploads) -> None:
+    with pytest.raises(NotFound, match="no user"):
+        uploads.import_csv(user_id=uuid.uuid4(), source=io.BytesIO(b"a\n1\n"))
+    with pytest.raises(InvalidInput, match="not a user id"):
+        uploads.import_csv(user_id="nope", source=io.BytesIO(b"a\n1\n"))
+
+
+def test_missing_file(uploads: CsvUploads, user: uuid.UUID, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="cannot read"):
+        uploads.import_csv(user_id=user, source=tmp_path / "absent.csv")
+
+
+# -- limits -------------------------------------------------------------------------------
+
+
+def test_1700_columns(
+    load: Callable[..., CsvUpload], uploads: CsvUploads, conn: psycopg.Connection[Any]
+) -> None:
+    headers = [f"column_{i}" for i in range(1700)]
+    rows = [[f"r{r}c{i}" if i % 7 else "" for i in range(1700)] for r in range(3)]
+    upload = load(csv_bytes([headers, *rows]))
+    assert len(upload.headers) == 1700
+    assert [list(r.data.values()) for r in uploads.rows(upload.id)] == rows
+    named = checks.named_row.one(conn, upload_id=upload.id, row_index=2)
+    assert named is not None
+    assert named["data"]["column_1699"] == "r1c1699"
+    out = io.BytesIO()
+    assert uploads.export_csv(upload.id, out) == 3  # a wide upload: the client writes the CSV
+    assert list(csv.reader(io.StringIO(out.getvalue().decode(), newline=""))) == [headers, *rows]
+
+
+@pytest.mark.parametrize("width", [SERVER_EXPORT_COLUMNS, SERVER_EXPORT_COLUMNS + 1])
+def test_both_export_paths_round_trip(
+    width: int, load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    tricky = ["", '"', ",", "\r\n", "\\.", "NULL", " x ", "é", "{a,b}", "\\N", "'", "\t"]
+    headers = [f"h{i}" if i % 5 else f'h {i}, "q"' for i in range(width)]
+    rows = [[tricky[(r + i) % len(tricky)] for i in range(width)] for r in range(30)]
+    upload = load(csv_bytes([headers, *rows]))
+    out = io.BytesIO()
+    assert uploads.export_csv(upload.id, out) == 30
+    reread = list(csv.reader(io.StringIO(out.getvalue().decode(), newline=""), strict=True))
+    assert reread == [headers, *rows]
+
+
+@pytest.mark.parametrize("size", [200 * 1024, 5 * 1024 * 1024])
+def test_big_fields(size: int, load: Callable[..., CsvUpload], uploads: CsvUploads) -> None:
+    big = ('quote" comma, newline\n é ' * (size // 26 + 1))[:size]
+    upload = load(csv_bytes([["id", "blob", "after"], ["1", big, "x"], ["2", "small", big[:10]]]))
+    assert upload.total_rows == 2
+    first = uploads.rows(upload.id, limit=1)[0]
+    assert first.data["blob"] == big
+    assert first.data["after"] == "x"
+    out = io.BytesIO()
+    uploads.export_csv(upload.id, out)
+    reread = list(csv.reader(io.StringIO(out.getvalue().decode(), newline="")))
+    assert reread[1][1] == big
+
+
+def test_field_over_the_limit_is_an_error(load: Callable[..., CsvUpload]) -> None:
+    data = b'a,b\n1,2\n3,"' + b"x" * (MAX_FIELD_CHARS + 1) + b'"\n'
+    error, _ = fails(load, data)
+    assert error.line == 3
+    assert "longer than 16 MiB" in str(error)
+
+
+# -- metadata, reading, export, delete ----------------------------------------------------
+
+
+def test_metadata_and_progress(uploads: CsvUploads, user: uuid.UUID, tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_bytes(b"name\n" + b"".join(b"person %d\n" % i for i in range(300_000)))
+    seen: list[int] = []
+    upload = uploads.import_csv(user_id=user, source=path, progress=seen.append)
+    assert upload.filename == "people.csv"
+    assert upload.file_size == path.stat().st_size
+    assert upload.user_id == user
+    assert upload.error_message is None
+    assert upload.created_at <= upload.updated_at
+    assert len(seen) > 1
+    assert seen == sorted(seen)
+    assert seen[-1] == path.stat().st_size
+    with path.open("rb") as f:
+        named = uploads.import_csv(user_id=user, source=f, filename="renamed.csv")
+        assert named.filename == "renamed.csv"
+    assert uploads.import_csv(user_id=user, source=io.BytesIO(b"a\n")).filename == "upload.csv"
+
+
+def test_get_and_list_respect_ownership(
+    uploads: CsvUploads, make_user: MakeUser, load: Callable[..., CsvUpload]
+) -> None:
+    owner = uploads.user_id_by_email("OWNER@example.com")
+    assert owner is not None
+    other = make_user("other@example.com")
+    first = load(b"a\n1\n")
+    second = load(b"a\n2\n")
+    theirs = uploads.import_csv(user_id=other, source=io.BytesIO(b"a\n3\n"))
+    assert uploads.get(first.id) == first
+    assert uploads.get(first.id, user_id=owner) == first
+    assert uploads.get(first.id, user_id=other) is None
+    assert uploads.get(10**12) is None
+    assert [u.id for u in uploads.list_for_user(owner)] == [second.id, first.id]
+    assert [u.id for u in uploads.list_for_user(other)] == [theirs.id]
+    assert uploads.list_for_user(uuid.uuid4()) == []
+    assert uploads.list_for_user(str(other)) == [theirs]
+    with pytest.raises(InvalidInput, match="not a user id"):
+        uploads.get(first.id, user_id="nope")
+    assert uploads.user_id_by_email("nobody@example.com") is None
+
+
+def test_rows_keyset(load: Callable[..., CsvUpload], uploads: CsvUploads) -> None:
+    upload = load(b"n,sq\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(1, 2501)))
+    pages: list[int] = []
+    after = 0
+    while page := uploads.rows(upload.id, after=after):
+        pages.append(len(page))
+        assert [r.row_index for r in page] == list(range(after + 1, after + len(page) + 1))
+        after = page[-1].row_index
+    assert pages == [1000, 1000, 500]
+    assert uploads.rows(upload.id, after=2499, limit=5)[0].data == {"n": "2500", "sq": "6250000"}
+    assert uploads.rows(upload.id, after=2500) == []
+    assert uploads.rows(10**12) == []
+    with pytest.raises(InvalidInput):
+        uploads.rows(upload.id, limit=0)
+
+
+def test_export_is_rfc4180_and_round_trips(
+    load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    upload = load(b'"a b",c\r\n1,"x,y"\r\n"say ""hi""",\r\n"multi\r\nline",z\r\n')
+    out = io.BytesIO()
+    assert uploads.export_csv(upload.id, out) == 3
+    assert out.getvalue() == b'a b,c\n1,"x,y"\n"say ""hi""",""\n"multi\r\nline",z\n'
+    again = load(out.getvalue())
+    assert rows_of(uploads, again.id) == rows_of(uploads, upload.id)
+
+
+def test_export_refuses_unknown_and_failed_uploads(
+    load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    with pytest.raises(NotFound):
+        uploads.export_csv(10**12, io.BytesIO())
+    _, upload_id = fails(load, b"a,b\n1\n")
+    with pytest.raises(InvalidInput, match="failed"):
+        uploads.export_csv(upload_id, io.BytesIO())
+
+
+def test_delete_a_large_upload(
+    uploads: CsvUploads, user: uuid.UUID, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "million.csv"
+    with path.open("wb") as f:
+        f.write(b"i,v\n")
+        for start in range(0, 1_000_000, 100_000):
+            f.write(b"".join(b"%d,x\n" % i for i in range(start, start + 100_000)))
+    upload = uploads.import_csv(user_id=user, source=path)
+    keep = uploads.import_csv(user_id=user, source=io.BytesIO(b"a\n1\n"))
+    assert upload.total_rows == 1_000_000
+    uploads.delete(upload.id)
+    assert uploads.get(upload.id) is None
+    assert count_rows(conn, upload.id) == 0
+    assert count_rows(conn, keep.id) == 1
+    uploads.delete(upload.id)  # unknown: nothing happens
+
+
+def test_deleting_the_user_deletes_uploads_and_rows(
+    load: Callable[..., CsvUpload], user: uuid.UUID, conn: psycopg.Connection[Any]
+) -> None:
+    upload = load(b"a\n1\n2\n")
+    assert checks.delete_user.execrows(conn, user_id=user) == 1
+    assert count_rows(conn, upload.id) == 0
+
+
+# -- transactions, dead importers, concurrency --------------------------------------------
+
+
+def test_inside_a_callers_transaction(db_url: str, user: uuid.UUID) -> None:
+    with connect(db_url) as conn:  # not autocommit
+        uploads = CsvUploads(conn)
+        with conn.transaction():
+            good = uploads.import_csv(user_id=user, source=io.BytesIO(b"a\n1\n2\n"))
+            with pytest.raises(CsvFormatError) as info:
+                uploads.import_csv(user_id=user, source=io.BytesIO(b"a\n1\n2,3\n"))
+            assert checks.ping.one(conn) == {"one": 1}
+        bad_id = info.value.upload_id
+        assert bad_id is not None
+        conn.rollback()
+        with connect(db_url, autocommit=True) as other:
+            seen = CsvUploads(other)
+            assert [r.data for r in seen.rows(good.id)] == [{"a": "1"}, {"a": "2"}]
+            failed = seen.get(bad_id)
+            assert failed is not None
+            assert failed.status == "failed"
+            assert count_rows(other, bad_id) == 0
+
+
+def test_a_callers_rollback_undoes_the_import(db_url: str, user: uuid.UUID) -> None:
+    with connect(db_url) as conn:
+        checks.ping.one(conn)  # a transaction is open: import_csv uses savepoints
+        upload = CsvUploads(conn).import_csv(user_id=user, source=io.BytesIO(b"a\n1\n"))
+        conn.rollback()
+        assert CsvUploads(conn).get(upload.id) is None
+
+
+CHILD = """
+import sys
+from trampolin.csv_uploads import CsvUploads
+from trampolin.db import connect
+
+def progress(done):
+    print(done, flush=True)
+
+with connect(sys.argv[1], autocommit=True) as conn:
+    CsvUploads(conn).import_csv(user_id=sys.argv[2], source=sys.stdin.buffer, progress=progress)
+"""
+
+
+def test_killed_import_leaves_no_rows_and_cleanup_fails_it(
+    db_url: str, conn: psycopg.Connection[Any], uploads: CsvUploads, user: uuid.UUID
+) -> None:
+    chunk = b"".join(b'%d,"some, text",more\n' % i for i in range(100_000))
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, db_url, str(user)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    try:
+        child.stdin.write(b"id,text,more\n" + chunk * 2)  # ~4.7 MB; never closed: EOF never comes
+        child.stdin.flush()
+        for line in child.stdout:  # wait until several MiB were read and their rows sent
+            if int(line) >= 3 * 1024 * 1024:
+                break
+        [upload] = checks.processing_uploads.many(conn, user_id=user)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    upload_id = upload["id"]
+    with conn.transaction():  # wait until the server has ended the dead importer's transaction
+        checks.lock_timeout.exec(conn)
+        checks.hold_upload_lock.exec(conn, upload_id=upload_id)
+    assert count_rows(conn, upload_id) == 0
+    stale = uploads.get(upload_id)
+    assert stale is not None
+    assert stale.status == "processing"
+    assert uploads.cleanup(older_than=3600) == []  # too recent for the grace period
+    [cleaned] = uploads.cleanup(older_than=0)
+    assert cleaned.id == upload_id
+    assert cleaned.status == "failed"
+    assert cleaned.error_message is not None
+    assert "abandoned" in cleaned.error_message
+    assert uploads.cleanup(older_than=0) == []
+
+
+def test_cleanup_leaves_live_and_finished_imports_alone(
+    db_url: str, conn: psycopg.Connection[Any], uploads: CsvUploads, user: uuid.UUID
+) -> None:
+    done = uploads.import_csv(user_id=user, source=io.BytesIO(b"a\n1\n"))
+    row = checks.insert_processing_upload.one(conn, user_id=user)
+    assert row is not None
+    live = row["id"]
+    with connect(db_url) as importer, importer.transaction():
+        checks.hold_upload_lock.exec(importer, upload_id=live)  # as a live importer does
+        assert uploads.cleanup(older_than=0) == []
+    assert [u.id for u in uploads.cleanup(older_than=0)] == [live]
+    assert uploads.get(done.id) == done
+
+
+def test_four_concurrent_imports(db_url: str, make_user: MakeUser) -> None:
+    users = [make_user(f"concurrent{i}@example.com") for i in range(4)]
+    results: dict[int, CsvUpload] = {}
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        data = b"user,n\n" + b"".join(b"%d,%d\n" % (i, n) for n in range(20_000 + i * 1000))
+        try:
+            with connect(db_url, autocommit=True) as own:
+                results[i] = CsvUploads(own).import_csv(user_id=users[i], source=io.BytesIO(data))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with connect(db_url, autocommit=True) as conn:
+        uploads = CsvUploads(conn)
+        for i, upload in results.items():
+            assert upload.status == "completed"
+            assert upload.user_id == users[i]
+            assert upload.total_rows == 20_000 + i * 1000
+            assert count_rows(conn, upload.id) == upload.total_rows
+            assert {r.data["user"] for r in uploads.rows(upload.id, limit=100_000)} == {str(i)}
+
+
+# -- CLI ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(db_url: str) -> dict[str, str]:
+    return {"DATABASE_URL": db_url}
+
+
+def test_cli_import_list_show_export(
+    cli_env: dict[str, str], user: uuid.UUID, tmp_path: Path, uploads: CsvUploads
+) -> None:
+    source = tmp_path / "people.csv"
+    source.write_bytes(b'name,city\nAda,"London, UK"\nAlan,"Wilmslow\nCheshire"\n')
+    imported = run_cli("csv", "import", str(source), "--user", "owner@example.com", env=cli_env)
+    assert imported.returncode == 0, imported.stderr
+    assert "2 rows x 2 columns" in imported.stdout
+    [upload] = uploads.list_for_user(user)
+
+    listed = run_cli("csv", "list", "--user", "OWNER@example.com", env=cli_env)
+    assert listed.returncode == 0, listed.stderr
+    assert "people.csv" in listed.stdout
+    assert "completed" in listed.stdout
+
+    shown = run_cli("csv", "show", str(upload.id), env=cli_env)
+    assert shown.returncode == 0, shown.stderr
+    assert "status:   completed" in shown.stdout
+    assert '{"name": "Alan", "city": "Wilmslow\\nCheshire"}' in shown.stdout
+
+    target = tmp_path / "out.csv"
+    exported = run_cli("csv", "export", str(upload.id), "-o", str(target), env=cli_env)
+    assert exported.returncode == 0, exported.stderr
+    assert target.read_bytes() == b'name,city\nAda,"London, UK"\nAlan,"Wilmslow\nCheshire"\n'
+    to_stdout = run_cli("csv", "export", str(upload.id), "-o", "-", env=cli_env)
+    assert to_stdout.stdout == target.read_text()
+
+
+def test_cli_import_error_is_one_line_with_the_line_number(
+    cli_env: dict[str, str], user: uuid.UUID, tmp_path: Path
+) -> None:
+    source = tmp_path / "broken.csv"
+    source.write_bytes(b"a,b\n1,2\n3\n")
+    result = run_cli("csv", "import", str(source), "--user", "owner@example.com", env=cli_env)
+    assert result.returncode == 1
+    [message] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "line 3: 1 field where the header has 2" in message
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_errors(cli_env: dict[str, str], tmp_path: Path, user: uuid.UUID) -> None:
+    source = tmp_path / "ok.csv"
+    source.write_bytes(b"a\n1\n")
+    nobody = run_cli("csv", "import", str(source), "--user", "nobody@example.com", env=cli_env)
+    assert nobody.returncode == 1
+    assert "no user with email nobody@example.com" in nobody.stderr
+    missing = run_cli("csv", "show", "999999", env=cli_env)
+    assert (missing.returncode, "no CSV upload 999999" in missing.stderr) == (1, True)
+    export = run_cli("csv", "export", "999999", "-o", str(tmp_path / "x.csv"), env=cli_env)
+    assert export.returncode == 1
+    assert list(tmp_path.iterdir()) == [source]
+
+
+def test_cli_cleanup(
+    cli_env: dict[str, str], conn: psycopg.Connection[Any], user: uuid.UUID
+) -> None:
+    row = checks.insert_processing_upload.one(conn, user_id=user)
+    assert row is not None
+    kept = run_cli("csv", "cleanup", env=cli_env)
+    assert kept.returncode == 0, kept.stderr
+    assert "0 abandoned upload(s)" in kept.stdout
+    result = run_cli("csv", "cleanup", "--older-than", "0", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert f"failed abandoned upload {row['id']}" in result.stdout
+
+
+def test_cli_help_lists_the_commands() -> None:
+    result = run_cli("csv", "--help")
+    for command in ("import", "list", "show", "export", "cleanup"):
+        assert command in result.stdout
+
+
+def test_a_connection_in_another_client_encoding(db_url: str, user: uuid.UUID) -> None:
+    with connect(db_url, autocommit=True) as conn:
+        checks.latin1_client_encoding.exec(conn)
+        assert conn.info.encoding != "utf-8"
+        uploads = CsvUploads(conn)
+        upload = uploads.import_csv(user_id=user, source=io.BytesIO("a\nzł ✓\n".encode()))
+        assert conn.info.encoding != "utf-8"  # SET LOCAL: back to LATIN1 afterwards
+        out = io.BytesIO()
+        assert uploads.export_csv(upload.id, out) == 1
+        assert out.getvalue().decode() == "a\nzł ✓\n"
+    with connect(db_url, autocommit=True) as utf8:
+        assert [r.data for r in CsvUploads(utf8).rows(upload.id)] == [{"a": "zł ✓"}]
