@@ -118,3 +118,27 @@ def test_migrate_uses_direct_url_when_database_url_is_pooled(
 def test_unreachable_server_is_connection_failed() -> None:
     with pytest.raises(ConnectionFailed, match="cannot connect to postgresql://x:\\*\\*\\*@"):
         connect("postgresql://x:pw@127.0.0.1:1/db", connect_timeout=2)
+
+
+def test_pool_replaces_a_connection_that_died_while_idle(direct_db_url: str) -> None:
+    with (
+        trampolin.pool(direct_db_url, min_size=1, max_size=1, check_idle_after=0) as pool,
+        connect(direct_db_url, autocommit=True) as admin,
+    ):
+        with pool.connection() as conn:
+            first = ADMIN.backend_pid.one(conn)
+        assert first is not None
+        ADMIN.terminate_backend.one(admin, pid=first["pid"])
+        with pool.connection() as conn:  # checked, found dead, replaced
+            second = ADMIN.backend_pid.one(conn)
+        assert second is not None
+        assert second["pid"] != first["pid"]
+
+
+def test_pool_connections_are_autocommit_and_a_unit_of_work_is_a_transaction(
+    direct_db_url: str,
+) -> None:
+    with trampolin.pool(direct_db_url, max_size=1) as pool, pool.connection() as conn:
+        assert conn.autocommit
+        with conn.transaction():
+            assert conn.info.transaction_status.name == "INTRANS"

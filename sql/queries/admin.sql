@@ -29,3 +29,7 @@ SELECT pg_backend_pid() AS pid;
 -- name: sleep :one
 -- Sleep on the server (used to check timeouts).
 SELECT pg_sleep(%(seconds)s) AS slept;
+
+-- name: terminate_backend :one
+-- End another session (tests of dead pooled connections).
+SELECT pg_terminate_backend(%(pid)s) AS terminated;
