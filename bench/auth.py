@@ -7,7 +7,7 @@ alternating rounds and reporting medians (target: >= 0.85x). Also
 create_session and use_verification_token, each beside a plain prepared
 INSERT / DELETE ... RETURNING.
 
-    .venv/bin/python bench/auth.py          # DATABASE_URL names the server to use
+    .venv/bin/python bench/auth.py          # BENCH_SERVER_URL names the server to use
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ bench_sql = load_query_file(Path(__file__).with_suffix(".sql"))
 
 @contextmanager
 def scratch_database() -> Iterator[str]:
-    """A migrated, seeded scratch database on the DATABASE_URL server, dropped afterwards."""
-    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    """A migrated, seeded scratch database on $BENCH_SERVER_URL, dropped afterwards."""
+    base = os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
+    base += "/postgres"
     name = f"trampolin_bench_auth_{os.getpid()}"
     admin_url = make_conninfo(base, dbname="postgres")
     url = make_conninfo(base, dbname=name)

@@ -6,7 +6,7 @@ start-up counts) and the library call (backup.dump / backup.restore, in this
 process). Each restore goes into a freshly created empty database. All sides
 use the same pg_dump / pg_restore binary and flags. Target: overhead <= 5 %.
 
-    .venv/bin/python bench/backup.py            # DATABASE_URL's server, or 127.0.0.1:5432
+    .venv/bin/python bench/backup.py            # $BENCH_SERVER_URL, or 127.0.0.1:5432
     BENCH_ROUNDS=3 BENCH_ROWS=4000000 .venv/bin/python bench/backup.py
 """
 
@@ -35,7 +35,8 @@ TARGET = 1.05
 
 
 def server_url() -> str:
-    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    server = os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432")
+    url = server.rstrip("/") + "/postgres"
     from trampolin.config import normalize_url
 
     return normalize_url(url)

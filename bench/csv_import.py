@@ -18,8 +18,8 @@ Prints every figure, the medians, and the ratios against the targets (import
 --rss-check also imports generated ~100 MB and ~1 GB files (in a temporary
 directory, deleted afterwards) to show that peak RSS stays flat.
 
-DATABASE_URL selects the database; by default a scratch database is created on
-postgresql://postgres@127.0.0.1:5432 and dropped at the end.
+It works in a scratch database created on $BENCH_SERVER_URL (default
+postgresql://postgres@127.0.0.1:5432) and dropped at the end.
 """
 
 from __future__ import annotations
@@ -107,11 +107,7 @@ def rows_for_bytes(target: int) -> int:
 
 @contextmanager
 def database() -> Iterator[str]:
-    """DATABASE_URL as is, or a migrated scratch database that is dropped afterwards."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
+    """A migrated scratch database on $BENCH_SERVER_URL, dropped afterwards."""
     from trampolin.db import create_database
     from trampolin.migrations import Migrator
 

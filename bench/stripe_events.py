@@ -15,8 +15,8 @@ ids), then, on one autocommit connection, in chunks of 50 events taking turns:
 Prints events/s of each round, the medians, and the ratio (target >= 0.5x).
 Both sides wait for one WAL flush per event; --async-commit leaves it out,
 which shows the cost of the work itself (the ratio is lower then).
-DATABASE_URL selects a migrated database to use; by default a scratch database
-is created on postgresql://postgres@127.0.0.1:5432, migrated, and dropped.
+It works in a scratch database created on $BENCH_SERVER_URL (default
+postgresql://postgres@127.0.0.1:5432), migrated, and dropped.
 """
 
 from __future__ import annotations
@@ -52,14 +52,11 @@ CHUNK = 50
 
 @contextmanager
 def database() -> Iterator[str]:
-    """$DATABASE_URL, or a scratch database, migrated, dropped afterwards."""
+    """A scratch database on $BENCH_SERVER_URL, migrated, dropped afterwards."""
     from trampolin.db import create_database
     from trampolin.migrations import Migrator
     from trampolin.queries import load_queries
 
-    if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"]
-        return
     name = f"bench_stripe_{uuid.uuid4().hex[:8]}"
     create_database(f"{SERVER}/postgres", name)
     try:
