@@ -228,3 +228,75 @@ def test_rollback_inside_a_failed_statement_keeps_records(
         migrator.rollback()
     assert [s.state for s in migrator.status()] == ["applied"]
     assert "a" in tables(empty_db_url)
+
+
+@pytest.mark.parametrize(
+    "control", ["BEGIN;", "COMMIT;", "-- note\nCOMMIT;", "START TRANSACTION;", "ROLLBACK;", "END;"]
+)
+def test_transaction_control_in_a_migration_is_refused(
+    empty_db_url: str, mdir: Path, write: Write, control: str
+) -> None:
+    write("0001_tx.sql", f"-- Tx.\nCREATE TABLE t1 (a int);\n{control}\nCREATE TABLE t2 (a int);\n")
+    with pytest.raises(MigrationError, match=r"0001_tx.sql:\d+: no BEGIN, COMMIT or ROLLBACK"):
+        Migrator(empty_db_url, directory=mdir).apply()
+    assert not {"t1", "t2"} & set(tables(empty_db_url))
+
+
+def test_rollback_to_savepoint_is_allowed(empty_db_url: str, mdir: Path, write: Write) -> None:
+    write(
+        "0001_sp.sql",
+        "-- Savepoints.\nCREATE TABLE t (a int);\nSAVEPOINT s;\nINSERT INTO t VALUES (1);\n"
+        "ROLLBACK TO SAVEPOINT s;\nRELEASE SAVEPOINT s;\n",
+    )
+    Migrator(empty_db_url, directory=mdir).apply()
+    assert "t" in tables(empty_db_url)
+
+
+def test_a_failed_concurrent_index_is_never_recorded(
+    empty_db_url: str, mdir: Path, write: Write
+) -> None:
+    write("0001_t.sql", "-- T.\nCREATE TABLE t (name text);\nINSERT INTO t VALUES ('a'), ('a');\n")
+    write(
+        "0002_unique.sql",
+        "-- transactional: false\n-- Unique names.\n"
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_name_key ON t (name);\n",
+    )
+    migrator = Migrator(empty_db_url, directory=mdir)
+    with pytest.raises(MigrationError, match="DROP INDEX CONCURRENTLY t_name_key"):
+        migrator.apply()
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        CHECKS.dedupe_t.exec(conn)
+    # The INVALID index is still there and IF NOT EXISTS would skip it: refused again.
+    with pytest.raises(MigrationError, match=r"not recorded as applied.*INVALID index"):
+        migrator.apply()
+    assert [s.state for s in migrator.status()] == ["applied", "pending"]
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        CHECKS.drop_t_name_key.exec(conn)
+    migrator.apply()
+    assert [s.state for s in migrator.status()] == ["applied", "applied"]
+
+
+def test_a_rollback_file_may_set_its_own_transactional_mode(
+    empty_db_url: str, mdir: Path, write: Write
+) -> None:
+    write("0001_t.sql", "-- T.\nCREATE TABLE t (name text);\nCREATE INDEX t_name ON t (name);\n")
+    write(
+        "0001_t.rollback.sql",
+        "-- transactional: false\nDROP INDEX CONCURRENTLY t_name;\n",
+    )
+    migrator = Migrator(empty_db_url, directory=mdir)
+    migrator.apply()
+    assert [m.id for m in migrator.rollback()] == ["0001_t"]
+
+
+def test_rollback_checks_every_file_before_undoing_anything(
+    empty_db_url: str, mdir: Path, write: Write
+) -> None:
+    write("0001_a.sql", "-- A.\nCREATE TABLE a (id int);\n")
+    write("0002_b.sql", "-- B.\nCREATE TABLE b (id int);\n")
+    write("0002_b.rollback.sql", "DROP TABLE b;\n")
+    migrator = Migrator(empty_db_url, directory=mdir)
+    migrator.apply()
+    with pytest.raises(MigrationError, match=r"0001_a\.rollback\.sql does not exist"):
+        migrator.rollback(count=2)
+    assert {"a", "b"} <= set(tables(empty_db_url))

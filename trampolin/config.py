@@ -11,9 +11,10 @@ normalised to a libpq URL that psycopg and pg_dump take.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from trampolin.errors import ConfigError
 
@@ -42,16 +43,26 @@ class DatabaseTarget:
 def parse_url(url: str, *, origin: str = "database URL") -> tuple[str, bool]:
     """A libpq URL for ``url`` and whether it is flagged as a transaction-mode pooler.
 
-    Raises ConfigError saying what is wrong, never showing the password.
+    Raises ConfigError saying what is wrong, never showing the password: a
+    password with unencoded special characters is the usual culprit, and
+    libpq's own parse errors would quote parts of it.
     """
     from psycopg.conninfo import conninfo_to_dict
 
-    parts = urlsplit(url.strip())
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise ConfigError(f"{origin}: not a valid URL ({_ENCODING_HINT})") from None
     if parts.scheme not in _SCHEMES:
-        shown = parts.scheme or "none"
+        shown = repr(parts.scheme) if parts.scheme else "none"
         raise ConfigError(
-            f"{origin}: expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME, got scheme {shown!r}"
+            f"{origin}: expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME, got scheme {shown}"
         )
+    if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        raise ConfigError(f"{origin}: an '@' after the host part ({_ENCODING_HINT})")
+    if parts.netloc.count("@") > 1 or re.search(r"%(?![0-9A-Fa-f]{2})", parts.netloc):
+        raise ConfigError(f"{origin}: malformed user or password ({_ENCODING_HINT})")
     query = []
     pgbouncer = False
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -61,14 +72,20 @@ def parse_url(url: str, *, origin: str = "database URL") -> tuple[str, bool]:
             pgbouncer = value.strip().lower() in _TRUE
         elif key not in _PRISMA_ONLY:
             query.append((key, value))
-    normalized = urlunsplit(
-        ("postgresql", parts.netloc, parts.path, urlencode(query, quote_via=quote), "")
-    )
+    # Built by hand: urlunsplit would turn postgresql:///db (Unix socket) into postgresql:/db.
+    normalized = f"postgresql://{parts.netloc}{parts.path}"
+    if query:
+        normalized += "?" + urlencode(query, quote_via=quote)
     try:
         conninfo_to_dict(normalized)
-    except Exception as exc:
-        raise ConfigError(f"{origin}: not a valid PostgreSQL URL ({redact(str(exc))})") from None
+    except Exception:
+        raise ConfigError(
+            f"{origin}: not a valid PostgreSQL URL: {redact(normalized)} ({_ENCODING_HINT})"
+        ) from None
     return normalized, pgbouncer
+
+
+_ENCODING_HINT = "percent-encode / ? # @ % : in the password, e.g. @ as %40"
 
 
 def normalize_url(url: str, *, origin: str = "database URL") -> str:
@@ -76,14 +93,18 @@ def normalize_url(url: str, *, origin: str = "database URL") -> str:
     return parse_url(url, origin=origin)[0]
 
 
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*:)(.*)@", re.DOTALL)
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+    """``url`` with any password (in the user part or a password= argument) replaced by ***.
+
+    Works on malformed URLs too: everything between ``user:`` and the last
+    ``@`` is hidden.
+    """
+    hidden = _USERINFO_PASSWORD.sub(r"\1***@", url, count=1)
+    return _QUERY_PASSWORD.sub(r"\1***", hidden)
 
 
 def _target(url: str, source: Source) -> DatabaseTarget:

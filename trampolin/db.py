@@ -199,11 +199,14 @@ def _first_line(exc: Exception, url: str) -> str:
         if line.startswith("FATAL") or "failed" in line:
             message = line.strip()
     password = _password(url)
-    return message.replace(password, "***") if password else message
+    if password:
+        message = message.replace(password, "***")
+    return redact(message)
 
 
 def _password(url: str) -> str | None:
-    from urllib.parse import unquote, urlsplit
-
-    raw = urlsplit(url).password
-    return unquote(raw) if raw else None
+    try:
+        password = conninfo_to_dict(url).get("password")
+    except Exception:
+        return None
+    return str(password) if password else None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from trampolin.db import connect, connection_path, pins_sessions
 from trampolin.errors import ConfigError, InvalidInput, MigrationDrift, MigrationError
@@ -73,19 +74,35 @@ class MigrationFile:
     def rollback_path(self) -> Path:
         return self.path.with_name(f"{self.id}.rollback.sql")
 
-    def statements(self) -> tuple[Statement, ...]:
-        """The forward statements, each with the line it starts on."""
-        statements = _split(self.path)
-        if not self.transactional and len(statements) != 1:
-            raise MigrationError(
-                f"{self.path}: a '-- transactional: false' migration must hold exactly one "
-                f"statement (it has {len(statements)}); split it into one file per statement"
-            )
-        return statements
+    def script(self) -> Script:
+        """The forward statements, split and checked."""
+        return _script(self.path, self.transactional)
 
-    def rollback_statements(self) -> tuple[Statement, ...] | None:
-        """The rollback file's statements, or None when there is no rollback file."""
-        return _split(self.rollback_path) if self.rollback_path.exists() else None
+    def rollback_script(self) -> Script | None:
+        """The rollback file's statements, or None when there is no rollback file.
+
+        A rollback file may carry its own ``-- transactional:`` line; without
+        one it runs as the forward file does.
+        """
+        if not self.rollback_path.exists():
+            return None
+        directives = _directives(self.rollback_path, self.rollback_path.read_bytes())[0]
+        transactional = directives.get("transactional")
+        return _script(
+            self.rollback_path,
+            self.transactional
+            if transactional is None
+            else _boolean(transactional, self.rollback_path),
+        )
+
+
+@dataclass(frozen=True)
+class Script:
+    """Statements of one file, to run in one transaction or (one statement) without."""
+
+    path: Path
+    transactional: bool
+    statements: tuple[Statement, ...]
 
 
 @dataclass(frozen=True)
@@ -119,27 +136,66 @@ def read_migration_files(directory: Path | None = None) -> list[MigrationFile]:
 
 
 def _read_file(migration_id: str, path: Path) -> MigrationFile:
-    from yoyo.migrations import parse_metadata_from_sql_comments
-
     raw = path.read_bytes()
-    try:
-        source = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MigrationError(f"{path}: not UTF-8 ({exc.reason})") from None
-    directives, leading_comment, _ = parse_metadata_from_sql_comments(source)
-    transactional = directives.get("transactional", "true").strip().lower()
-    if transactional not in ("true", "false"):
-        raise MigrationError(f"{path}: '-- transactional:' must be true or false")
+    directives, leading_comment = _directives(path, raw)
     paragraph = leading_comment.strip().split("\n\n", 1)[0]
     description = " ".join(line.strip() for line in paragraph.splitlines())
     return MigrationFile(
         id=migration_id,
         path=path,
         description=description.strip(),
-        transactional=transactional == "true",
+        transactional=_boolean(directives.get("transactional", "true"), path),
         depends=frozenset(directives.get("depends", "").split()),
         checksum=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def _directives(path: Path, raw: bytes) -> tuple[dict[str, str], str]:
+    """yoyo's ``-- name: value`` directives and the leading comment of a file."""
+    from yoyo.migrations import parse_metadata_from_sql_comments
+
+    try:
+        source = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MigrationError(f"{path}: not UTF-8 ({exc.reason})") from None
+    directives, leading_comment, _ = parse_metadata_from_sql_comments(source)
+    return directives, leading_comment
+
+
+def _boolean(value: str, path: Path) -> bool:
+    normalized = value.strip().lower()
+    if normalized not in ("true", "false"):
+        raise MigrationError(f"{path}: '-- transactional:' must be true or false")
+    return normalized == "true"
+
+
+# Statements that would end the transaction a migration runs in, and with it
+# the guarantee that the migration and its record commit together.
+_TRANSACTION_CONTROL = re.compile(
+    r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ABORT|ROLLBACK(?!\s+TO\b)|PREPARE\s+TRANSACTION)\b",
+    re.IGNORECASE,
+)
+
+
+def _script(path: Path, transactional: bool) -> Script:
+    statements = _split(path)
+    if not transactional and len(statements) != 1:
+        raise MigrationError(
+            f"{path}: a '-- transactional: false' file must hold exactly one statement "
+            f"(it has {len(statements)}); split it into one file per statement"
+        )
+    if transactional:
+        for statement in statements:
+            if _TRANSACTION_CONTROL.match(_without_leading_comments(statement.sql)):
+                raise MigrationError(
+                    f"{path}:{statement.line}: no BEGIN, COMMIT or ROLLBACK in a migration: "
+                    "trampolin runs each file in one transaction with the record of it"
+                )
+    return Script(path, transactional, statements)
+
+
+def _without_leading_comments(sql: str) -> str:
+    return re.sub(r"^(\s*(--[^\n]*(\n|$)|/\*.*?\*/))*\s*", "", sql, flags=re.DOTALL)
 
 
 def _split(path: Path) -> tuple[Statement, ...]:
@@ -203,7 +259,7 @@ class Migrator:
                 if migration.id in applied:
                     continue
                 started = time.monotonic()
-                self._run(conn, migration, migration.statements(), "apply")
+                self._run(conn, migration, migration.script(), "apply")
                 done.append(migration)
                 self.report(f"applied {migration.id} ({time.monotonic() - started:.2f}s)")
         return done
@@ -217,16 +273,18 @@ class Migrator:
         with connect(self.url, autocommit=True) as conn, self._locked(conn):
             applied = self._applied(conn, create=True)
             _refuse_drift(_compare(list(files.values()), applied))
-            for migration_id in list(applied)[::-1][:count]:
-                migration = files[migration_id]
-                rollback = migration.rollback_statements()
-                if rollback is None:
-                    raise MigrationError(
-                        f"{migration.path}: cannot roll back, "
-                        f"{migration.id}.rollback.sql does not exist"
-                    )
+            chosen = [files[migration_id] for migration_id in list(applied)[::-1][:count]]
+            scripts = [(migration, migration.rollback_script()) for migration in chosen]
+            missing = [migration for migration, script in scripts if script is None]
+            if missing:  # checked up front, so that a rollback never stops half-way
+                raise MigrationError(
+                    "cannot roll back: "
+                    + ", ".join(f"{m.rollback_path.name} does not exist" for m in missing)
+                )
+            for migration, script in scripts:
+                assert script is not None
                 started = time.monotonic()
-                self._run(conn, migration, rollback, "rollback")
+                self._run(conn, migration, script, "rollback")
                 undone.append(migration)
                 self.report(f"rolled back {migration.id} ({time.monotonic() - started:.2f}s)")
         return undone
@@ -266,47 +324,64 @@ class Migrator:
         self,
         conn: psycopg.Connection[Any],
         migration: MigrationFile,
-        statements: tuple[Statement, ...],
+        script: Script,
         direction: Literal["apply", "rollback"],
     ) -> None:
-        path = (
-            migration.path
-            if direction == "apply"
-            else migration.path.with_name(f"{migration.id}.rollback.sql")
-        )
-        if migration.transactional:
+        if script.transactional:
             try:
                 with conn.transaction():
                     self.queries.set_lock_timeout.exec(
                         conn, timeout=self.lock_timeout, is_local=True
                     )
-                    self._execute(conn, path, statements)
+                    self._execute(conn, script)
                     self._record(conn, migration, direction)
             except psycopg.Error as exc:
-                raise _failure(exc, path, rolled_back=True) from None
+                raise _failure(exc, script.path, rolled_back=True) from None
             return
         # CREATE INDEX CONCURRENTLY and friends: one statement, outside a transaction.
-        # Write it to be re-runnable (IF NOT EXISTS): a kill before the record commits
-        # leaves it done but unrecorded, and the next migrate runs it again.
+        # A kill before the record commits leaves it done but unrecorded, and the
+        # next migrate runs it again: write it re-runnable (IF NOT EXISTS).
         try:
             self.queries.set_lock_timeout.exec(conn, timeout=self.lock_timeout, is_local=False)
-            self._execute(conn, path, statements)
+            self._execute(conn, script)
         except psycopg.Error as exc:
-            raise _failure(exc, path, rolled_back=False) from None
+            failure = _failure(exc, script.path, rolled_back=False)
+            raise MigrationError(f"{failure}{self._invalid_index_advice(conn)}") from None
         finally:
-            self.queries.set_lock_timeout.exec(conn, timeout="0", is_local=False)
+            if not conn.broken:
+                self.queries.set_lock_timeout.exec(conn, timeout="0", is_local=False)
+        # A failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind, and
+        # IF NOT EXISTS then skips it: never record a migration over one.
+        advice = self._invalid_index_advice(conn)
+        if advice:
+            raise MigrationError(f"{script.path}: not recorded as applied{advice}")
         with conn.transaction():
             self._record(conn, migration, direction)
 
-    def _execute(
-        self, conn: psycopg.Connection[Any], path: Path, statements: tuple[Statement, ...]
-    ) -> None:
-        for statement in statements:
+    def _invalid_index_advice(self, conn: psycopg.Connection[Any]) -> str:
+        if conn.broken:
+            return ""
+        names = [row["name"] for row in self.queries.invalid_indexes.many(conn)]
+        if not names:
+            return ""
+        drops = "; ".join(f"DROP INDEX CONCURRENTLY {name}" for name in names)
+        return (
+            f"; INVALID index left by a failed CREATE INDEX CONCURRENTLY: {', '.join(names)} "
+            f"— run {drops}; then migrate again"
+        )
+
+    def _execute(self, conn: psycopg.Connection[Any], script: Script) -> None:
+        for statement in script.statements:
             try:
                 conn.execute(statement.sql.encode("utf-8"))
             except psycopg.Error as exc:
-                exc.add_note(f"{path}:{_error_line(exc, statement)}")
+                exc.add_note(f"{script.path}:{_error_line(exc, statement)}")
                 raise
+            if script.transactional and conn.info.transaction_status != TransactionStatus.INTRANS:
+                raise MigrationError(
+                    f"{script.path}:{statement.line}: this statement ended the migration's "
+                    "transaction; no transaction control in migrations"
+                )
 
     def _record(
         self,
@@ -459,8 +534,10 @@ _TEMPLATE = """\
 -- {title}.
 --
 -- Runs in one transaction with the record that it was applied, under
--- lock_timeout. For CREATE INDEX CONCURRENTLY, put "-- transactional: false"
--- on the first line and keep exactly one statement (use IF NOT EXISTS).
+-- lock_timeout; no BEGIN or COMMIT here. For CREATE INDEX CONCURRENTLY, put
+-- "-- transactional: false" on the first line and keep exactly one statement
+-- (with IF NOT EXISTS; if it fails part-way, migrate names the INVALID index
+-- to drop before it runs again).
 
 """
 _ROLLBACK_TEMPLATE = """\

@@ -103,3 +103,11 @@ DELETE FROM _trampolin_migration_checksums WHERE migration_id = %(migration_id)s
 INSERT INTO _yoyo_log (id, migration_hash, migration_id, operation, username, hostname, created_at_utc)
 VALUES (gen_random_uuid()::text, %(migration_hash)s, %(migration_id)s, %(operation)s,
         %(username)s, %(hostname)s, clock_timestamp() AT TIME ZONE 'utc');
+
+-- name: invalid_indexes :many
+-- Indexes left INVALID by a failed CREATE INDEX CONCURRENTLY (or REINDEX
+-- CONCURRENTLY): they take writes but answer no query.
+SELECT indexrelid::regclass::text AS name
+FROM pg_index
+WHERE NOT indisvalid
+ORDER BY 1;

@@ -28,3 +28,9 @@ SELECT count(*) AS n FROM a;
 
 -- name: current_setting :one
 SELECT current_setting(%(name)s) AS value;
+
+-- name: dedupe_t :exec
+DELETE FROM t WHERE ctid NOT IN (SELECT min(ctid) FROM t GROUP BY name);
+
+-- name: drop_t_name_key :exec
+DROP INDEX CONCURRENTLY t_name_key;
