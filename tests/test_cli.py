@@ -49,7 +49,7 @@ def test_rollback_and_status_exit_codes(empty_db_url: str) -> None:
     runner = CliRunner()
     args = ["--database-url", empty_db_url]
     assert runner.invoke(main, [*args, "migrate"]).exit_code == 0
-    result = runner.invoke(main, [*args, "migrate", "rollback", "--count", "2"])
+    result = runner.invoke(main, [*args, "migrate", "rollback", "--count", "2", "--yes"])
     assert result.exit_code == 0, result.output
     newest, previous = [m.id for m in read_migration_files()][-1:-3:-1]
     assert result.output.index(f"rolled back {newest}") < result.output.index(
@@ -160,3 +160,65 @@ def test_migrate_and_help_do_not_load_heavy_modules(db_url: str) -> None:
             [sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True
         )
         assert result.stdout.strip().endswith("[]"), result.stdout
+
+
+def test_rollback_asks_first_and_no_undoes_nothing(empty_db_url: str) -> None:
+    runner = CliRunner()
+    args = ["--database-url", empty_db_url]
+    assert runner.invoke(main, [*args, "migrate"]).exit_code == 0
+    newest = read_migration_files()[-1].id
+    declined = runner.invoke(main, [*args, "migrate", "rollback"], input="n\n")
+    assert declined.exit_code == 1
+    assert f"roll back {newest} on " in declined.output
+    assert runner.invoke(main, [*args, "migrate", "status"]).exit_code == 0
+    accepted = runner.invoke(main, [*args, "migrate", "rollback"], input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert f"rolled back {newest}" in accepted.output
+    no_input = run_cli("migrate", "rollback", env={"DATABASE_URL": empty_db_url})
+    assert no_input.returncode == 1  # no terminal, no --yes: aborted
+    assert "Traceback" not in no_input.stderr
+
+
+def test_explicit_database_url_beats_direct_url_in_the_environment(empty_db_url: str) -> None:
+    env = {"DIRECT_URL": "postgresql://nobody@127.0.0.1:1/elsewhere"}
+    result = run_cli("--database-url", empty_db_url, "migrate", env=env)
+    assert result.returncode == 0, result.stderr
+    shown = run_cli("db", "url", "--direct", env={**env, "DATABASE_URL": empty_db_url})
+    assert "elsewhere" in shown.stdout
+    assert "using DIRECT_URL" in shown.stderr
+
+
+def test_file_system_errors_are_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir"
+    result = run_cli("migrate", "new", "things", env={"TRAMPOLIN_MIGRATIONS_DIR": str(missing)})
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unmigrated_database_errors_say_to_migrate(empty_db_url: str) -> None:
+    result = run_cli("seed", env={"DATABASE_URL": empty_db_url})
+    assert result.returncode == 1
+    assert "run `trampolin migrate`" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:pa/ss@127.0.0.1/x",
+        "postgresql://u:pa%ss@127.0.0.1/x",
+        "postgresql://u:p@ss@127.0.0.1/x",
+        "postgresql://u:pa?ss@127.0.0.1/x",
+        "postgresql://u@127.0.0.1:1/x?password=pa_ss",
+        "postgresql://u:pa_ss@[::1/x",
+    ],
+)
+def test_no_form_of_password_is_ever_printed(url: str) -> None:
+    for args in (["migrate"], ["db", "url"], ["doctor"]):
+        result = run_cli(*args, env={"DATABASE_URL": url})
+        output = result.stdout + result.stderr
+        assert "ss@" not in output.replace("***@", "")
+        assert "pa_ss" not in output
+        assert "pa/ss" not in output
+        assert "Traceback" not in output

@@ -146,9 +146,15 @@ def target_option(url: str, purpose: str) -> DatabaseTarget:
 def resolve_direct(
     direct_option: str | None, option_url: str | None, *, purpose: str = "this command"
 ) -> DatabaseTarget:
-    """The database for session-level work: a direct URL, never a transaction-mode pooler."""
+    """The database for session-level work: a direct URL, never a transaction-mode pooler.
+
+    --direct-url, else --database-url (what the person typed beats the
+    environment), else DIRECT_URL, else DATABASE_URL, else the embedded server.
+    """
     if direct_option:
         target = _target(direct_option, "--direct-url")
+    elif option_url:
+        target = _target(option_url, "--database-url")
     elif os.environ.get("DIRECT_URL"):
         target = _target(os.environ["DIRECT_URL"], "DIRECT_URL")
     else:

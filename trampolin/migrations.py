@@ -264,8 +264,19 @@ class Migrator:
                 self.report(f"applied {migration.id} ({time.monotonic() - started:.2f}s)")
         return done
 
-    def rollback(self, count: int = 1) -> list[MigrationFile]:
-        """Roll back the ``count`` most recently applied migrations, newest first."""
+    def rollback_plan(self, count: int = 1) -> list[str]:
+        """Ids of the migrations ``rollback(count)`` would undo, newest first."""
+        if count < 1:
+            raise InvalidInput("--count must be at least 1")
+        with connect(self.url, autocommit=True) as conn:
+            return list(self._applied(conn))[::-1][:count]
+
+    def rollback(self, count: int = 1, *, expected: list[str] | None = None) -> list[MigrationFile]:
+        """Roll back the ``count`` most recently applied migrations, newest first.
+
+        ``expected``: the plan a person confirmed; if another deploy changed the
+        database since, nothing is rolled back.
+        """
         if count < 1:
             raise InvalidInput("--count must be at least 1")
         files = {migration.id: migration for migration in read_migration_files(self.directory)}
@@ -273,7 +284,13 @@ class Migrator:
         with connect(self.url, autocommit=True) as conn, self._locked(conn):
             applied = self._applied(conn, create=True)
             _refuse_drift(_compare(list(files.values()), applied))
-            chosen = [files[migration_id] for migration_id in list(applied)[::-1][:count]]
+            plan = list(applied)[::-1][:count]
+            if expected is not None and plan != expected:
+                raise MigrationError(
+                    "the applied migrations changed since the rollback was confirmed "
+                    f"(now: {', '.join(plan) or 'none'}); nothing was rolled back"
+                )
+            chosen = [files[migration_id] for migration_id in plan]
             scripts = [(migration, migration.rollback_script()) for migration in chosen]
             missing = [migration for migration, script in scripts if script is None]
             if missing:  # checked up front, so that a rollback never stops half-way

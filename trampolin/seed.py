@@ -30,5 +30,7 @@ def run_seed(url: str, path: Path | None = None) -> int:
                         break
         except psycopg.Error as exc:
             message = (exc.diag.message_primary or str(exc)).strip()
+            if exc.sqlstate == "42P01":  # undefined table
+                message += " (is the database migrated? run `trampolin migrate` first)"
             raise TrampolinError(f"{path}: {message}; nothing was seeded") from None
     return changed

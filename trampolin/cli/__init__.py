@@ -45,7 +45,14 @@ def _exit_with(exc: Exception) -> None:
         from trampolin.config import redact
 
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        click.echo(f"error: database: {redact(first)}", err=True)
+        hint = ""
+        if getattr(exc, "sqlstate", None) in ("42P01", "42883"):  # undefined table / function
+            hint = " (is the database migrated? run `trampolin migrate`)"
+        click.echo(f"error: database: {redact(first)}{hint}", err=True)
+        sys.exit(1)
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {where}{exc.strerror}", err=True)
         sys.exit(1)
     raise exc
 

@@ -48,7 +48,9 @@ class Context:
 
 
 def _announce(target: DatabaseTarget) -> None:
-    if target.source == "embedded":
+    if target.source == "DIRECT_URL":
+        click.echo(f"using DIRECT_URL ({target.display})", err=True)
+    elif target.source == "embedded":
         click.echo(
             f"using the embedded local PostgreSQL ({target.display}); "
             "set DATABASE_URL to use another server",

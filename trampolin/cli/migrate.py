@@ -121,11 +121,32 @@ def migrate_new(name: str) -> None:
 
 
 @migrate_group.command("rollback")
-@click.option("--count", default=1, show_default=True, type=int, help="How many to roll back.")
+@click.option(
+    "--count",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many to roll back.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @_lock_timeout
 @pass_context
-def migrate_rollback(ctx: Context, count: int, lock_timeout: str | None) -> None:
-    """Roll back the most recently applied migrations, newest first."""
-    undone = _migrator(ctx, lock_timeout).rollback(count)
-    if not undone:
+def migrate_rollback(ctx: Context, count: int, yes: bool, lock_timeout: str | None) -> None:
+    """Roll back the most recently applied migrations, newest first.
+
+    Rollback files usually drop tables and their data: it asks first,
+    unless --yes.
+    """
+    migrator = _migrator(ctx, lock_timeout)
+    plan = migrator.rollback_plan(count)
+    if not plan:
         click.echo("nothing to roll back")
+        return
+    if not yes:
+        where = ctx.direct_target("migrate rollback").display
+        click.confirm(
+            f"roll back {', '.join(plan)} on {where}? Their rollback files may drop data",
+            abort=True,
+            err=True,
+        )
+    migrator.rollback(count, expected=plan)
