@@ -1175,3 +1175,10 @@ def test_migration_0005_rolls_back_and_reapplies(empty_db_url: str) -> None:
     undone = migrator.rollback(len(newer))
     assert [m.id for m in undone] == newer[::-1]
     assert [m.id for m in migrator.apply()] == newer
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "not-an-email", "a@", "@b", "a b@c.d", "a\x01@b.c"])
+def test_user_add_refuses_what_is_not_an_email_address(db_url: str, bad: str) -> None:
+    result = CliRunner().invoke(main, ["--database-url", db_url, "user", "add", bad])
+    assert result.exit_code == 1
+    assert "expected an address like name@example.com" in result.output

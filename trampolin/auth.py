@@ -83,6 +83,19 @@ class Pruned:
     verification_tokens: int
 
 
+def check_email_address(email: str) -> str:
+    """``email`` if it looks like an address a person typed correctly, else InvalidInput.
+
+    For people's input (the CLI); the adapter itself stores what Auth.js gives it.
+    """
+    local, at, domain = email.rpartition("@")
+    if not (at and local and domain) or len(email) > 320 or any(
+        ch.isspace() or not ch.isprintable() for ch in email
+    ):
+        raise InvalidInput(f"email {email!r}: expected an address like name@example.com")
+    return email
+
+
 def hash_token(token: str) -> bytes:
     """The 32-byte SHA-256 digest stored in place of a session or verification token."""
     return hashlib.sha256(token.encode("utf-8")).digest()
