@@ -536,3 +536,8 @@ def test_cli_verify_on_the_embedded_server(db_url: str, tmp_path: Path) -> None:
         assert str(tmp_path / "embedded") in last  # the scratch database lived there
     finally:
         run_cli("db", "stop-embedded", env=env)
+
+
+def test_a_dump_is_readable_by_its_owner_only(db_url: str, tmp_path: Path) -> None:
+    archive = dump(db_url, tmp_path / "private.dump").path
+    assert archive.stat().st_mode & 0o777 == 0o600

@@ -348,6 +348,8 @@ def dump(
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     started = time.monotonic()
     try:
+        # Readable by its owner only: a dump holds every user's data and OAuth tokens.
+        os.close(os.open(partial, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
         with child_connection(url) as conn:
             argv = [
                 str(tool.path), *DUMP_FLAGS, "--verbose", "--no-password",
@@ -722,9 +724,11 @@ def verify(
         tables = sorted(user_tables(scratch_url, exact=True), key=lambda t: t.qualified)
         counts = {table.qualified: table.rows for table in tables}
         for record in MIGRATION_TABLES:
-            if f"public.{record}" not in counts:
+            # In whatever schema the database keeps them (Prisma's ?schema=, search_path).
+            rows = [n for name, n in counts.items() if name.rpartition(".")[2] == record]
+            if not rows:
                 problems.append(f"the migration records ({record}) are missing")
-            elif counts[f"public.{record}"] == 0:
+            elif max(rows) == 0:
                 problems.append(f"the migration records ({record}) are empty")
         if not problems:
             problems.extend(_missing_tables(restored.migrations, reference_url, set(counts)))
