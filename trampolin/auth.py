@@ -89,8 +89,10 @@ def check_email_address(email: str) -> str:
     For people's input (the CLI); the adapter itself stores what Auth.js gives it.
     """
     local, at, domain = email.rpartition("@")
-    if not (at and local and domain) or len(email) > 320 or any(
-        ch.isspace() or not ch.isprintable() for ch in email
+    if (
+        not (at and local and domain)
+        or len(email) > 320
+        or any(ch.isspace() or not ch.isprintable() for ch in email)
     ):
         raise InvalidInput(f"email {email!r}: expected an address like name@example.com")
     return email

@@ -519,6 +519,11 @@ def _shown(path: Path | None) -> str:
 def _failure(exc: psycopg.Error, path: Path, *, rolled_back: bool) -> MigrationError:
     where = next((note for note in getattr(exc, "__notes__", [])), str(path))
     message = (exc.diag.message_primary or str(exc)).strip()
+    if exc.sqlstate == "3F000":  # no schema selected to create in
+        message += (
+            " (the URL's ?schema= or search_path names a schema that does not exist: "
+            "CREATE SCHEMA it first)"
+        )
     if exc.sqlstate == "55P03":
         message += (
             " (lock_timeout: another transaction holds a lock this migration needs; "

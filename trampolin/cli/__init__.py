@@ -35,6 +35,15 @@ class _Group(click.Group):
             _exit_with(exc)
 
 
+_MIGRATE_HINT = " (is the database migrated? run `trampolin migrate`)"
+_HINTS = {
+    "42P01": _MIGRATE_HINT,  # undefined table
+    "42883": _MIGRATE_HINT,  # undefined function
+    "3F000": " (the URL's ?schema= or search_path names a schema that does not exist: "
+    "CREATE SCHEMA it first)",
+}
+
+
 def _exit_with(exc: Exception) -> None:
     from trampolin.errors import TrampolinError
 
@@ -45,9 +54,7 @@ def _exit_with(exc: Exception) -> None:
         from trampolin.config import redact
 
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        hint = ""
-        if getattr(exc, "sqlstate", None) in ("42P01", "42883"):  # undefined table / function
-            hint = " (is the database migrated? run `trampolin migrate`)"
+        hint = _HINTS.get(getattr(exc, "sqlstate", None) or "", "")
         click.echo(f"error: database: {redact(first)}{hint}", err=True)
         sys.exit(1)
     if isinstance(exc, OSError) and exc.strerror:
@@ -66,7 +73,7 @@ def _exit_with(exc: Exception) -> None:
 @click.option(
     "--direct-url",
     metavar="URL",
-    help="Direct (non-pooled) URL for migrate, seed, dump, restore; default $DIRECT_URL.",
+    help="Direct (non-pooled) URL for migrate, seed, dump, restore, verify; default $DIRECT_URL.",
 )
 @click.version_option(package_name="trampolin")
 @click.pass_context
