@@ -88,6 +88,8 @@ def check_email_address(email: str) -> str:
 
     For people's input (the CLI); the adapter itself stores what Auth.js gives it.
     """
+    if "\x00" in email:
+        raise InvalidInput(f"email {email!r}: a NUL byte (PostgreSQL text cannot hold it)")
     local, at, domain = email.rpartition("@")
     if (
         not (at and local and domain)
