@@ -114,12 +114,13 @@ class CsvUploads:
     """CSV uploads and their rows on one connection.
 
     Never ends the caller's transaction: inside one (explicit, or the implicit
-    transaction of a non-autocommit connection) every write is a savepoint and
-    the caller's commit or rollback decides. The one thing that commits is
-    ``import_csv`` on an AUTOCOMMIT connection, by design: its upload goes
-    through three short transactions ('processing', then the rows with
-    'completed', or 'failed') so that others can see it loading. See the
-    module docstring.
+    transaction of a non-autocommit connection, which a no-op query opens when
+    none is) every write is a savepoint and the caller's commit or rollback
+    decides. On an AUTOCOMMIT connection each write method is one transaction
+    that commits at once, as any statement would, except ``import_csv``, which
+    by design commits up to three short ones ('processing'; the rows with
+    'completed'; or 'failed') so that others can see the upload loading. See
+    the module docstring.
     """
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
