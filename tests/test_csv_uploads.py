@@ -19,11 +19,12 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg.pq import TransactionStatus
 
 from tests.support import ROOT, run_cli
 from trampolin.csv_uploads import MAX_FIELD_CHARS, SERVER_EXPORT_COLUMNS, CsvUpload, CsvUploads
 from trampolin.db import connect
-from trampolin.errors import CsvFormatError, InvalidInput, NotFound
+from trampolin.errors import Conflict, CsvFormatError, InvalidInput, NotFound
 from trampolin.queries import load_query_file
 
 DATA = Path(__file__).parent / "data" / "csv"
@@ -434,6 +435,22 @@ def test_an_encoding_can_be_given(load: Callable[..., CsvUpload], uploads: CsvUp
 def test_unknown_encoding(load: Callable[..., CsvUpload]) -> None:
     with pytest.raises(InvalidInput, match="unknown encoding"):
         load(b"a\n1\n", encoding="no-such-codec")
+    with pytest.raises(InvalidInput, match="unknown encoding"):
+        load(b"a\n1\n", encoding="utf\x008")
+    with pytest.raises(InvalidInput, match="not a text encoding"):
+        load(b"a\n1\n", encoding="base64")
+
+
+def test_utf16_without_a_bom_is_a_format_error(
+    load: Callable[..., CsvUpload], uploads: CsvUploads, conn: psycopg.Connection[Any]
+) -> None:
+    error, upload_id = fails(load, b"a,b\n1,2\n", encoding="utf-16")
+    assert error.line == 1
+    assert "cannot decode the file as utf-16" in str(error)
+    assert "BOM" in str(error)
+    assert_nothing_loaded(conn, uploads, upload_id, error)
+    good = load("a,b\n1,2\n".encode("utf-16"), encoding="utf-16")  # with its BOM
+    assert rows_of(uploads, good.id) == [{"a": "1", "b": "2"}]
 
 
 def test_nul_byte_is_rejected_naming_line_and_column(
@@ -563,6 +580,39 @@ def test_get_and_list_respect_ownership(
     assert uploads.user_id_by_email("nobody@example.com") is None
 
 
+def test_ids_that_cannot_be_upload_ids_are_unknown(
+    load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    upload = load(b"a\n1\n")
+    assert uploads.get(str(upload.id)) == upload  # a decimal string is the number
+    for unknown in ("abc", "", " ", "1.5", "-1", "1e3", "\u0661", "9" * 5000, 0, -1, 2**63, 10**40):
+        assert uploads.get(unknown) is None, unknown
+        assert uploads.get(unknown, user_id=upload.user_id) is None, unknown
+        assert uploads.rows(unknown) == [], unknown
+        with pytest.raises(NotFound):
+            uploads.export_csv(unknown, io.BytesIO())
+        uploads.delete(unknown)  # nothing happens
+    for wrong in (True, 1.0, None, b"1"):
+        with pytest.raises(InvalidInput, match="must be an integer"):
+            uploads.get(wrong)  # type: ignore[arg-type]
+    assert uploads.get(upload.id) == upload
+
+
+def test_rows_cursor_and_limit_must_be_integers(
+    load: Callable[..., CsvUpload], uploads: CsvUploads
+) -> None:
+    upload = load(b"a\n1\n2\n")
+    for after in ("x", "1", 1.5, None, True):
+        with pytest.raises(InvalidInput, match="after"):
+            uploads.rows(upload.id, after=after)  # type: ignore[arg-type]
+    for limit in ("x", 0, -1, 2.0, None, False):
+        with pytest.raises(InvalidInput, match="limit"):
+            uploads.rows(upload.id, limit=limit)  # type: ignore[arg-type]
+    assert [r.row_index for r in uploads.rows(upload.id, after=-5)] == [1, 2]
+    assert uploads.rows(upload.id, after=2**70) == []
+    assert [r.row_index for r in uploads.rows(upload.id, limit=10**30)] == [1, 2]
+
+
 def test_rows_keyset(load: Callable[..., CsvUpload], uploads: CsvUploads) -> None:
     upload = load(b"n,sq\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(1, 2501)))
     pages: list[int] = []
@@ -626,6 +676,25 @@ def test_deleting_the_user_deletes_uploads_and_rows(
     assert count_rows(conn, upload.id) == 0
 
 
+@pytest.mark.parametrize("truncate", ["truncate_users", "truncate_uploads"])
+def test_truncate_cascade_leaves_no_orphan_rows(
+    truncate: str,
+    load: Callable[..., CsvUpload],
+    uploads: CsvUploads,
+    conn: psycopg.Connection[Any],
+    make_user: MakeUser,
+) -> None:
+    first = load(b"a\n1\n2\n")
+    load(b"a\n3\n")
+    getattr(checks, truncate).exec(conn)  # TRUNCATE fires no row-level delete trigger
+    assert checks.all_rows.one(conn) == {"n": 0}
+    owner = make_user("again@example.com")
+    again = uploads.import_csv(user_id=owner, source=io.BytesIO(b"b\n4\n"))
+    if truncate == "truncate_uploads":  # RESTART IDENTITY: the id is reused
+        assert again.id == first.id
+    assert rows_of(uploads, again.id) == [{"b": "4"}]
+
+
 # -- transactions, dead importers, concurrency --------------------------------------------
 
 
@@ -655,6 +724,81 @@ def test_a_callers_rollback_undoes_the_import(db_url: str, user: uuid.UUID) -> N
         upload = CsvUploads(conn).import_csv(user_id=user, source=io.BytesIO(b"a\n1\n"))
         conn.rollback()
         assert CsvUploads(conn).get(upload.id) is None
+
+
+def status(conn: psycopg.Connection[Any]) -> TransactionStatus:
+    return conn.info.transaction_status
+
+
+def test_a_non_autocommit_connection_is_never_committed(
+    db_url: str, conn: psycopg.Connection[Any], user: uuid.UUID
+) -> None:
+    kept = CsvUploads(conn).import_csv(user_id=user, source=io.BytesIO(b"a\n1\n"))
+    stale = checks.insert_stale_upload.one(conn, user_id=user)
+    assert stale is not None
+    seen = CsvUploads(conn)  # autocommit: sees only what was committed
+    with connect(db_url) as own:  # not autocommit, no transaction open
+        uploads = CsvUploads(own)
+        assert status(own) == TransactionStatus.IDLE
+        uploads.delete(kept.id)
+        assert status(own) == TransactionStatus.INTRANS  # still the caller's
+        assert uploads.get(kept.id) is None
+        own.rollback()
+        assert seen.get(kept.id) == kept
+        assert count_rows(conn, kept.id) == 1
+
+        [failed] = uploads.cleanup()
+        assert failed.id == stale["id"]
+        own.rollback()
+        stale_upload = seen.get(stale["id"])
+        assert stale_upload is not None
+        assert stale_upload.status == "processing"
+
+        made = uploads.import_csv(user_id=user, source=io.BytesIO(b"a\n2\n"))
+        assert status(own) == TransactionStatus.INTRANS
+        assert seen.get(made.id) is None  # not committed
+        assert uploads.export_csv(made.id, io.BytesIO()) == 1
+        own.rollback()
+        assert uploads.get(made.id) is None
+
+        uploads.delete(kept.id)
+        own.commit()  # the caller's commit decides
+        assert seen.get(kept.id) is None
+        assert count_rows(conn, kept.id) == 0
+
+
+class _DeleteUserBeforeLock:
+    """Queries of CsvUploads where, just before the loading block, another session
+    deletes the importing user (and so the upload that was already committed)."""
+
+    def __init__(self, queries: Any, db_url: str, user_id: uuid.UUID) -> None:
+        self._queries = queries
+        self._db_url = db_url
+        self._user_id = user_id
+
+    def __getattr__(self, name: str) -> Any:
+        query = getattr(self._queries, name)
+        if name != "lock_upload":
+            return query
+        outer = self
+
+        class Wrapped:
+            def exec(self, conn: psycopg.Connection[Any], **params: Any) -> None:
+                with connect(outer._db_url, autocommit=True) as other:
+                    assert checks.delete_user.execrows(other, user_id=outer._user_id) == 1
+                query.exec(conn, **params)
+
+        return Wrapped()
+
+
+def test_import_whose_user_was_deleted_meanwhile_says_so(
+    db_url: str, uploads: CsvUploads, user: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(uploads, "q", _DeleteUserBeforeLock(uploads.q, db_url, user))
+    with pytest.raises(Conflict, match="was deleted") as info:
+        uploads.import_csv(user_id=user, source=io.BytesIO(b"a\n1\n"))
+    assert "cleanup" not in str(info.value)
+    assert uploads.list_for_user(user) == []
 
 
 CHILD = """
@@ -816,14 +960,74 @@ def test_cli_errors(cli_env: dict[str, str], tmp_path: Path, user: uuid.UUID) ->
 def test_cli_cleanup(
     cli_env: dict[str, str], conn: psycopg.Connection[Any], user: uuid.UUID
 ) -> None:
-    row = checks.insert_processing_upload.one(conn, user_id=user)
-    assert row is not None
+    fresh = checks.insert_processing_upload.one(conn, user_id=user)
+    assert fresh is not None
     kept = run_cli("csv", "cleanup", env=cli_env)
     assert kept.returncode == 0, kept.stderr
     assert "0 abandoned upload(s)" in kept.stdout
-    result = run_cli("csv", "cleanup", "--older-than", "0", env=cli_env)
+    stale = checks.insert_stale_upload.one(conn, user_id=user)
+    assert stale is not None
+    result = run_cli("csv", "cleanup", "--older-than", "1800", env=cli_env)
     assert result.returncode == 0, result.stderr
-    assert f"failed abandoned upload {row['id']}" in result.stdout
+    assert f"failed abandoned upload {stale['id']}" in result.stdout
+    assert f"upload {fresh['id']}" not in result.stdout
+
+
+def test_cleanup_grace_must_be_sane(uploads: CsvUploads) -> None:
+    for bad in (float("nan"), float("inf"), -5, -0.5, 1e300, 31 * 86400, "60", True, None):
+        with pytest.raises(InvalidInput, match="older_than"):
+            uploads.cleanup(older_than=bad)  # type: ignore[arg-type]
+    assert uploads.cleanup(older_than=30 * 86400) == []
+    assert uploads.cleanup(older_than=0) == []
+
+
+def test_cli_rejects_bad_numbers_without_a_traceback(cli_env: dict[str, str]) -> None:
+    for args in (
+        ("cleanup", "--older-than", "nan"),
+        ("cleanup", "--older-than", "1e300"),
+        ("cleanup", "--older-than", "-5"),
+        ("cleanup", "--older-than", "0"),
+        ("cleanup", "--older-than", "inf"),
+        ("show", "1", "--rows", "-1"),
+        ("show", "abc"),
+    ):
+        result = run_cli("csv", *args, env=cli_env)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert "Invalid value" in result.stderr, args
+
+
+def test_cli_import_encoding_errors_are_one_line(
+    cli_env: dict[str, str], user: uuid.UUID, tmp_path: Path
+) -> None:
+    source = tmp_path / "plain.csv"
+    source.write_bytes(b"a,b\n1,2\n")
+    for encoding, expected in (
+        ("utf-16", "line 1: cannot decode the file as utf-16"),
+        ("nope", "unknown encoding 'nope'"),
+    ):
+        result = run_cli(
+            "csv", "import", str(source), "--user", "owner@example.com",
+            "--encoding", encoding, env=cli_env,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        [message] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert expected in message
+
+
+def test_cli_export_to_an_unwritable_place_is_one_line(
+    cli_env: dict[str, str], load: Callable[..., CsvUpload], tmp_path: Path
+) -> None:
+    upload = load(b"a\n1\n")
+    for target in (tmp_path / "absent" / "x.csv", tmp_path):
+        result = run_cli("csv", "export", str(upload.id), "-o", str(target), env=cli_env)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"error: cannot write {target}: {result.stderr.split(': ')[-1].strip()}"
+        ]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_help_lists_the_commands() -> None:

@@ -6,15 +6,23 @@ from the source, and every record becomes one COPY line
 C-level string operations (faster than psycopg's ``write_row``: see docs/csv.md).
 Nothing is held but the current record and a 256 KiB write buffer.
 
-Transactions. ``import_csv`` first inserts the upload as 'processing' in its
-own ``conn.transaction()`` block, then loads every row in a second block that
-holds the upload's advisory lock and ends by marking it 'completed'. On an
-autocommit (or idle) connection these blocks are real transactions: others see
-'processing' while the rows load, and never a partial set of rows. Inside a
-caller's transaction they are savepoints: nothing is visible to others until
-the caller commits, and a failed load is still rolled back to zero rows. A
-malformed file rolls the loading block back, records 'failed' with the reason
-in a third block, and raises CsvFormatError (``.line``, ``.upload_id``).
+Transactions. Nothing here ever ends a transaction the caller owns. Every
+write runs in a ``conn.transaction()`` block; on a connection that is not in
+autocommit mode and has no transaction open, a no-op query first opens
+psycopg's implicit transaction, so that block is a savepoint and the commit or
+rollback stays the caller's (as in trampolin.auth).
+
+``import_csv`` works in up to three blocks: insert the upload as 'processing';
+load every row holding the upload's advisory lock and mark it 'completed'; on
+failure only, mark it 'failed' with the reason and raise CsvFormatError
+(``.line``, ``.upload_id``) or the original error. On an AUTOCOMMIT connection
+(where every statement commits anyway) the blocks are three short real
+transactions, and that is deliberate: others see 'processing' while the rows
+load, then 'completed' with every row, never a partial set; and 'failed' stays
+recorded. Inside a transaction (the caller's, or the implicit one of a
+non-autocommit connection) they are savepoints: nothing is visible to others
+until the caller commits, a failed load is still rolled back to zero rows, and
+the caller's commit or rollback decides whether the upload exists at all.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import io
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +41,7 @@ from typing import IO, Any, Literal, Protocol
 
 import psycopg
 from psycopg import sql as pgsql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
 from trampolin.errors import Conflict, CsvFormatError, InvalidInput, NotFound
@@ -46,6 +55,11 @@ SERVER_EXPORT_COLUMNS = 100
 
 DEFAULT_ABANDONED_AFTER = 60.0
 """Seconds a 'processing' upload must be idle before cleanup may fail it."""
+
+MAX_ABANDONED_AFTER = 30 * 24 * 3600.0
+"""The largest ``older_than`` cleanup accepts (30 days)."""
+
+_MAX_BIGINT = 2**63 - 1
 
 _WRITE_BUFFER = 256 * 1024
 _READ_CHUNK = 1024 * 1024
@@ -97,7 +111,17 @@ def _upload(row: DictRow) -> CsvUpload:
 
 
 class CsvUploads:
-    """CSV uploads and their rows on one connection (never commits on its own)."""
+    """CSV uploads and their rows on one connection.
+
+    Never ends the caller's transaction: inside one (explicit, or the implicit
+    transaction of a non-autocommit connection, which a no-op query opens when
+    none is) every write is a savepoint and the caller's commit or rollback
+    decides. On an AUTOCOMMIT connection each write method is one transaction
+    that commits at once, as any statement would, except ``import_csv``, which
+    by design commits up to three short ones ('processing'; the rows with
+    'completed'; or 'failed') so that others can see the upload loading. See
+    the module docstring.
+    """
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
@@ -118,14 +142,11 @@ class CsvUploads:
         CsvFormatError naming the line when the file is malformed; the upload
         is then 'failed' and has no rows.
         """
-        try:
-            codec = codecs.lookup(encoding)
-        except LookupError:
-            raise InvalidInput(f"unknown encoding {encoding!r}") from None
+        codec = _text_codec(encoding)
         with _open_source(source) as (raw, default_name):
             counter = _CountingReader(raw, progress)
             try:
-                with self.conn.transaction():
+                with self._atomic():
                     row = self.q.insert_upload.one(
                         self.conn, user_id=_user_uuid(user_id), filename=filename or default_name
                     )
@@ -134,14 +155,12 @@ class CsvUploads:
             assert row is not None
             upload_id: int = row["id"]
             try:
-                with self.conn.transaction():
+                with self._atomic():
                     self.q.lock_upload.exec(self.conn, upload_id=upload_id)
                     if self.conn.info.encoding != "utf-8":  # the COPY lines are UTF-8 bytes
                         self.q.utf8_client_encoding.exec(self.conn)
                     if self.q.claim_upload.one(self.conn, upload_id=upload_id) is None:
-                        raise Conflict(
-                            f"upload {upload_id} was failed by cleanup before its rows loaded"
-                        )
+                        raise self._not_claimed(upload_id)
                     headers, total = self._load(upload_id, counter, codec)
                     done = self.q.complete_upload.one(
                         self.conn,
@@ -164,8 +183,31 @@ class CsvUploads:
         assert done is not None
         return _upload(done)
 
+    def _not_claimed(self, upload_id: int) -> Conflict:
+        """Why the upload is no longer 'processing' when its rows are about to load."""
+        row = self.q.get_upload.one(self.conn, upload_id=upload_id)
+        if row is None:
+            return Conflict(
+                f"upload {upload_id} was deleted (or its user was) before its rows loaded"
+            )
+        if row["status"] == "failed":
+            return Conflict(f"upload {upload_id} was failed by cleanup before its rows loaded")
+        return Conflict(f"upload {upload_id} is {row['status']}, no longer processing")
+
+    def _atomic(self) -> AbstractContextManager[object]:
+        """A transaction block that never ends the caller's transaction.
+
+        Autocommit and idle: a real transaction. In a transaction: a savepoint.
+        Not autocommit and idle: open psycopg's implicit transaction first (it
+        would begin one anyway), so the block is a savepoint and the commit
+        stays the caller's (``conn.transaction()`` alone would commit here).
+        """
+        if not self.conn.autocommit and self.conn.info.transaction_status == TransactionStatus.IDLE:
+            self.q.begin_implicit.exec(self.conn)
+        return self.conn.transaction()
+
     def _fail(self, upload_id: int, message: str, file_size: int) -> None:
-        with self.conn.transaction():
+        with self._atomic():
             self.q.fail_upload.one(
                 self.conn, upload_id=upload_id, error_message=message, file_size=file_size
             )
@@ -236,23 +278,33 @@ class CsvUploads:
                     write(b"".join(buffered))
         except csv.Error as exc:
             raise errors.from_csv(exc, after=end) from None
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:  # UnicodeDecodeError, or e.g. utf-16 without a BOM
+            reason = exc.reason if isinstance(exc, UnicodeDecodeError) else _first_line(exc)
             raise CsvFormatError(
-                f"cannot decode the file as {codec.name} ({exc.reason})",
+                f"cannot decode the file as {codec.name} ({reason})",
                 line=reader.line_num + 1,
             ) from None
         finally:
             text.detach()
         return headers, n
 
-    def get(self, upload_id: int, *, user_id: uuid.UUID | str | None = None) -> CsvUpload | None:
-        """The upload; None if unknown, or if ``user_id`` is given and does not own it."""
-        if user_id is None:
-            row = self.q.get_upload.one(self.conn, upload_id=upload_id)
+    def get(
+        self, upload_id: int | str, *, user_id: uuid.UUID | str | None = None
+    ) -> CsvUpload | None:
+        """The upload; None if unknown, or if ``user_id`` is given and does not own it.
+
+        An id that cannot be an upload's (``"abc"``, ``-1``, beyond bigint) is
+        unknown too; a decimal string is read as the number. A user id that is
+        not a UUID is InvalidInput.
+        """
+        key = _lookup_id(upload_id)
+        owner = None if user_id is None else _user_uuid(user_id)
+        if key is None:
+            return None
+        if owner is None:
+            row = self.q.get_upload.one(self.conn, upload_id=key)
         else:
-            row = self.q.get_upload_for_user.one(
-                self.conn, upload_id=upload_id, user_id=_user_uuid(user_id)
-            )
+            row = self.q.get_upload_for_user.one(self.conn, upload_id=key, user_id=owner)
         return _upload(row) if row else None
 
     def list_for_user(self, user_id: uuid.UUID | str) -> list[CsvUpload]:
@@ -260,21 +312,31 @@ class CsvUploads:
         rows = self.q.list_uploads_for_user.many(self.conn, user_id=_user_uuid(user_id))
         return [_upload(r) for r in rows]
 
-    def rows(self, upload_id: int, *, after: int = 0, limit: int = 1000) -> list[CsvRow]:
-        """Up to ``limit`` rows with row_index > ``after``, in file order ([] if unknown)."""
-        if limit < 1:
-            raise InvalidInput(f"limit must be at least 1, not {limit}")
+    def rows(self, upload_id: int | str, *, after: int = 0, limit: int = 1000) -> list[CsvRow]:
+        """Up to ``limit`` rows with row_index > ``after``, in file order ([] if unknown).
+
+        ``after`` and ``limit`` must be integers (InvalidInput otherwise), ``limit`` >= 1.
+        """
+        if not _is_int(after):
+            raise InvalidInput(f"after must be an integer row_index, not {after!r}")
+        if not _is_int(limit) or limit < 1:
+            raise InvalidInput(f"limit must be an integer of at least 1, not {limit!r}")
         upload = self.get(upload_id)
         if upload is None:
             return []
         headers = upload.headers
-        page = self.q.rows_page.many(self.conn, upload_id=upload_id, after=after, row_limit=limit)
+        page = self.q.rows_page.many(
+            self.conn,
+            upload_id=upload.id,
+            after=min(max(after, 0), _MAX_BIGINT),
+            row_limit=min(limit, _MAX_BIGINT),
+        )
         return [
-            CsvRow(upload_id, r["row_index"], dict(zip(headers, r["values"], strict=True)))
+            CsvRow(upload.id, r["row_index"], dict(zip(headers, r["values"], strict=True)))
             for r in page
         ]
 
-    def export_csv(self, upload_id: int, out: IO[bytes]) -> int:
+    def export_csv(self, upload_id: int | str, out: IO[bytes]) -> int:
         """Write a completed upload as UTF-8 CSV (header first, LF line ends); the row count."""
         upload = self.get(upload_id)
         if upload is None:
@@ -284,7 +346,7 @@ class CsvUploads:
         header = io.StringIO()
         csv.writer(header, lineterminator="\n").writerow(upload.headers)
         out.write(header.getvalue().encode())
-        with self.conn.transaction():
+        with self._atomic():
             if self.conn.info.encoding != "utf-8":  # the output is UTF-8 whatever the session uses
                 self.q.utf8_client_encoding.exec(self.conn)
             if len(upload.headers) <= SERVER_EXPORT_COLUMNS:
@@ -292,7 +354,7 @@ class CsvUploads:
             else:
                 count = self._export_by_client(upload, out)
         if count != upload.total_rows:  # cannot happen unless rows were edited by hand
-            raise Conflict(f"upload {upload_id} has {count} rows, not {upload.total_rows}")
+            raise Conflict(f"upload {upload.id} has {count} rows, not {upload.total_rows}")
         return count
 
     def _export_by_server(self, upload: CsvUpload, out: IO[bytes]) -> int:
@@ -335,10 +397,13 @@ class CsvUploads:
             text.detach()
         return count
 
-    def delete(self, upload_id: int) -> None:
+    def delete(self, upload_id: int | str) -> None:
         """Delete the upload and its rows (nothing happens if it is unknown)."""
-        with self.conn.transaction():
-            self.q.delete_upload.execrows(self.conn, upload_id=upload_id)
+        key = _lookup_id(upload_id)
+        if key is None:
+            return
+        with self._atomic():
+            self.q.delete_upload.execrows(self.conn, upload_id=key)
 
     def cleanup(self, *, older_than: float = DEFAULT_ABANDONED_AFTER) -> list[CsvUpload]:
         """Fail the 'processing' uploads whose importer died; the uploads it failed.
@@ -346,11 +411,21 @@ class CsvUploads:
         An importer holds its upload's advisory lock for the whole load, so an
         upload whose lock is free (and idle for ``older_than`` seconds, which
         covers the instant between its insert and the lock) was abandoned.
+        ``older_than`` must be a number of seconds from 0 to MAX_ABANDONED_AFTER
+        (InvalidInput otherwise); 0 can fail a live import caught in that instant.
         """
-        with self.conn.transaction():
+        if (
+            isinstance(older_than, bool)
+            or not isinstance(older_than, int | float)
+            or not 0 <= older_than <= MAX_ABANDONED_AFTER  # also rejects NaN
+        ):
+            raise InvalidInput(
+                f"older_than must be 0 to {MAX_ABANDONED_AFTER:.0f} seconds, not {older_than!r}"
+            )
+        with self._atomic():
             rows = self.q.fail_abandoned.many(
                 self.conn,
-                older_than=older_than,
+                older_than=float(older_than),
                 error_message="import abandoned: the importing process died before it finished",
             )
         return [_upload(r) for r in rows]
@@ -401,6 +476,34 @@ def _open_source(source: Source) -> Iterator[tuple[_BinaryReader, str]]:
             raise InvalidInput("the source must be a binary file (open it with 'rb')")
         name = getattr(source, "name", None)
         yield source, Path(name).name if isinstance(name, str) else "upload.csv"
+
+
+def _text_codec(encoding: str) -> codecs.CodecInfo:
+    """The codec for a text encoding name; InvalidInput if unknown or not a text encoding."""
+    try:
+        codec = codecs.lookup(encoding)
+    except (LookupError, TypeError, ValueError):
+        raise InvalidInput(f"unknown encoding {encoding!r}") from None
+    if not getattr(codec, "_is_text_encoding", True):  # base64, zlib, rot13 ...
+        raise InvalidInput(f"{encoding!r} is not a text encoding")
+    return codec
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _lookup_id(value: object) -> int | None:
+    """An upload id to look up; None for anything that cannot be one (so: not found)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 19:
+            return None
+        value = int(text)
+    if not _is_int(value):
+        raise InvalidInput(f"an upload id must be an integer, not {type(value).__name__}")
+    assert isinstance(value, int)
+    return value if 1 <= value <= _MAX_BIGINT else None
 
 
 def _user_uuid(value: uuid.UUID | str) -> uuid.UUID:

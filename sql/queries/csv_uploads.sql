@@ -1,20 +1,27 @@
 -- CSV uploads and their rows (trampolin.csv_uploads).
 --
--- An import runs in two steps: insert_upload commits the upload as
--- 'processing'; then ONE transaction takes lock_upload, claim_upload, COPYs
--- every row (copy_rows) and finishes with complete_upload. A malformed file
--- rolls that transaction back and fail_upload records why. The advisory lock
+-- An import runs in two steps: insert_upload records the upload as
+-- 'processing' (committed at once on an autocommit connection; a savepoint
+-- inside the caller's transaction); then ONE transaction (or savepoint) takes
+-- lock_upload, claim_upload, COPYs every row (copy_rows) and finishes with
+-- complete_upload. A malformed file rolls that back and fail_upload records why. The advisory lock
 -- is transaction-scoped (it dies with the importer's transaction or session,
 -- and is safe behind PgBouncer in transaction mode): fail_abandoned only fails
 -- 'processing' uploads whose lock it can take, i.e. whose importer is gone.
 -- Lock key: (1668511349 = 'csvu' in ASCII, the upload id's low 31 bits).
+
+-- name: begin_implicit :exec
+-- Opens the implicit transaction of a non-autocommit connection that is idle,
+-- so that the next write runs inside a savepoint instead of committing.
+SELECT 1;
 
 -- name: user_id_by_email :one
 -- The id of the user with that email, matched case-insensitively (for the CLI).
 SELECT id FROM users WHERE lower(email) = lower(%(email)s);
 
 -- name: insert_upload :one
--- A new upload, already 'processing' (committed before the rows are loaded).
+-- A new upload, already 'processing' (on an autocommit connection, committed
+-- before the rows are loaded).
 INSERT INTO csv_uploads (user_id, filename, status)
 VALUES (%(user_id)s, %(filename)s, 'processing')
 RETURNING *;

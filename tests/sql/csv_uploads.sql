@@ -35,3 +35,18 @@ SELECT 1 AS one;
 
 -- name: latin1_client_encoding :exec
 SET client_encoding TO 'LATIN1';
+
+-- name: insert_stale_upload :one
+-- A 'processing' upload last updated an hour ago, as a dead importer leaves it.
+INSERT INTO csv_uploads (user_id, filename, status, updated_at)
+VALUES (%(user_id)s, 'stale.csv', 'processing', now() - interval '1 hour')
+RETURNING id;
+
+-- name: all_rows :one
+SELECT count(*) AS n FROM csv_rows;
+
+-- name: truncate_users :exec
+TRUNCATE users CASCADE;
+
+-- name: truncate_uploads :exec
+TRUNCATE csv_uploads RESTART IDENTITY CASCADE;

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,7 +114,14 @@ def csv_list(ctx: Context, email: str) -> None:
 
 @csv_group.command("show")
 @click.argument("upload_id", type=int)
-@click.option("--rows", "count", default=10, show_default=True, help="How many rows to print.")
+@click.option(
+    "--rows",
+    "count",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many rows to print.",
+)
 @pass_context
 def csv_show(ctx: Context, upload_id: int, count: int) -> None:
     """Print an upload's metadata and its first rows (as JSON, one per line)."""
@@ -150,6 +159,7 @@ def csv_export(ctx: Context, upload_id: int, output: str) -> None:
     """Write a completed upload back as CSV (UTF-8, header first)."""
     from trampolin.csv_uploads import CsvUploads
     from trampolin.db import connect
+    from trampolin.errors import InvalidInput
 
     with connect(ctx.url, autocommit=True) as conn:
         uploads = CsvUploads(conn)
@@ -163,15 +173,28 @@ def csv_export(ctx: Context, upload_id: int, output: str) -> None:
                 with partial.open("wb") as out:
                     count = uploads.export_csv(upload_id, out)
                 partial.replace(target)  # no half-written file under the real name
+            except OSError as exc:
+                raise InvalidInput(f"cannot write {output}: {exc.strerror or exc}") from None
             finally:
-                partial.unlink(missing_ok=True)
+                with suppress(OSError):
+                    partial.unlink(missing_ok=True)
     click.echo(f"exported {count} rows of upload {upload_id} to {output}", err=True)
+
+
+class _Seconds(click.FloatRange):
+    """A finite number of seconds within the range (FloatRange alone lets NaN through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        return number
 
 
 @csv_group.command("cleanup")
 @click.option(
     "--older-than",
-    type=float,
+    type=_Seconds(min=1, max=30 * 24 * 3600),
     default=60.0,
     show_default=True,
     metavar="SECONDS",
