@@ -1279,7 +1279,8 @@ def test_an_out_of_range_subscription_timestamp_fails_naming_the_field(
     subs: Subscriptions, linked_user: Callable[[str], uuid.UUID], field: str
 ) -> None:
     linked_user(customer_of(BASIL_UPDATED))
-    event = variant(BASIL_UPDATED, **{field: 100_000_000_000_000})
+    event = variant(BASIL_UPDATED)
+    event["data"]["object"][field] = 100_000_000_000_000
     assert subs.apply_stripe_event(event) == "failed"
     recorded = subs.event(event["id"])
     assert recorded is not None
