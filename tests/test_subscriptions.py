@@ -1195,7 +1195,7 @@ def test_same_second_created_and_updated_concurrently_the_update_wins(
 
 
 def test_the_rank_is_stored_with_each_event_and_backfilled_by_its_migration(
-    db_url: str,
+    direct_db_url: str,
     conn: psycopg.Connection[Any],
     subs: Subscriptions,
     linked_user: Callable[[str], uuid.UUID],
@@ -1215,7 +1215,7 @@ def test_the_rank_is_stored_with_each_event_and_backfilled_by_its_migration(
 
     before = ranks()
     assert {s: rank for s, (rank, _) in before.items()} == {"sub_r0": 0, "sub_r1": 1, "sub_r2": 2}
-    migrator = Migrator(db_url)
+    migrator = Migrator(direct_db_url)  # migrations need a direct connection
     assert [m.id for m in migrator.rollback(count=1)] == ["0006_subscription_event_rank"]
     assert [m.id for m in migrator.apply()] == ["0006_subscription_event_rank"]
     assert ranks() == before  # same ranks, and updated_at untouched by the backfill
