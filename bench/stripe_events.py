@@ -43,7 +43,7 @@ from trampolin.queries import load_query_file  # noqa: E402
 from trampolin.subscriptions import Subscriptions  # noqa: E402
 
 BENCH = load_query_file(Path(__file__).resolve().parent / "stripe_events.sql")
-SERVER = "postgresql://postgres@127.0.0.1:5432"
+SERVER = os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 DATA = ROOT / "tests" / "data" / "stripe"
 TARGET = 0.5
 CHUNK = 50

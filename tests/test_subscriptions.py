@@ -1083,3 +1083,270 @@ def test_the_delivery_statement_stays_short_enough_for_psycopgs_cache() -> None:
     from trampolin.queries import load_queries
 
     assert len(load_queries("subscriptions").apply_snapshot.sql) < 4096
+
+
+# -- review fixes: the rank on the row, never committing, bad input ------------------------
+
+
+def _wait_for_lock_waiter(conn: psycopg.Connection[Any]) -> None:
+    """Until another session of this database waits on a lock (a condition, not a timing)."""
+    deadline = time.monotonic() + 60
+    while T.lock_waiters.one(conn) == {"n": 0}:
+        assert time.monotonic() < deadline, "nobody ever waited for the lock"
+        time.sleep(0.01)
+
+
+def _apply_in_transaction(db_url: str, event: dict[str, Any]) -> str:
+    """Apply one event in an explicit transaction on a connection of its own."""
+    with connect(db_url, autocommit=True) as own, own.transaction():
+        return Subscriptions(own).apply_stripe_event(event)
+
+
+def _second_waits_for_first(
+    db_url: str, conn: psycopg.Connection[Any], first: dict[str, Any], second: dict[str, Any]
+) -> tuple[str, str]:
+    """Apply ``first`` in an open transaction; ``second`` from another connection,
+    which blocks on the first's lock; then commit the first. Both outcomes."""
+    results: list[Any] = []
+
+    def deliver() -> None:
+        try:
+            results.append(_apply_in_transaction(db_url, second))
+        except Exception as exc:  # reported by the assertion below
+            results.append(exc)
+
+    worker = threading.Thread(target=deliver)
+    with connect(db_url, autocommit=True) as holding, holding.transaction():
+        first_outcome = Subscriptions(holding).apply_stripe_event(first)
+        worker.start()
+        _wait_for_lock_waiter(conn)  # the second delivery now waits for this commit
+    worker.join()
+    assert len(results) == 1, results
+    assert isinstance(results[0], str), results
+    return first_outcome, results[0]
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-row", "existing-row"])
+def test_an_update_waiting_on_a_same_second_deletion_is_stale(
+    db_url: str,
+    conn: psycopg.Connection[Any],
+    subs: Subscriptions,
+    linked_user: Callable[[str], uuid.UUID],
+    existing: bool,
+) -> None:
+    """The reviewer's repro: the waiting update used to read the deletion's rank as 1."""
+    customer, sub_id, second = "cus_rank", "sub_rank", 1_760_000_000
+    linked_user(customer)
+    if existing:
+        earlier = variant(
+            BASIL_CREATED, event_id="evt_rank_0", created=second - 60, customer=customer,
+            subscription_id=sub_id,
+        )  # fmt: skip
+        assert subs.apply_stripe_event(earlier) == "applied"
+    deleted = variant(
+        BASIL_DELETED, event_id="evt_rank_a", created=second, customer=customer,
+        subscription_id=sub_id,
+    )  # fmt: skip
+    updated = variant(
+        BASIL_UPDATED, event_id="evt_rank_b", created=second, customer=customer,
+        subscription_id=sub_id, status="active",
+    )  # fmt: skip
+    assert _second_waits_for_first(db_url, conn, deleted, updated) == ("applied", "stale")
+    sub = subs.get_by_stripe_id(sub_id)
+    assert sub is not None
+    assert sub.status == "canceled"
+    recorded = subs.event("evt_rank_b")
+    assert recorded is not None
+    assert recorded.outcome == "stale"
+    row = T.subscription_row.one(conn, stripe_subscription_id=sub_id)
+    assert row is not None
+    assert (row["last_event_id"], row["last_event_rank"]) == ("evt_rank_a", 2)
+
+
+@pytest.mark.parametrize("created_first", [True, False], ids=["created-first", "updated-first"])
+def test_same_second_created_and_updated_concurrently_the_update_wins(
+    db_url: str,
+    conn: psycopg.Connection[Any],
+    subs: Subscriptions,
+    linked_user: Callable[[str], uuid.UUID],
+    created_first: bool,
+) -> None:
+    """The update's id sorts first, so only the rank can make it win."""
+    customer, sub_id, second = "cus_rank2", "sub_rank2", 1_760_000_000
+    linked_user(customer)
+    created = variant(
+        BASIL_CREATED, event_id="evt_rank_z", created=second, customer=customer,
+        subscription_id=sub_id, status="incomplete",
+    )  # fmt: skip
+    updated = variant(
+        BASIL_UPDATED, event_id="evt_rank_a", created=second, customer=customer,
+        subscription_id=sub_id, status="active",
+    )  # fmt: skip
+    if created_first:
+        assert _second_waits_for_first(db_url, conn, created, updated) == ("applied", "applied")
+    else:
+        assert _second_waits_for_first(db_url, conn, updated, created) == ("applied", "stale")
+    sub = subs.get_by_stripe_id(sub_id)
+    assert sub is not None
+    assert sub.status == "active"
+    row = T.subscription_row.one(conn, stripe_subscription_id=sub_id)
+    assert row is not None
+    assert (row["last_event_id"], row["last_event_rank"]) == ("evt_rank_a", 1)
+
+
+def test_the_rank_is_stored_with_each_event_and_backfilled_by_its_migration(
+    direct_db_url: str,
+    conn: psycopg.Connection[Any],
+    subs: Subscriptions,
+    linked_user: Callable[[str], uuid.UUID],
+) -> None:
+    from trampolin.migrations import Migrator
+
+    customer = "cus_rank3"
+    linked_user(customer)
+    kinds = {"sub_r0": BASIL_CREATED, "sub_r1": BASIL_UPDATED, "sub_r2": BASIL_DELETED}
+    for n, (sub_id, name) in enumerate(kinds.items()):
+        event = variant(name, event_id=f"evt_r{n}", customer=customer, subscription_id=sub_id)
+        assert subs.apply_stripe_event(event) == "applied"
+
+    def ranks() -> dict[str, tuple[int, Any]]:
+        rows = {s: T.subscription_row.one(conn, stripe_subscription_id=s) for s in kinds}
+        return {s: (r["last_event_rank"], r["updated_at"]) for s, r in rows.items() if r}
+
+    before = ranks()
+    assert {s: rank for s, (rank, _) in before.items()} == {"sub_r0": 0, "sub_r1": 1, "sub_r2": 2}
+    migrator = Migrator(direct_db_url)  # migrations need a direct connection
+    assert [m.id for m in migrator.rollback(count=1)] == ["0006_subscription_event_rank"]
+    assert [m.id for m in migrator.apply()] == ["0006_subscription_event_rank"]
+    assert ranks() == before  # same ranks, and updated_at untouched by the backfill
+
+
+def test_a_non_autocommit_connection_commits_nothing_by_itself(
+    db_url: str, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    """Every write joins the caller's implicit transaction; its rollback undoes all."""
+    user, other = make_user(), make_user()
+    checkout = variant(CHECKOUT, client_reference_id=str(other))
+    with connect(db_url) as caller:  # autocommit off, no transaction open
+        subs = Subscriptions(caller)
+        assert subs.link_customer(user, customer_of(BASIL_UPDATED)) == {}
+        assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "applied"
+        assert subs.apply_stripe_event(variant(BASIL_CREATED, customer="cus_nobody")) == (
+            "unmatched"
+        )
+        assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
+        assert subs.apply_stripe_event(checkout) == "applied"
+        bad = variant(BASIL_UPDATED, event_id="evt_bad", status="bogus")
+        assert subs.apply_stripe_event(bad) == "failed"
+        with pytest.raises(Conflict):
+            subs.link_customer(user, customer_of(CHECKOUT))
+        assert subs.replay("failed") == {"evt_bad": "failed"}
+        assert subs.has_access(user)  # the caller's transaction is still usable
+        assert caller.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        caller.rollback()
+    assert T.count_events.one(conn) == {"n": 0}
+    assert T.count_subscriptions.one(conn) == {"n": 0}
+    assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": None}
+    assert T.user_customer.one(conn, user_id=other) == {"stripe_customer_id": None}
+
+
+def test_a_non_autocommit_connection_keeps_what_the_caller_commits(
+    db_url: str, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    user = make_user()
+    with connect(db_url) as caller:
+        subs = Subscriptions(caller)
+        assert subs.link_customer(user, customer_of(BASIL_UPDATED)) == {}
+        assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "applied"
+        caller.commit()
+    assert Subscriptions(conn).has_access(user)
+    assert T.count_events.one(conn) == {"n": 1}
+
+
+@pytest.mark.parametrize("created", [100_000_000_000_000, -100_000_000_000_000])
+def test_an_out_of_range_created_is_invalid_input(
+    subs: Subscriptions, conn: psycopg.Connection[Any], created: int
+) -> None:
+    with pytest.raises(InvalidInput, match="'created'"):
+        subs.apply_stripe_event(variant(BASIL_UPDATED, created=created))
+    assert T.count_events.one(conn) == {"n": 0}
+
+
+@pytest.mark.parametrize(
+    "field", ["current_period_end", "cancel_at", "canceled_at", "ended_at", "trial_end"]
+)
+def test_an_out_of_range_subscription_timestamp_fails_naming_the_field(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID], field: str
+) -> None:
+    linked_user(customer_of(BASIL_UPDATED))
+    event = variant(BASIL_UPDATED)
+    event["data"]["object"][field] = 100_000_000_000_000
+    assert subs.apply_stripe_event(event) == "failed"
+    recorded = subs.event(event["id"])
+    assert recorded is not None
+    assert recorded.error is not None
+    assert field in recorded.error
+    assert recorded.error.startswith("InvalidInput")
+
+
+def test_nul_characters_are_invalid_input_naming_the_argument(
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    user = make_user()
+    with pytest.raises(InvalidInput, match="stripe_customer_id"):
+        subs.link_customer(user, "cus\x00")
+    with pytest.raises(InvalidInput, match="stripe_subscription_id"):
+        subs.get_by_stripe_id("a\x00")
+    with pytest.raises(InvalidInput, match="event_id"):
+        subs.event("evt\x00")
+    with pytest.raises(InvalidInput, match="event_id"):
+        subs.event_payload("evt\x00")
+    with pytest.raises(InvalidInput, match="stripe_subscription_id"):
+        subs.get_by_stripe_id("\ud800")
+    with pytest.raises(InvalidInput, match="id"):
+        subs.apply_stripe_event(variant(BASIL_UPDATED, event_id="evt\x00"))
+    with pytest.raises(InvalidInput, match="NUL"):
+        subs.apply_stripe_event(variant(BASIL_UPDATED, metadata={"note": "a\x00b"}))
+    assert T.count_events.one(conn) == {"n": 0}
+    # An escaped backslash before "u0000" is no NUL character.
+    assert subs.apply_stripe_event(variant(BASIL_UPDATED, metadata={"note": "a\\u0000b"})) == (
+        "unmatched"
+    )
+
+
+@pytest.mark.parametrize("limit", [0, -1, 10_001, 10**20, True, 1.5])
+def test_events_refuses_a_bad_limit(subs: Subscriptions, limit: Any) -> None:
+    with pytest.raises(InvalidInput, match="limit"):
+        subs.events(limit=limit)
+
+
+@pytest.mark.parametrize("limit", [10**20, 2**63, True])
+def test_replay_refuses_a_limit_beyond_bigint(subs: Subscriptions, limit: Any) -> None:
+    with pytest.raises(InvalidInput, match="limit"):
+        subs.replay(limit=limit)
+
+
+def test_events_accepts_the_largest_limit(subs: Subscriptions) -> None:
+    assert subs.events(limit=10_000) == []
+    assert subs.replay(limit=2**63 - 1) == {}
+
+
+def test_cli_apply_refuses_an_out_of_range_created(db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(variant(BASIL_UPDATED, created=100_000_000_000_000)))
+    result = run_cli("stripe", "apply", str(path), env={"DATABASE_URL": db_url})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "'created'" in lines[0]
+
+
+def test_cli_events_refuses_a_huge_limit(db_url: str) -> None:
+    result = run_cli("stripe", "events", "--limit", str(10**20), env={"DATABASE_URL": db_url})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    replay = run_cli("stripe", "replay", "--limit", str(10**20), env={"DATABASE_URL": db_url})
+    assert replay.returncode == 1
+    assert "Traceback" not in replay.stderr
+    assert len(replay.stderr.strip().splitlines()) == 1, replay.stderr

@@ -14,15 +14,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
 import psycopg
 from psycopg import errors as pgerrors
-from psycopg.pq import TransactionStatus
 
+from trampolin.db import atomic
 from trampolin.errors import Conflict, InvalidInput, NotFound
 from trampolin.queries import load_queries
 
@@ -386,24 +386,8 @@ class AuthAdapter:
         return Pruned(int(row["sessions"]), int(row["verification_tokens"]))
 
     def _atomic(self, statements: int = 1) -> AbstractContextManager[object]:
-        """Make a write atomic without ever ending the caller's transaction.
-
-        In a transaction: a savepoint, so an error leaves that transaction
-        usable. Autocommit and idle: one statement is its own transaction;
-        several get BEGIN/COMMIT. Not autocommit and idle: open the implicit
-        transaction first (psycopg would begin one anyway), so the savepoint
-        applies and the commit stays the caller's.
-        """
-        if self.conn.info.transaction_status == TransactionStatus.IDLE:
-            if self.conn.autocommit:
-                if statements == 1:
-                    return _NO_TRANSACTION
-            else:
-                _auth.begin_implicit.exec(self.conn)
-        return self.conn.transaction()
-
-
-_NO_TRANSACTION = nullcontext()
+        """See trampolin.db.atomic: a savepoint in a transaction, never a commit."""
+        return atomic(self.conn, statements)
 
 
 def prune_expired(conn: psycopg.Connection[Any]) -> Pruned:

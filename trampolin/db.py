@@ -16,10 +16,12 @@ import os
 import socket
 import time
 import weakref
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 
 from trampolin.config import parse_url, redact, resolve
 from trampolin.errors import ConnectionFailed
@@ -141,6 +143,29 @@ def pool(
         name=application_name,
         open=open,
     )
+
+
+def atomic(conn: psycopg.Connection[Any], statements: int = 1) -> AbstractContextManager[object]:
+    """Make a repository's write atomic without ever ending the caller's transaction.
+
+    In a transaction: a savepoint, so an error leaves that transaction usable.
+    Autocommit and idle: one statement is its own transaction (no context at
+    all, no BEGIN/COMMIT round trips); several get BEGIN/COMMIT. Not autocommit
+    and idle: open the implicit transaction first (psycopg would begin one
+    anyway), so that ``conn.transaction()`` is a savepoint and the commit stays
+    the caller's; a bare ``conn.transaction()`` there would commit at its end.
+    """
+    if conn.info.transaction_status == TransactionStatus.IDLE:
+        if conn.autocommit:
+            if statements == 1:
+                return _NO_TRANSACTION
+        else:
+            _db.begin_implicit.exec(conn)
+    return conn.transaction()
+
+
+_NO_TRANSACTION = nullcontext()
+_db = load_queries("db")
 
 
 def create_database(admin_url: str, name: str) -> bool:

@@ -15,6 +15,7 @@ The stripe library is imported only by :func:`parse_webhook`.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import psycopg
 from psycopg.types.json import Jsonb
 
+from trampolin.db import atomic
 from trampolin.errors import Conflict, InvalidInput, InvalidSignature, NotFound
 from trampolin.queries import load_queries
 
@@ -43,6 +45,10 @@ OUTCOMES: tuple[str, ...] = (
 REPLAYABLE: tuple[str, ...] = ("unmatched", "failed")
 ACCESS_STATUSES = frozenset({"active", "trialing", "past_due"})
 DEFAULT_TOLERANCE = 300
+MAX_EVENTS_LIMIT = 10_000
+_MAX_BIGINT = 2**63 - 1
+# A NUL character, as json.dumps writes it (and not an escaped backslash before "u0000").
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 _q = load_queries("subscriptions")
 
@@ -187,6 +193,7 @@ def _normalize(event: Any) -> _Event:
     event_id, kind, created = data.get("id"), data.get("type"), data.get("created")
     if not isinstance(event_id, str) or not event_id:
         raise InvalidInput("Stripe event has no id")
+    event_id = _text("Stripe event id", event_id)
     if not isinstance(kind, str) or not kind:
         raise InvalidInput(f"Stripe event {event_id} has no type")
     if not isinstance(created, int) or isinstance(created, bool):
@@ -195,11 +202,15 @@ def _normalize(event: Any) -> _Event:
         text = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"Stripe event {event_id} is not plain JSON data: {exc}") from None
+    if "\\u0000" in text and _JSON_NUL.search(text):  # the regex only when it may match
+        raise InvalidInput(
+            f"Stripe event {event_id} contains a NUL character, which PostgreSQL cannot store"
+        )
     api_version = data.get("api_version")
     return _Event(
         id=event_id,
-        type=kind,
-        created=_ts(created),
+        type=_text(f"Stripe event {event_id}: type", kind),
+        created=_ts(created, f"Stripe event {event_id}: 'created'"),
         api_version=api_version if isinstance(api_version, str) else None,
         livemode=data.get("livemode") is True,
         payload=data,
@@ -214,16 +225,41 @@ def _id(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _ts(value: Any) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)
+def _ts(value: int, field: str) -> datetime:
+    """A Unix timestamp as a datetime; InvalidInput naming ``field`` if out of range."""
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidInput(f"{field} is not a usable Unix timestamp: {value}") from None
 
 
-def _opt_ts(value: Any) -> datetime | None:
+def _opt_ts(value: Any, field: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInput(f"expected a Unix timestamp, got {value!r}")
-    return _ts(value)
+        raise InvalidInput(f"{field}: expected a Unix timestamp, got {value!r}")
+    return _ts(value, field)
+
+
+def _text(field: str, value: Any) -> str:
+    """A string PostgreSQL text can hold; InvalidInput naming ``field`` otherwise."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string, not {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidInput(f"{field} contains a NUL byte, which PostgreSQL text cannot hold")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} is not valid Unicode (lone surrogate)") from None
+    return value
+
+
+def _limit(value: Any, maximum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput(f"limit must be an integer, not {type(value).__name__}")
+    if not 1 <= value <= maximum:
+        raise InvalidInput(f"limit must be between 1 and {maximum}, not {value}")
+    return value
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -267,6 +303,7 @@ def _snapshot(event: _Event) -> dict[str, Any]:
     if not isinstance(status, str):
         raise InvalidInput(f"{event.type} {event.id}: subscription without status")
     metadata = sub.get("metadata") or {}
+    where = f"{event.type} {event.id}"
     return {
         "subscription_id": sub_id,
         "customer_id": customer,
@@ -275,14 +312,14 @@ def _snapshot(event: _Event) -> dict[str, Any]:
         "quantity": quantity,
         "interval": recurring.get("interval"),
         "interval_count": recurring.get("interval_count"),
-        "current_period_start": _opt_ts(period_start),
-        "current_period_end": _opt_ts(period_end),
+        "current_period_start": _opt_ts(period_start, f"{where}: current_period_start"),
+        "current_period_end": _opt_ts(period_end, f"{where}: current_period_end"),
         "cancel_at_period_end": sub.get("cancel_at_period_end") is True,
-        "cancel_at": _opt_ts(sub.get("cancel_at")),
-        "canceled_at": _opt_ts(sub.get("canceled_at")),
-        "ended_at": _opt_ts(sub.get("ended_at")),
-        "trial_start": _opt_ts(sub.get("trial_start")),
-        "trial_end": _opt_ts(sub.get("trial_end")),
+        "cancel_at": _opt_ts(sub.get("cancel_at"), f"{where}: cancel_at"),
+        "canceled_at": _opt_ts(sub.get("canceled_at"), f"{where}: canceled_at"),
+        "ended_at": _opt_ts(sub.get("ended_at"), f"{where}: ended_at"),
+        "trial_start": _opt_ts(sub.get("trial_start"), f"{where}: trial_start"),
+        "trial_end": _opt_ts(sub.get("trial_end"), f"{where}: trial_end"),
         "metadata": Jsonb(metadata),
         "metadata_user_id": _uuid(metadata.get("user_id")) if isinstance(metadata, dict) else None,
     }
@@ -315,9 +352,10 @@ class Subscriptions:
         try:
             if _is_snapshot(event.type):
                 return self._process_snapshot(event, retry)
-            with self.conn.transaction():
-                if event.type == "checkout.session.completed":
+            if event.type == "checkout.session.completed":
+                with atomic(self.conn, statements=2):
                     return self._apply_checkout(event, retry)
+            with atomic(self.conn):
                 return self._record(event, "ignored", retry)
         except Exception as exc:
             return self._fail(event, retry, exc)
@@ -325,7 +363,7 @@ class Subscriptions:
     def _process_snapshot(self, event: _Event, retry: tuple[str, ...]) -> Outcome:
         params = {**event.params(), **_snapshot(event)}
         if not self._idle_autocommit():
-            with self.conn.transaction():
+            with atomic(self.conn, statements=2):
                 outcome = self._apply_snapshot(params, retry)
                 return self._settle_unmatched(params) if outcome == "unmatched" else outcome
         # On an idle autocommit connection the statement is its own transaction:
@@ -334,7 +372,7 @@ class Subscriptions:
         if outcome != "unmatched":
             return outcome
         try:
-            with self.conn.transaction():
+            with atomic(self.conn, statements=2):
                 return self._settle_unmatched(params)
         except Exception as exc:  # the event is stored as unmatched by now
             return self._fail(event, ("unmatched",), exc)
@@ -343,7 +381,7 @@ class Subscriptions:
         """Record that applying raised (its effect was rolled back) and say 'failed'."""
         if self.conn.closed or self.conn.broken:
             raise exc  # the connection is gone: nothing can be recorded
-        with self.conn.transaction():
+        with atomic(self.conn):
             return self._record(event, "failed", retry, error=_describe(exc))
 
     def _idle_autocommit(self) -> bool:
@@ -419,9 +457,10 @@ class Subscriptions:
         uid = _uuid(str(user_id))
         if uid is None:
             raise InvalidInput(f"not a user id: {user_id!r}")
+        stripe_customer_id = _text("stripe_customer_id", stripe_customer_id)
         if not stripe_customer_id:
             raise InvalidInput("empty Stripe customer id")
-        with self.conn.transaction():
+        with atomic(self.conn, statements=2):
             _q.lock_customer.exec(self.conn, customer_id=stripe_customer_id)
             return self._link(uid, stripe_customer_id)
 
@@ -432,7 +471,7 @@ class Subscriptions:
             raise Conflict(f"Stripe customer {customer} is already linked to user {owner['id']}")
         if owner is None:
             try:
-                with self.conn.transaction():
+                with atomic(self.conn):
                     changed = _q.set_user_customer.execrows(
                         self.conn, user_id=user_id, customer_id=customer
                     )
@@ -461,12 +500,12 @@ class Subscriptions:
         """
         if outcome not in REPLAYABLE:
             raise InvalidInput(f"can only replay {' or '.join(REPLAYABLE)} events, not {outcome!r}")
-        if limit is not None and limit < 1:
-            raise InvalidInput("limit must be at least 1")
+        if limit is not None:
+            limit = _limit(limit, _MAX_BIGINT)
         results: dict[str, str] = {}
         ids = _q.event_ids_with_outcome.many(self.conn, outcome=outcome, limit=limit)
         for row in ids:
-            with self.conn.transaction():
+            with atomic(self.conn, statements=2):
                 locked = _q.lock_event_with_outcome.one(
                     self.conn, event_id=row["id"], outcome=outcome
                 )
@@ -490,7 +529,8 @@ class Subscriptions:
 
     def get_by_stripe_id(self, stripe_subscription_id: str) -> Subscription | None:
         row = _q.subscription_by_stripe_id.one(
-            self.conn, stripe_subscription_id=stripe_subscription_id
+            self.conn,
+            stripe_subscription_id=_text("stripe_subscription_id", stripe_subscription_id),
         )
         return Subscription(**row) if row else None
 
@@ -506,17 +546,15 @@ class Subscriptions:
         """Recorded events, newest first; only those with ``outcome`` if given."""
         if outcome is not None and outcome not in OUTCOMES:
             raise InvalidInput(f"unknown outcome {outcome!r} (one of {', '.join(OUTCOMES)})")
-        if limit < 1:
-            raise InvalidInput("limit must be at least 1")
-        rows = _q.events.many(self.conn, outcome=outcome, limit=limit)
+        rows = _q.events.many(self.conn, outcome=outcome, limit=_limit(limit, MAX_EVENTS_LIMIT))
         return [StripeEvent(**row) for row in rows]
 
     def event(self, event_id: str) -> StripeEvent | None:
         """One recorded event, or None."""
-        row = _q.event_by_id.one(self.conn, event_id=event_id)
+        row = _q.event_by_id.one(self.conn, event_id=_text("event_id", event_id))
         return StripeEvent(**row) if row else None
 
     def event_payload(self, event_id: str) -> dict[str, Any] | None:
         """The event exactly as received, or None."""
-        row = _q.event_payload.one(self.conn, event_id=event_id)
+        row = _q.event_payload.one(self.conn, event_id=_text("event_id", event_id))
         return cast(dict[str, Any], row["payload"]) if row else None

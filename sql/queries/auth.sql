@@ -6,11 +6,6 @@
 -- Expiry is judged by the server's clock at statement_timestamp(), so that a
 -- long caller transaction (whose now() is frozen) still sees expiry on time.
 
--- name: begin_implicit :exec
--- Opens the implicit transaction of a non-autocommit connection that is idle,
--- so that the next call can run inside a savepoint instead of committing.
-SELECT 1;
-
 -- name: create_user :one
 -- Insert a user; users_email_key (on lower(email)) rejects duplicates.
 WITH inserted AS (

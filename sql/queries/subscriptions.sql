@@ -7,6 +7,9 @@
 --     customer.subscription.created 0 < every other snapshot 1 < deleted 2
 -- (Stripe often sends created and updated in the same second) and the event id
 -- makes the order total, so every delivery order converges to the same row.
+-- Two events of the same second and rank are ordered by id: deterministic, but
+-- not necessarily Stripe's order (its ids are not sequential). The row keeps
+-- its key in last_event_created, last_event_rank, last_event_id.
 -- A delivery whose key is not above the stored one writes nothing ('stale');
 -- the same event delivered twice has an equal key and writes nothing either.
 --
@@ -24,6 +27,11 @@
 -- metadata.user_id, else the one the subscription already belongs to (its
 -- customer may since have been replaced by a newer one on the user).
 --
+-- The stored key is read from the subscription row only (last_event_rank is
+-- kept there): the WHERE of the upsert sees the newest, locked row version,
+-- while any subquery would see the statement's snapshot, which misses an
+-- event committed by the delivery this one waited for.
+--
 -- Locks, in this order: the user named by metadata (FOR KEY SHARE, the lock the
 -- foreign key check takes anyway, taken before the insert: a link holding that
 -- row makes this wait before it inserts the subscription, not after, when the
@@ -34,10 +42,7 @@
 -- event's primary key for the first to commit, then does nothing.
 -- Keep the SQL under 4096 characters: psycopg caches the parsing of shorter
 -- queries only.
-WITH ranks (type, rank) AS (
-    VALUES ('customer.subscription.created', 0), ('customer.subscription.deleted', 2)
-),
-matched AS (
+WITH matched AS (
     SELECT coalesce(
         (SELECT id FROM users WHERE stripe_customer_id = %(customer_id)s),
         (SELECT id FROM users WHERE id = %(metadata_user_id)s::uuid FOR KEY SHARE),
@@ -55,12 +60,14 @@ written AS (
         stripe_subscription_id, user_id, stripe_customer_id, status, price_id, quantity,
         "interval", interval_count, current_period_start, current_period_end,
         cancel_at_period_end, cancel_at, canceled_at, ended_at, trial_start, trial_end,
-        metadata, last_event_id, last_event_created)
+        metadata, last_event_id, last_event_created, last_event_rank)
     SELECT %(subscription_id)s, matched.user_id, %(customer_id)s, %(status)s, %(price_id)s,
            %(quantity)s, %(interval)s, %(interval_count)s, %(current_period_start)s,
            %(current_period_end)s, %(cancel_at_period_end)s, %(cancel_at)s, %(canceled_at)s,
            %(ended_at)s, %(trial_start)s, %(trial_end)s, %(metadata)s, %(event_id)s,
-           %(created)s
+           %(created)s,
+           CASE %(type)s WHEN 'customer.subscription.created' THEN 0
+                         WHEN 'customer.subscription.deleted' THEN 2 ELSE 1 END
     FROM matched, fresh
     WHERE matched.user_id IS NOT NULL AND fresh.fresh
     ON CONFLICT (stripe_subscription_id) DO UPDATE SET
@@ -81,13 +88,10 @@ written AS (
         trial_end = excluded.trial_end,
         metadata = excluded.metadata,
         last_event_id = excluded.last_event_id,
-        last_event_created = excluded.last_event_created
-    WHERE (s.last_event_created,
-           coalesce((SELECT r.rank FROM stripe_events e JOIN ranks r USING (type)
-                     WHERE e.id = s.last_event_id), 1),
-           s.last_event_id COLLATE "C")
-        < (excluded.last_event_created,
-           coalesce((SELECT r.rank FROM ranks r WHERE r.type = %(type)s), 1),
+        last_event_created = excluded.last_event_created,
+        last_event_rank = excluded.last_event_rank
+    WHERE (s.last_event_created, s.last_event_rank, s.last_event_id COLLATE "C")
+        < (excluded.last_event_created, excluded.last_event_rank,
            excluded.last_event_id COLLATE "C")
     RETURNING 1
 ),

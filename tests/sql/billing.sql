@@ -18,7 +18,7 @@ DROP FUNCTION test_fail_subscriptions();
 SELECT stripe_customer_id FROM users WHERE id = %(user_id)s;
 
 -- name: subscription_row :one
-SELECT last_event_id, last_event_created, updated_at, status FROM subscriptions
+SELECT last_event_id, last_event_created, last_event_rank, updated_at, status FROM subscriptions
 WHERE stripe_subscription_id = %(stripe_subscription_id)s;
 
 -- name: count_events :one

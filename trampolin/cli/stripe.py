@@ -20,7 +20,7 @@ def stripe_group() -> None:
 
 @stripe_group.command("events")
 @click.option("--outcome", type=click.Choice(_OUTCOMES), help="Only events with this outcome.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1, max=10_000))
 @pass_context
 def stripe_events(ctx: Context, outcome: str | None, limit: int) -> None:
     """List recorded events, newest first."""
