@@ -51,7 +51,10 @@ from trampolin.queries import load_query_file  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BENCH = load_query_file(HERE / "csv_import.sql")
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+ADMIN_URL = (
+    os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
+    + "/postgres"
+)
 HEADERS = ["id", "first_name", "last_name", "email", "city", "note", "amount", "created_at"]
 
 CHILD = """
