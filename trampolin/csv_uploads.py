@@ -41,9 +41,9 @@ from typing import IO, Any, Literal, Protocol
 
 import psycopg
 from psycopg import sql as pgsql
-from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
+from trampolin.db import atomic
 from trampolin.errors import Conflict, CsvFormatError, InvalidInput, NotFound
 from trampolin.queries import load_queries
 
@@ -195,16 +195,8 @@ class CsvUploads:
         return Conflict(f"upload {upload_id} is {row['status']}, no longer processing")
 
     def _atomic(self) -> AbstractContextManager[object]:
-        """A transaction block that never ends the caller's transaction.
-
-        Autocommit and idle: a real transaction. In a transaction: a savepoint.
-        Not autocommit and idle: open psycopg's implicit transaction first (it
-        would begin one anyway), so the block is a savepoint and the commit
-        stays the caller's (``conn.transaction()`` alone would commit here).
-        """
-        if not self.conn.autocommit and self.conn.info.transaction_status == TransactionStatus.IDLE:
-            self.q.begin_implicit.exec(self.conn)
-        return self.conn.transaction()
+        """A transaction block that never ends the caller's transaction (see db.atomic)."""
+        return atomic(self.conn, statements=2)
 
     def _fail(self, upload_id: int, message: str, file_size: int) -> None:
         with self._atomic():

@@ -10,11 +10,6 @@
 -- 'processing' uploads whose lock it can take, i.e. whose importer is gone.
 -- Lock key: (1668511349 = 'csvu' in ASCII, the upload id's low 31 bits).
 
--- name: begin_implicit :exec
--- Opens the implicit transaction of a non-autocommit connection that is idle,
--- so that the next write runs inside a savepoint instead of committing.
-SELECT 1;
-
 -- name: user_id_by_email :one
 -- The id of the user with that email, matched case-insensitively (for the CLI).
 SELECT id FROM users WHERE lower(email) = lower(%(email)s);
