@@ -1200,7 +1200,7 @@ def test_the_rank_is_stored_with_each_event_and_backfilled_by_its_migration(
     subs: Subscriptions,
     linked_user: Callable[[str], uuid.UUID],
 ) -> None:
-    from trampolin.migrations import Migrator
+    from trampolin.migrations import Migrator, read_migration_files
 
     customer = "cus_rank3"
     linked_user(customer)
@@ -1216,8 +1216,10 @@ def test_the_rank_is_stored_with_each_event_and_backfilled_by_its_migration(
     before = ranks()
     assert {s: rank for s, (rank, _) in before.items()} == {"sub_r0": 0, "sub_r1": 1, "sub_r2": 2}
     migrator = Migrator(direct_db_url)  # migrations need a direct connection
-    assert [m.id for m in migrator.rollback(count=1)] == ["0006_subscription_event_rank"]
-    assert [m.id for m in migrator.apply()] == ["0006_subscription_event_rank"]
+    ids = [m.id for m in read_migration_files()]
+    since_0006 = ids[ids.index("0006_subscription_event_rank") :]  # and those after it
+    assert [m.id for m in migrator.rollback(count=len(since_0006))] == since_0006[::-1]
+    assert [m.id for m in migrator.apply()] == since_0006
     assert ranks() == before  # same ranks, and updated_at untouched by the backfill
 
 
