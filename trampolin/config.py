@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import unquote as _unquote
 
 from trampolin.errors import ConfigError
 
@@ -47,8 +48,6 @@ def parse_url(url: str, *, origin: str = "database URL") -> tuple[str, bool]:
     password with unencoded special characters is the usual culprit, and
     libpq's own parse errors would quote parts of it.
     """
-    from psycopg.conninfo import conninfo_to_dict
-
     text = url.strip()
     try:
         parts = urlsplit(text)
@@ -76,6 +75,10 @@ def parse_url(url: str, *, origin: str = "database URL") -> tuple[str, bool]:
     normalized = f"postgresql://{parts.netloc}{parts.path}"
     if query:
         normalized += "?" + urlencode(query, quote_via=quote)
+    if fast_conninfo(normalized) is not None:
+        return normalized, pgbouncer
+    from psycopg.conninfo import conninfo_to_dict  # the unusual cases: libpq decides
+
     try:
         conninfo_to_dict(normalized)
     except Exception:
@@ -83,6 +86,80 @@ def parse_url(url: str, *, origin: str = "database URL") -> tuple[str, bool]:
             f"{origin}: not a valid PostgreSQL URL: {redact(normalized)} ({_ENCODING_HINT})"
         ) from None
     return normalized, pgbouncer
+
+
+# libpq connection keywords that every libpq since PostgreSQL 15 knows; a URL using
+# others is left to libpq itself (see fast_conninfo).
+LIBPQ_KEYWORDS = frozenset(
+    {
+        "application_name", "channel_binding", "client_encoding", "connect_timeout", "dbname",
+        "fallback_application_name", "gssencmode", "gsslib", "host", "hostaddr", "keepalives",
+        "keepalives_count", "keepalives_idle", "keepalives_interval", "krbsrvname", "options",
+        "passfile", "password", "port", "replication", "requirepeer", "service",
+        "ssl_max_protocol_version", "ssl_min_protocol_version", "sslcert", "sslcompression",
+        "sslcrl", "sslcrldir", "sslkey", "sslmode", "sslpassword", "sslrootcert", "sslsni",
+        "target_session_attrs", "tcp_user_timeout", "user",
+    }
+)  # fmt: skip
+_PLAIN_NETLOC = re.compile(
+    r"^(?:(?P<userinfo>[^@/?#\[\],]*)@)?(?P<host>[^@:/?#\[\],]*)(?::(?P<port>\d*))?$"
+)
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|%00")
+
+
+def fast_conninfo(url: str) -> dict[str, str] | None:
+    """What libpq's URL parser (psycopg's conninfo_to_dict) makes of a plain URL, or None.
+
+    Pure Python, so that dump and restore need not import psycopg (~80 ms) just
+    to read their URL. Only the plain form is handled: one host (no IPv6
+    brackets, no host list), a numeric port, a one-part path and known keywords
+    in the query string, each once; anything else returns None and the caller
+    asks libpq.
+    """
+    head, sep, rest = url.partition("://")
+    if not sep or head not in ("postgresql", "postgres") or "#" in rest or _BAD_ESCAPE.search(rest):
+        return None
+    location, _, query = rest.partition("?")
+    netloc, slash, path = location.partition("/")
+    match = _PLAIN_NETLOC.match(netloc)
+    if match is None or "/" in path:
+        return None
+    try:
+        return _plain_params(match, path if slash else "", query)
+    except (UnicodeDecodeError, _Unsure):
+        return None
+
+
+class _Unsure(Exception):
+    pass
+
+
+def _plain_params(match: re.Match[str], path: str, query: str) -> dict[str, str]:
+    def unquote(text: str) -> str:
+        return _unquote(text, errors="strict")
+
+    params: dict[str, str] = {}
+    userinfo = match["userinfo"]
+    if userinfo:
+        user, colon, password = userinfo.partition(":")
+        if user:
+            params["user"] = unquote(user)
+        if colon and password:
+            params["password"] = unquote(password)
+    if match["host"]:
+        params["host"] = unquote(match["host"])
+    if match["port"]:
+        params["port"] = match["port"]
+    if path:
+        params["dbname"] = unquote(path)
+    if query:
+        for pair in query.split("&"):
+            key, equals, value = pair.partition("=")
+            key = unquote(key)
+            if not equals or "=" in value or key not in LIBPQ_KEYWORDS or key in params:
+                raise _Unsure(key)
+            params[key] = unquote(value)
+    return params
 
 
 _ENCODING_HINT = "percent-encode / ? # @ % : in the password, e.g. @ as %40"
