@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import cache
 from itertools import chain
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Generic, TypeVar, cast
 
 from trampolin.errors import BackupError, TrampolinError
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from trampolin.migrations import MigrationStatus
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 MAGIC = b"PGDMP"
 DUMP_FLAGS = ("--format=custom", "-b")  # -b: large objects (--blobs before 16)
@@ -583,18 +584,32 @@ def restore(
 
     Refuses a target that holds tables unless ``yes``; on any failure the target is unchanged.
     """
-    from trampolin.migrations import Migrator
-
     path = check_archive(archive)
-    major = server_major(target_url)
-    present = user_tables(target_url)
-    listing = list_archive(path, min_major=major)
+    # pg_restore --list runs while psycopg loads and the target is asked; read with
+    # the first pg_restore that can, it is the listing list_archive(path, major) makes
+    # whenever that tool fits the server (else the listing is made again, as before).
+    early = _Background(lambda: list_archive(path))
+    try:
+        major = server_major(target_url)
+        present = user_tables(target_url)
+    except BaseException:
+        early.join()
+        raise
+    try:
+        listing = early.result()
+    except BackupError:
+        listing = list_archive(path, min_major=major)
+    if listing.tool.major < major:
+        listing = list_archive(path, min_major=major)
     if present and not yes:
         raise _refusal(target_url, present, listing)
     in_archive = set(listing.tables)
     replaced = tuple(table for table in present if table.qualified in in_archive)
     started = time.monotonic()
     tool = listing.tool
+    # The migration status afterwards needs yoyo and the migration files: loaded
+    # while pg_restore runs.
+    status_ready = _Background(_load_migrations)
     with child_connection(target_url) as conn:
         if tool.major >= TRANSACTION_TIMEOUT_SINCE > major:
             outcome = _restore_through_psql(tool, path, conn, progress)
@@ -605,6 +620,7 @@ def restore(
             ]  # fmt: skip
             outcome = _run(argv, conn, progress, "restoring")
     if outcome.returncode != 0:
+        status_ready.join()
         raise _failure(
             f"restore of {path} with {tool}",
             outcome,
@@ -612,10 +628,46 @@ def restore(
             f"; {describe(target_url)} is unchanged",
         )
     seconds = time.monotonic() - started
+    status_ready.result()
+    from trampolin.migrations import Migrator
+
     migrations = tuple(Migrator(target_url).status())
     return RestoreResult(
         path, describe(target_url), seconds, len(outcome.tables), replaced, migrations, str(tool)
     )
+
+
+def _load_migrations() -> None:
+    from trampolin.migrations import read_migration_files
+
+    read_migration_files()  # imports what yoyo reads migration files with
+
+
+class _Background(Generic[T]):
+    """``work()`` run in a daemon thread; result() joins it and returns or raises."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self._work = work
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._work()
+        except BaseException as exc:  # re-raised by result()
+            self._error = exc
+
+    def join(self) -> None:
+        """Wait for the work to end, whatever its outcome."""
+        self._thread.join()
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._value)
 
 
 def _restore_through_psql(
