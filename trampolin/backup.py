@@ -590,8 +590,13 @@ def restore(
     # whenever that tool fits the server (else the listing is made again, as before).
     early = _Background(lambda: list_archive(path))
     try:
-        major = server_major(target_url)
-        present = user_tables(target_url)
+        overview = _target_overview(target_url)
+        if overview is None:  # no psql, or it failed: psycopg says why, as it always did
+            major = server_major(target_url)
+            present = user_tables(target_url)
+        else:
+            major, has_tables = overview
+            present = user_tables(target_url) if has_tables else []
     except BaseException:
         early.join()
         raise
@@ -635,6 +640,34 @@ def restore(
     return RestoreResult(
         path, describe(target_url), seconds, len(outcome.tables), replaced, migrations, str(tool)
     )
+
+
+def _target_overview(url: str) -> tuple[int, bool] | None:
+    """The server's major version and whether it holds user tables, asked through psql
+    (sql/psql/restore_target.sql), or None if there is no psql or it fails."""
+    psql = next(find_tools("psql"), None)
+    script = _sql_root() / "psql" / "restore_target.sql"
+    if psql is None or not script.is_file():
+        return None
+    with child_connection(url) as conn:
+        argv = [
+            str(psql.path), "--no-psqlrc", "--no-align", "--tuples-only", "--quiet",
+            "--no-password", f"--file={script}", f"--dbname={conn.dbname_arg}",
+        ]  # fmt: skip
+        result = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=conn.env,
+            check=False,
+        )  # fmt: skip
+    version, _, has_tables = result.stdout.strip().partition("|")
+    if result.returncode != 0 or not version.isdigit() or has_tables not in ("t", "f"):
+        return None
+    return int(version) // 10000, has_tables == "t"
+
+
+def _sql_root() -> Path:
+    """trampolin.queries.sql_root(), without that module's import of psycopg."""
+    packaged = Path(__file__).resolve().parent / "sql"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "sql"
 
 
 def _load_migrations() -> None:
