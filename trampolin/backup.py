@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Generic, TypeVar, cast
 
 from trampolin.errors import BackupError, TrampolinError
+from trampolin.paths import sql_root
 
 if TYPE_CHECKING:
     from trampolin.migrations import MigrationStatus
@@ -646,7 +647,7 @@ def _target_overview(url: str) -> tuple[int, bool] | None:
     """The server's major version and whether it holds user tables, asked through psql
     (sql/psql/restore_target.sql), or None if there is no psql or it fails."""
     psql = next(find_tools("psql"), None)
-    script = _sql_root() / "psql" / "restore_target.sql"
+    script = sql_root() / "psql" / "restore_target.sql"
     if psql is None or not script.is_file():
         return None
     with child_connection(url) as conn:
@@ -662,12 +663,6 @@ def _target_overview(url: str) -> tuple[int, bool] | None:
     if result.returncode != 0 or not version.isdigit() or has_tables not in ("t", "f"):
         return None
     return int(version) // 10000, has_tables == "t"
-
-
-def _sql_root() -> Path:
-    """trampolin.queries.sql_root(), without that module's import of psycopg."""
-    packaged = Path(__file__).resolve().parent / "sql"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "sql"
 
 
 def _load_migrations() -> None:
@@ -913,13 +908,3 @@ def _drop(server_url: str, names: list[str]) -> None:
     with connect(server_url, autocommit=True) as conn:
         for name in names:
             drop.exec(conn, identifiers={"database": name})
-
-
-def human_size(size: int) -> str:
-    """``size`` bytes as 12.3 MB."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"

@@ -424,8 +424,10 @@ class CsvUploads:
 
     def user_id_by_email(self, email: str) -> uuid.UUID | None:
         """The id of the user with that email (case-insensitive), or None."""
-        row = self.q.user_id_by_email.one(self.conn, email=email)
-        return uuid.UUID(str(row["id"])) if row else None
+        from trampolin.auth import AuthAdapter
+
+        user = AuthAdapter(self.conn).get_user_by_email(email)
+        return user.id if user else None
 
 
 class _CountingReader(io.RawIOBase):

@@ -27,7 +27,8 @@ from psycopg.pq import TransactionStatus
 
 from trampolin.db import connect, connection_path, pins_sessions
 from trampolin.errors import ConfigError, InvalidInput, MigrationDrift, MigrationError
-from trampolin.queries import load_queries, sql_root
+from trampolin.paths import sql_root
+from trampolin.queries import load_queries
 
 # pg_advisory_lock key: the first 8 bytes of sha256("trampolin.migrate").
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"trampolin.migrate").digest()[:8], "big", signed=True)

@@ -28,6 +28,9 @@ from psycopg import sql as pgsql
 from psycopg.rows import DictRow, dict_row, tuple_row
 
 from trampolin.errors import QueryFileError
+from trampolin.paths import sql_root
+
+__all__ = ["KINDS", "Query", "QueryFile", "load_queries", "load_query_file", "sql_root"]
 
 Kind = Literal["one", "many", "exec", "execrows", "copy"]
 KINDS: tuple[Kind, ...] = ("one", "many", "exec", "execrows", "copy")
@@ -35,14 +38,6 @@ KINDS: tuple[Kind, ...] = ("one", "many", "exec", "execrows", "copy")
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<rest>.*)$")
 _NAME_SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)\s+:(?P<kind>[a-z]+)\s*$")
 _PARAM = re.compile(r"%\((?P<name>[A-Za-z_][A-Za-z0-9_]*)\)s")
-
-
-def sql_root() -> Path:
-    """The sql/ tree: inside the installed package (wheel) or at the checkout's root."""
-    packaged = Path(__file__).resolve().parent / "sql"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "sql"
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,6 @@
 -- 'processing' uploads whose lock it can take, i.e. whose importer is gone.
 -- Lock key: (1668511349 = 'csvu' in ASCII, the upload id's low 31 bits).
 
--- name: user_id_by_email :one
--- The id of the user with that email, matched case-insensitively (for the CLI).
-SELECT id FROM users WHERE lower(email) = lower(%(email)s);
-
 -- name: insert_upload :one
 -- A new upload, already 'processing' (on an autocommit connection, committed
 -- before the rows are loaded).

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from trampolin.cli.context import Context, pass_context
+from trampolin.cli.context import Context, human_size, pass_context
 
 if TYPE_CHECKING:
     from trampolin.migrations import MigrationStatus
@@ -48,7 +48,7 @@ def _migration_summary(statuses: tuple[MigrationStatus, ...]) -> str:
 @pass_context
 def dump_command(ctx: Context, output: Path, quiet: bool) -> None:
     """Dump the database to FILE with pg_dump -F c -b (schema, data, large objects)."""
-    from trampolin.backup import dump, human_size
+    from trampolin.backup import dump
 
     result = dump(ctx.direct_url("dump"), output, progress=_progress(quiet))
     click.echo(
@@ -110,7 +110,7 @@ def verify_command(ctx: Context, archive: Path, embedded: bool, quiet: bool) -> 
     archive's listing, the migration records, that every table the recorded
     migrations create is there, and counts each table's rows.
     """
-    from trampolin.backup import human_size, verify
+    from trampolin.backup import verify
 
     if embedded:
         from trampolin.embedded import server_url

@@ -59,3 +59,13 @@ def _announce(target: DatabaseTarget) -> None:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+def human_size(size: int) -> str:
+    """``size`` bytes as 12.3 MB, for people."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"

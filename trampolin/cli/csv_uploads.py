@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from trampolin.cli.context import Context, pass_context
+from trampolin.cli.context import Context, human_size, pass_context
 
 if TYPE_CHECKING:
     from trampolin.csv_uploads import CsvUpload
@@ -31,22 +31,11 @@ def _user_id(uploads: Any, email: str) -> Any:
     return user_id
 
 
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value, unit = n / 1024, "KiB"
-    for bigger in ("MiB", "GiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    return f"{value:.1f} {unit}"
-
-
 def _summary(upload: CsvUpload) -> str:
     created = upload.created_at.strftime("%Y-%m-%d %H:%M:%S")
     return (
         f"{upload.id:>8}  {upload.status:<10}  {upload.total_rows:>10}  "
-        f"{_size(upload.file_size):>10}  {created}  {upload.filename}"
+        f"{human_size(upload.file_size):>10}  {created}  {upload.filename}"
     )
 
 
@@ -90,7 +79,7 @@ def csv_import(ctx: Context, file: Path, email: str, encoding: str, filename: st
                 sys.exit(exc.exit_code)
     click.echo(
         f"upload {upload.id}: {upload.total_rows} rows x {len(upload.headers)} columns "
-        f"({_size(upload.file_size)}) from {file}"
+        f"({human_size(upload.file_size)}) from {file}"
     )
 
 
@@ -136,7 +125,7 @@ def csv_show(ctx: Context, upload_id: int, count: int) -> None:
             raise NotFound(f"no CSV upload {upload_id}")
         rows = uploads.rows(upload_id, limit=count) if count > 0 else []
     click.echo(f"upload:   {upload.id}")
-    click.echo(f"file:     {upload.filename} ({_size(upload.file_size)})")
+    click.echo(f"file:     {upload.filename} ({human_size(upload.file_size)})")
     click.echo(f"user:     {upload.user_id}")
     click.echo(f"status:   {upload.status}")
     if upload.error_message:
