@@ -3,8 +3,10 @@
 A scratch database with 1M csv_rows is dumped and restored, rotating three
 sides: the raw tool, the trampolin command (a real CLI subprocess, so Python's
 start-up counts) and the library call (backup.dump / backup.restore, in this
-process). Each restore goes into a freshly created empty database. All sides
-use the same pg_dump / pg_restore binary and flags. Target: overhead <= 5 %.
+process). Each restore goes into a freshly created empty database, and a
+CHECKPOINT precedes every timed run (else whichever side runs after a restore
+pays for its dirty pages). All sides use the same pg_dump / pg_restore binary
+and flags. Target: overhead <= 5 %.
 
     .venv/bin/python bench/backup.py            # $BENCH_SERVER_URL, or 127.0.0.1:5432
     BENCH_ROUNDS=3 BENCH_ROWS=4000000 .venv/bin/python bench/backup.py
@@ -25,13 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from trampolin import backup  # noqa: E402
+from trampolin.cli.context import human_size  # noqa: E402
 from trampolin.db import connect, create_database  # noqa: E402
 from trampolin.migrations import Migrator  # noqa: E402
 from trampolin.queries import load_queries, load_query_file  # noqa: E402
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 TARGET = 1.05
+BENCH_QUERIES = load_query_file(ROOT / "bench" / "backup.sql")
 
 
 def server_url() -> str:
@@ -57,6 +61,12 @@ def fresh(admin: str, name: str) -> str:
     drop(admin, name)
     create_database(admin, name)
     return db(admin, name)
+
+
+def settle(admin: str) -> None:
+    """A checkpoint before each timed run, so that no side pays for another's dirty pages."""
+    with connect(admin, autocommit=True) as conn:
+        BENCH_QUERIES.checkpoint.exec(conn)
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -127,9 +137,11 @@ def measure(
     for round_number in range(rounds):
         order = SIDES[round_number % 3 :] + SIDES[: round_number % 3]
         for side in order:
+            settle(admin)
             dumps[side].append(time_dump(side, source, pg_dump, tmp, cli, env))
         for side in order:
             target = fresh(admin, target_name)
+            settle(admin)
             restores[side].append(time_restore(side, target, pg_restore, tmp, cli, env))
         if show:
             print(
@@ -185,7 +197,7 @@ def main() -> None:
         fixed_cost(*measure(3, admin, source, target_name, tools, tmp, show=False))
 
         started = time.perf_counter()
-        queries = load_query_file(ROOT / "bench" / "backup.sql")
+        queries = BENCH_QUERIES
         with connect(source, autocommit=True) as conn:
             queries.fill_user.exec(conn)
             queries.fill_uploads.exec(conn, uploads=max(1, ROWS // 1000))
@@ -196,7 +208,7 @@ def main() -> None:
 
         dumps, restores = measure(ROUNDS, admin, source, target_name, tools, tmp, show=True)
         size = (tmp / "raw.dump").stat().st_size
-        print(f"archive: {backup.human_size(size)} ({row['n']:,} csv_rows); medians of {ROUNDS}:")
+        print(f"archive: {human_size(size)} ({row['n']:,} csv_rows); medians of {ROUNDS}:")
         report(dumps, restores)
     finally:
         for path in tmp.iterdir():

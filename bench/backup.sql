@@ -27,3 +27,7 @@ FROM csv_uploads AS up, generate_series(1, 1000) AS r;
 
 -- name: csv_row_count :one
 SELECT count(*) AS n FROM csv_rows;
+
+-- name: checkpoint :exec
+-- Before each timed run: flush what the previous run left dirty.
+CHECKPOINT;
