@@ -25,7 +25,7 @@ from trampolin.backup import (
     verify,
 )
 from trampolin.errors import BackupError
-from trampolin.migrations import read_migration_files
+from trampolin.migration_files import read_migration_files
 from trampolin.queries import QueryFile, load_query_file
 
 TABLES = 13

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from tests.support import run_cli
 from trampolin.cli import main
-from trampolin.migrations import read_migration_files
+from trampolin.migration_files import read_migration_files
 
 
 def test_help_lists_the_commands() -> None:

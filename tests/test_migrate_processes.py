@@ -11,7 +11,8 @@ from typing import Any
 import psycopg
 
 from tests.support import ROOT
-from trampolin.migrations import Migrator, read_migration_files
+from trampolin.migration_files import read_migration_files
+from trampolin.migrations import Migrator
 from trampolin.queries import load_query_file
 
 CHECKS = load_query_file(Path(__file__).parent / "sql" / "checks.sql")

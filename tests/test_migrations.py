@@ -8,7 +8,8 @@ import psycopg
 import pytest
 
 from trampolin.errors import InvalidInput, MigrationDrift, MigrationError
-from trampolin.migrations import Migrator, migrations_dir, new_migration, read_migration_files
+from trampolin.migration_files import migrations_dir, new_migration, read_migration_files
+from trampolin.migrations import Migrator
 from trampolin.queries import load_query_file
 
 CHECKS = load_query_file(Path(__file__).parent / "sql" / "checks.sql")

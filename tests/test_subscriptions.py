@@ -1200,7 +1200,8 @@ def test_the_rank_is_stored_with_each_event_and_backfilled_by_its_migration(
     subs: Subscriptions,
     linked_user: Callable[[str], uuid.UUID],
 ) -> None:
-    from trampolin.migrations import Migrator, read_migration_files
+    from trampolin.migration_files import read_migration_files
+    from trampolin.migrations import Migrator
 
     customer = "cus_rank3"
     linked_user(customer)

@@ -36,7 +36,7 @@ from trampolin.errors import BackupError, TrampolinError
 from trampolin.paths import sql_root
 
 if TYPE_CHECKING:
-    from trampolin.migrations import MigrationStatus
+    from trampolin.migration_files import MigrationStatus
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -666,7 +666,7 @@ def _target_overview(url: str) -> tuple[int, bool] | None:
 
 
 def _load_migrations() -> None:
-    from trampolin.migrations import read_migration_files
+    from trampolin.migration_files import read_migration_files
 
     read_migration_files()  # imports what yoyo reads migration files with
 

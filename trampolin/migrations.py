@@ -1,8 +1,7 @@
-"""Apply, inspect, create and roll back the yoyo SQL migrations in sql/migrations/.
+"""Apply, inspect and roll back the SQL migrations of sql/migrations/ on a database.
 
-yoyo reads the files (order, ``-- depends:``, ``-- transactional:``, the
-leading comment as description, statement splitting); applying is ours, so
-that each migration and the record of it commit in ONE transaction, under a
+yoyo reads the files (trampolin.migration_files); applying is ours, so that
+each migration and the record of it commit in ONE transaction, under a
 PostgreSQL advisory lock that dies with its session, with a lock_timeout, and
 with a checksum that makes later edits of an applied file visible.
 """
@@ -11,14 +10,10 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import os
-import re
 import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +22,15 @@ from psycopg.pq import TransactionStatus
 
 from trampolin.db import connect, connection_path, pins_sessions
 from trampolin.errors import ConfigError, InvalidInput, MigrationDrift, MigrationError
-from trampolin.paths import sql_root
+from trampolin.migration_files import (
+    MigrationFile,
+    MigrationStatus,
+    Script,
+    Statement,
+    compare,
+    migrations_dir,
+    read_migration_files,
+)
 from trampolin.queries import load_queries
 
 # pg_advisory_lock key: the first 8 bytes of sha256("trampolin.migrate").
@@ -35,191 +38,7 @@ LOCK_KEY = int.from_bytes(hashlib.sha256(b"trampolin.migrate").digest()[:8], "bi
 DEFAULT_LOCK_TIMEOUT = "5s"
 DEFAULT_LOCK_WAIT = 300.0
 
-State = Literal["applied", "pending", "edited", "missing"]
 Reporter = Callable[[str], None]
-
-
-def migrations_dir() -> Path:
-    """sql/migrations, or $TRAMPOLIN_MIGRATIONS_DIR when set."""
-    configured = os.environ.get("TRAMPOLIN_MIGRATIONS_DIR")
-    return Path(configured) if configured else sql_root() / "migrations"
-
-
-@dataclass(frozen=True)
-class Statement:
-    sql: str
-    line: int
-
-
-@dataclass(frozen=True)
-class MigrationFile:
-    """One migration file as yoyo reads it, plus its checksum.
-
-    Only the leading comments are read up front; the statements are split
-    (with yoyo's sqlparse-based reader) when they are needed, so that status
-    and an up-to-date migrate stay cheap.
-    """
-
-    id: str
-    path: Path
-    description: str
-    transactional: bool
-    depends: frozenset[str]
-    checksum: str
-
-    @property
-    def yoyo_hash(self) -> str:
-        return hashlib.sha256(self.id.encode("utf-8")).hexdigest()
-
-    @property
-    def rollback_path(self) -> Path:
-        return self.path.with_name(f"{self.id}.rollback.sql")
-
-    def script(self) -> Script:
-        """The forward statements, split and checked."""
-        return _script(self.path, self.transactional)
-
-    def rollback_script(self) -> Script | None:
-        """The rollback file's statements, or None when there is no rollback file.
-
-        A rollback file may carry its own ``-- transactional:`` line; without
-        one it runs as the forward file does.
-        """
-        if not self.rollback_path.exists():
-            return None
-        directives = _directives(self.rollback_path, self.rollback_path.read_bytes())[0]
-        transactional = directives.get("transactional")
-        return _script(
-            self.rollback_path,
-            self.transactional
-            if transactional is None
-            else _boolean(transactional, self.rollback_path),
-        )
-
-
-@dataclass(frozen=True)
-class Script:
-    """Statements of one file, to run in one transaction or (one statement) without."""
-
-    path: Path
-    transactional: bool
-    statements: tuple[Statement, ...]
-
-
-@dataclass(frozen=True)
-class MigrationStatus:
-    id: str
-    description: str
-    state: State
-    applied_at: datetime | None
-    path: Path | None
-
-
-def read_migration_files(directory: Path | None = None) -> list[MigrationFile]:
-    """The migration files of ``directory`` in apply order (yoyo's order and depends)."""
-    from yoyo.migrations import read_migrations
-
-    directory = directory or migrations_dir()
-    if not directory.is_dir():
-        raise MigrationError(f"{directory}: no migrations directory")
-    found = list(read_migrations(str(directory)))
-    files = {}
-    for migration in found:
-        path = Path(migration.path)
-        if path.suffix != ".sql":
-            raise MigrationError(f"{path}: only .sql migrations are supported")
-        files[migration.id] = _read_file(migration.id, path)
-    if any(migration.depends for migration in files.values()):
-        from yoyo.migrations import topological_sort
-
-        return [files[migration.id] for migration in topological_sort(found)]
-    return list(files.values())  # yoyo lists them in file name order
-
-
-def _read_file(migration_id: str, path: Path) -> MigrationFile:
-    raw = path.read_bytes()
-    directives, leading_comment = _directives(path, raw)
-    paragraph = leading_comment.strip().split("\n\n", 1)[0]
-    description = " ".join(line.strip() for line in paragraph.splitlines())
-    return MigrationFile(
-        id=migration_id,
-        path=path,
-        description=description.strip(),
-        transactional=_boolean(directives.get("transactional", "true"), path),
-        depends=frozenset(directives.get("depends", "").split()),
-        checksum=hashlib.sha256(raw).hexdigest(),
-    )
-
-
-def _directives(path: Path, raw: bytes) -> tuple[dict[str, str], str]:
-    """yoyo's ``-- name: value`` directives and the leading comment of a file."""
-    from yoyo.migrations import parse_metadata_from_sql_comments
-
-    try:
-        source = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MigrationError(f"{path}: not UTF-8 ({exc.reason})") from None
-    directives, leading_comment, _ = parse_metadata_from_sql_comments(source)
-    return directives, leading_comment
-
-
-def _boolean(value: str, path: Path) -> bool:
-    normalized = value.strip().lower()
-    if normalized not in ("true", "false"):
-        raise MigrationError(f"{path}: '-- transactional:' must be true or false")
-    return normalized == "true"
-
-
-# Statements that would end the transaction a migration runs in, and with it
-# the guarantee that the migration and its record commit together.
-_TRANSACTION_CONTROL = re.compile(
-    r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ABORT|ROLLBACK(?!\s+TO\b)|PREPARE\s+TRANSACTION)\b",
-    re.IGNORECASE,
-)
-
-
-def _script(path: Path, transactional: bool) -> Script:
-    statements = _split(path)
-    if not transactional and len(statements) != 1:
-        raise MigrationError(
-            f"{path}: a '-- transactional: false' file must hold exactly one statement "
-            f"(it has {len(statements)}); split it into one file per statement"
-        )
-    if transactional:
-        for statement in statements:
-            if _TRANSACTION_CONTROL.match(_without_leading_comments(statement.sql)):
-                raise MigrationError(
-                    f"{path}:{statement.line}: no BEGIN, COMMIT or ROLLBACK in a migration: "
-                    "trampolin runs each file in one transaction with the record of it"
-                )
-    return Script(path, transactional, statements)
-
-
-def _without_leading_comments(sql: str) -> str:
-    return re.sub(r"^(\s*(--[^\n]*(\n|$)|/\*.*?\*/))*\s*", "", sql, flags=re.DOTALL)
-
-
-def _split(path: Path) -> tuple[Statement, ...]:
-    from yoyo.migrations import read_sql_migration
-
-    try:
-        _, _, statements = read_sql_migration(str(path))
-        return _locate(statements, path.read_text("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise MigrationError(f"{path}: not UTF-8 ({exc.reason})") from None
-
-
-def _locate(statements: list[str], source: str) -> tuple[Statement, ...]:
-    """Pair each statement with the line of the file it starts on."""
-    located = []
-    offset = 0
-    for text in statements:
-        body = text.strip()
-        found = source.find(body, offset)
-        start = found if found >= 0 else offset
-        located.append(Statement(body, source.count("\n", 0, start) + 1))
-        offset = start + len(body)
-    return tuple(located)
 
 
 class Migrator:
@@ -246,7 +65,7 @@ class Migrator:
         files = read_migration_files(self.directory)
         with connect(self.url, autocommit=True) as conn:
             applied = self._applied(conn)
-        return _compare(files, applied)
+        return compare(files, applied)
 
     def apply(self) -> list[MigrationFile]:
         """Apply every pending migration in order; returns those applied (none if up to date)."""
@@ -254,7 +73,7 @@ class Migrator:
         done = []
         with connect(self.url, autocommit=True) as conn, self._locked(conn):
             applied = self._applied(conn, create=True)
-            _refuse_drift(_compare(files, applied))
+            _refuse_drift(compare(files, applied))
             self._adopt_unchecked(conn, files, applied)
             for migration in files:
                 if migration.id in applied:
@@ -284,7 +103,7 @@ class Migrator:
         undone = []
         with connect(self.url, autocommit=True) as conn, self._locked(conn):
             applied = self._applied(conn, create=True)
-            _refuse_drift(_compare(list(files.values()), applied))
+            _refuse_drift(compare(list(files.values()), applied))
             plan = list(applied)[::-1][:count]
             if expected is not None and plan != expected:
                 raise MigrationError(
@@ -461,35 +280,6 @@ class Migrator:
                 self.queries.unlock.one(conn, key=LOCK_KEY)
 
 
-def _compare(
-    files: list[MigrationFile], applied: dict[str, dict[str, Any]]
-) -> list[MigrationStatus]:
-    statuses = []
-    known = set()
-    for migration in files:
-        known.add(migration.id)
-        record = applied.get(migration.id)
-        state: State = "pending"
-        if record is not None:
-            edited = record["checksum"] not in (None, migration.checksum)
-            state = "edited" if edited else "applied"
-        statuses.append(
-            MigrationStatus(
-                migration.id,
-                migration.description,
-                state,
-                record["applied_at"] if record else None,
-                migration.path,
-            )
-        )
-    for migration_id, record in applied.items():
-        if migration_id not in known:
-            statuses.append(
-                MigrationStatus(migration_id, "", "missing", record["applied_at"], None)
-            )
-    return statuses
-
-
 def _refuse_drift(statuses: list[MigrationStatus]) -> None:
     problems = []
     for status in statuses:
@@ -550,47 +340,3 @@ def _username() -> str:
         return getpass.getuser()
     except Exception:
         return "unknown"
-
-
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
-_TEMPLATE = """\
--- {title}.
---
--- Runs in one transaction with the record that it was applied, under
--- lock_timeout; no BEGIN or COMMIT here. For CREATE INDEX CONCURRENTLY, put
--- "-- transactional: false" on the first line and keep exactly one statement
--- (with IF NOT EXISTS; if it fails part-way, migrate names the INVALID index
--- to drop before it runs again).
-
-"""
-_ROLLBACK_TEMPLATE = """\
--- Undo {id}: statements that reverse it, run in one transaction.
-
-"""
-
-
-def new_migration(name: str, directory: Path | None = None) -> tuple[Path, Path]:
-    """Write the next migration file and its rollback file; returns both paths."""
-    directory = directory or migrations_dir()
-    if not _NAME.match(name):
-        raise InvalidInput(
-            f"migration name {name!r}: use lower snake_case, a letter first, at most 60 "
-            "characters (e.g. add_invoices_table)"
-        )
-    if "site-packages" in directory.parts:
-        raise MigrationError(
-            f"{directory} is inside an installed package; run `migrate new` in the source checkout"
-        )
-    numbers = [
-        int(match.group(1))
-        for path in directory.glob("*.sql")
-        if (match := re.match(r"^(\d+)_", path.name))
-    ]
-    migration_id = f"{max(numbers, default=0) + 1:04d}_{name}"
-    forward = directory / f"{migration_id}.sql"
-    rollback = directory / f"{migration_id}.rollback.sql"
-    if any(directory.glob(f"*_{name}.sql")):
-        raise InvalidInput(f"a migration named {name!r} exists already in {directory}")
-    forward.write_text(_TEMPLATE.format(title=name.replace("_", " ").capitalize()), "utf-8")
-    rollback.write_text(_ROLLBACK_TEMPLATE.format(id=migration_id), "utf-8")
-    return forward, rollback

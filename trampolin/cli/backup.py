@@ -15,7 +15,7 @@ import click
 from trampolin.cli.context import Context, human_size, pass_context
 
 if TYPE_CHECKING:
-    from trampolin.migrations import MigrationStatus
+    from trampolin.migration_files import MigrationStatus
 
 _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 

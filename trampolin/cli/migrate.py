@@ -113,7 +113,7 @@ def migrate_status(ctx: Context, as_json: bool) -> None:
 @click.argument("name")
 def migrate_new(name: str) -> None:
     """Create the next migration NAME (and its rollback file) in sql/migrations/."""
-    from trampolin.migrations import new_migration
+    from trampolin.migration_files import new_migration
 
     forward, rollback = new_migration(name)
     click.echo(f"created {forward}")
