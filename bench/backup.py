@@ -1,8 +1,9 @@
 """`trampolin dump` / `trampolin restore` wall time beside raw pg_dump / pg_restore.
 
 A scratch database with 1M csv_rows is dumped and restored, rotating three
-sides: the raw tool, the trampolin command (a real CLI subprocess, so Python's
-start-up counts) and the library call (backup.dump / backup.restore, in this
+sides: the raw tool, the trampolin command (the venv's console script as a
+subprocess, so Python's start-up counts; its modules byte-compiled first, as
+pip does when it installs a wheel) and the library call (backup.dump / backup.restore, in this
 process). Each restore goes into a freshly created empty database, and a
 CHECKPOINT precedes every timed run (else whichever side runs after a restore
 pays for its dirty pages). All sides use the same pg_dump / pg_restore binary
@@ -14,6 +15,7 @@ and flags. Target: overhead <= 5 %.
 
 from __future__ import annotations
 
+import compileall
 import os
 import statistics
 import subprocess
@@ -81,6 +83,12 @@ def check(argv: list[str], env: dict[str, str]) -> None:
         raise SystemExit(f"{argv[0]} failed: {result.stderr.strip()}")
 
 
+def cli_command() -> list[str]:
+    """The installed ``trampolin`` console script (what people run), else python -m."""
+    script = Path(sys.executable).with_name("trampolin")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "trampolin"]
+
+
 def time_dump(
     side: str, source: str, tool: backup.Tool, tmp: Path, cli: list[str], env: dict[str, str]
 ) -> float:
@@ -130,7 +138,7 @@ def measure(
 ) -> tuple[Figures, Figures]:
     """Dump and restore timings per side, rotating the order every round."""
     pg_dump, pg_restore = tools
-    cli = [sys.executable, "-m", "trampolin"]
+    cli = cli_command()
     env = {**os.environ, "DATABASE_URL": source}
     dumps: Figures = {side: [] for side in SIDES}
     restores: Figures = {side: [] for side in SIDES}
@@ -176,6 +184,9 @@ def fixed_cost(dumps: Figures, restores: Figures) -> None:
 
 
 def main() -> None:
+    # An editable install under PYTHONDONTWRITEBYTECODE would otherwise compile
+    # every trampolin module on every run; an installed wheel never does.
+    compileall.compile_dir(ROOT / "trampolin", quiet=1)
     admin = server_url()
     prefix = f"trampolin_bench_backup_{os.getpid()}"
     source = fresh(admin, prefix)

@@ -1,5 +1,5 @@
 """``python -m trampolin``: the CLI."""
 
-from trampolin.cli import main
+from trampolin.cli import run
 
-main()
+run()

@@ -17,26 +17,24 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from itertools import chain
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Generic, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from trampolin.errors import BackupError, TrampolinError
 from trampolin.paths import sql_root
 
 if TYPE_CHECKING:
-    from trampolin.migration_files import MigrationStatus
+    from trampolin.migration_files import MigrationFile, MigrationStatus
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -150,6 +148,14 @@ def embedded_bin_dir() -> Path | None:
 
 def find_tools(name: str, dirs: Iterable[Path] | None = None) -> Iterator[Tool]:
     """Each distinct ``name`` program in ``dirs`` (default: tool_dirs()), lazily, in order."""
+    for path in find_programs(name, dirs):
+        tool = _probe(name, path)
+        if tool is not None:
+            yield tool
+
+
+def find_programs(name: str, dirs: Iterable[Path] | None = None) -> Iterator[Path]:
+    """Each distinct executable ``name`` in ``dirs`` (default: tool_dirs()), not run."""
     seen: set[Path] = set()
     for directory in _tool_dirs() if dirs is None else dirs:
         path = directory / name
@@ -161,9 +167,7 @@ def find_tools(name: str, dirs: Iterable[Path] | None = None) -> Iterator[Tool]:
         if real in seen or real.name == "pg_wrapper":
             continue
         seen.add(real)
-        tool = _probe(name, path)
-        if tool is not None:
-            yield tool
+        yield path
 
 
 @cache
@@ -261,6 +265,8 @@ def child_connection(url: str) -> Iterator[Connection]:
         raise BackupError(
             "the database password contains a line break, which PGPASSFILE cannot hold"
         )
+    import tempfile
+
     fd, name = tempfile.mkstemp(prefix="trampolin-", suffix=".pgpass")  # mode 0600
     try:
         escaped = password.replace("\\", "\\\\").replace(":", "\\:")
@@ -312,7 +318,14 @@ def _drain(stream: IO[bytes], name: str, progress: Progress, verb: str, out: _Ou
             out.errors.append(line)
 
 
-def _run(argv: list[str], conn: Connection, progress: Progress, verb: str) -> _Outcome:
+def _run(
+    argv: list[str],
+    conn: Connection,
+    progress: Progress,
+    verb: str,
+    started: Callable[[], None] = lambda: None,
+) -> _Outcome:
+    """Run a client tool to its end; ``started()`` is called as soon as it runs."""
     out = _Outcome(0, [], [])
     with subprocess.Popen(
         argv,
@@ -321,6 +334,7 @@ def _run(argv: list[str], conn: Connection, progress: Progress, verb: str) -> _O
         stderr=subprocess.PIPE,
         env=conn.env,
     ) as child:
+        started()
         assert child.stderr is not None
         _drain(child.stderr, Path(argv[0]).name, progress, verb, out)
         out.returncode = child.wait()
@@ -613,20 +627,21 @@ def restore(
     replaced = tuple(table for table in present if table.qualified in in_archive)
     started = time.monotonic()
     tool = listing.tool
-    # The migration status afterwards needs yoyo and the migration files: loaded
-    # while pg_restore runs.
-    status_ready = _Background(_load_migrations)
+    # The migration status afterwards needs the migration files (and yoyo to read
+    # them): read while pg_restore runs, from the moment it runs (a thread started
+    # earlier would hold the GIL while pg_restore waits to be spawned).
+    files_ready = _Background(_migration_files, start=False)
     with child_connection(target_url) as conn:
         if tool.major >= TRANSACTION_TIMEOUT_SINCE > major:
-            outcome = _restore_through_psql(tool, path, conn, progress)
+            outcome = _restore_through_psql(tool, path, conn, progress, files_ready.start)
         else:
             argv = [
                 str(tool.path), *RESTORE_FLAGS, "--verbose", "--no-password",
                 f"--dbname={conn.dbname_arg}", str(path),
             ]  # fmt: skip
-            outcome = _run(argv, conn, progress, "restoring")
+            outcome = _run(argv, conn, progress, "restoring", files_ready.start)
     if outcome.returncode != 0:
-        status_ready.join()
+        files_ready.join()
         raise _failure(
             f"restore of {path} with {tool}",
             outcome,
@@ -634,10 +649,7 @@ def restore(
             f"; {describe(target_url)} is unchanged",
         )
     seconds = time.monotonic() - started
-    status_ready.result()
-    from trampolin.migrations import Migrator
-
-    migrations = tuple(Migrator(target_url).status())
+    migrations = migration_status(target_url, files_ready.result())
     return RestoreResult(
         path, describe(target_url), seconds, len(outcome.tables), replaced, migrations, str(tool)
     )
@@ -646,39 +658,85 @@ def restore(
 def _target_overview(url: str) -> tuple[int, bool] | None:
     """The server's major version and whether it holds user tables, asked through psql
     (sql/psql/restore_target.sql), or None if there is no psql or it fails."""
-    psql = next(find_tools("psql"), None)
-    script = sql_root() / "psql" / "restore_target.sql"
-    if psql is None or not script.is_file():
+    rows = _psql_rows(url, "--file=" + str(sql_root() / "psql" / "restore_target.sql"))
+    if rows is None or len(rows) != 1 or len(rows[0]) != 2:
         return None
-    with child_connection(url) as conn:
-        argv = [
-            str(psql.path), "--no-psqlrc", "--no-align", "--tuples-only", "--quiet",
-            "--no-password", f"--file={script}", f"--dbname={conn.dbname_arg}",
-        ]  # fmt: skip
-        result = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=conn.env,
-            check=False,
-        )  # fmt: skip
-    version, _, has_tables = result.stdout.strip().partition("|")
-    if result.returncode != 0 or not version.isdigit() or has_tables not in ("t", "f"):
+    version, has_tables = rows[0]
+    if not version.isdigit() or has_tables not in ("t", "f"):
         return None
     return int(version) // 10000, has_tables == "t"
 
 
-def _load_migrations() -> None:
+def migration_status(url: str, files: list[MigrationFile]) -> tuple[MigrationStatus, ...]:
+    """The migration status of the database at ``url`` against ``files``: its records
+    read through psql, or through psycopg (Migrator.status) when psql cannot."""
+    from trampolin.migration_files import compare
+    from trampolin.queries import load_queries
+
+    query = load_queries("migrations").applied_migrations
+    rows = _psql_rows(url, f"--command={query.sql}")
+    records: dict[str, dict[str, Any]] = {}
+    for row in rows or []:
+        if len(row) != 3:
+            rows = None
+            break
+        migration_id, applied_at, checksum = row
+        records[migration_id] = {
+            "applied_at": datetime.fromisoformat(applied_at),
+            "checksum": checksum or None,
+        }
+    if rows is None:  # no psql, or no bookkeeping tables: psycopg's path knows every case
+        from trampolin.migrations import Migrator
+
+        return tuple(Migrator(url).status())
+    return tuple(compare(files, records))
+
+
+def _psql_rows(url: str, source: str) -> list[list[str]] | None:
+    """The rows psql prints for ``source`` (--file=... or --command=...) at ``url``, or
+    None if there is no psql or it fails. Restore asks its questions this way so that
+    it need not load psycopg (~80 ms, on a machine busy restoring)."""
+    psql = next(find_programs("psql"), None)
+    if psql is None:
+        return None
+    with child_connection(url) as conn:
+        env = {**conn.env, "PGTZ": "UTC", "PGDATESTYLE": "ISO", "PGCLIENTENCODING": "UTF8"}
+        argv = [
+            str(psql), "--no-psqlrc", "--csv", "--tuples-only", "--quiet", "--no-password",
+            "--set=ON_ERROR_STOP=1", source, f"--dbname={conn.dbname_arg}",
+        ]  # fmt: skip
+        result = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, env=env, check=False
+        )
+    if result.returncode != 0:
+        return None
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(result.stdout.decode("utf-8", "replace"))))
+
+
+def _migration_files() -> list[MigrationFile]:
     from trampolin.migration_files import read_migration_files
 
-    read_migration_files()  # imports what yoyo reads migration files with
+    return read_migration_files()
 
 
 class _Background(Generic[T]):
-    """``work()`` run in a daemon thread; result() joins it and returns or raises."""
+    """``work()`` run in a daemon thread; result() joins it and returns or raises.
 
-    def __init__(self, work: Callable[[], T]) -> None:
+    ``start=False``: started later by start(), or run in place by result().
+    """
+
+    def __init__(self, work: Callable[[], T], *, start: bool = True) -> None:
         self._work = work
         self._value: T | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
+        if start:
+            self.start()
+
+    def start(self) -> None:
         self._thread.start()
 
     def _run(self) -> None:
@@ -689,17 +747,25 @@ class _Background(Generic[T]):
 
     def join(self) -> None:
         """Wait for the work to end, whatever its outcome."""
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
 
     def result(self) -> T:
-        self._thread.join()
+        if self._thread.ident is None:
+            self._run()
+        else:
+            self._thread.join()
         if self._error is not None:
             raise self._error
         return cast(T, self._value)
 
 
 def _restore_through_psql(
-    tool: Tool, archive: Path, conn: Connection, progress: Progress
+    tool: Tool,
+    archive: Path,
+    conn: Connection,
+    progress: Progress,
+    started: Callable[[], None] = lambda: None,
 ) -> _Outcome:
     """pg_restore -f - | (drop the transaction_timeout line) | psql, in one transaction.
 
@@ -736,6 +802,7 @@ def _restore_through_psql(
             env=conn.env,
         ) as source,
     ):
+        started()
         assert sink.stdin is not None
         assert sink.stderr is not None
         assert source.stdout is not None
@@ -782,6 +849,8 @@ def _copy_without_timeout(source: IO[bytes], sink: IO[bytes], preamble: int = 64
         if line == TRANSACTION_TIMEOUT_LINE:
             break
         sink.write(line)
+    import shutil
+
     shutil.copyfileobj(source, sink, 1 << 20)
 
 
@@ -811,6 +880,8 @@ def verify(
     migrations create is there, and counts every table's rows. The scratch
     databases are dropped; any failure raises BackupError.
     """
+    import secrets
+
     from psycopg.conninfo import make_conninfo
 
     from trampolin.db import create_database
@@ -876,6 +947,9 @@ def _missing_tables(
 
     The reference is an empty database with exactly those migrations applied.
     """
+    import shutil
+    import tempfile
+
     from trampolin.migrations import Migrator
 
     unknown = [status.id for status in statuses if status.state == "missing"]

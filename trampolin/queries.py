@@ -21,14 +21,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
-
-import psycopg
-from psycopg import sql as pgsql
-from psycopg.rows import DictRow, dict_row, tuple_row
+from typing import TYPE_CHECKING, Any, Literal
 
 from trampolin.errors import QueryFileError
 from trampolin.paths import sql_root
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql as pgsql
+    from psycopg.rows import DictRow
 
 __all__ = ["KINDS", "Query", "QueryFile", "load_queries", "load_query_file", "sql_root"]
 
@@ -62,6 +63,8 @@ class Query:
         A value that is already a psycopg ``Composable`` (e.g. a list of
         identifiers joined by ``pgsql.SQL(", ")``) is used as is.
         """
+        from psycopg import sql as pgsql
+
         return pgsql.SQL(self.sql).format(
             **{
                 key: value if isinstance(value, pgsql.Composable) else pgsql.Identifier(value)
@@ -78,6 +81,8 @@ class Query:
 
     def one(self, conn: psycopg.Connection[Any], **params: Any) -> DictRow | None:
         """The first row as a dict, or None when there is none."""
+        from psycopg.rows import dict_row
+
         self._check("one", params)
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(self.sql, params)
@@ -85,12 +90,16 @@ class Query:
 
     def one_tuple(self, conn: psycopg.Connection[Any], **params: Any) -> tuple[Any, ...] | None:
         """The first row as a plain tuple, or None: for hot paths (no dict per row)."""
+        from psycopg.rows import tuple_row
+
         self._check("one", params)
         # Whatever the connection's row factory; a client cursor needs no close().
         return conn.cursor(row_factory=tuple_row).execute(self.sql, params).fetchone()
 
     def many(self, conn: psycopg.Connection[Any], **params: Any) -> list[DictRow]:
         """All rows, as dicts."""
+        from psycopg.rows import dict_row
+
         self._check("many", params)
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(self.sql, params)

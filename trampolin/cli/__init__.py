@@ -1,28 +1,51 @@
 """The ``trampolin`` command line: parse, call the library, print.
 
-Library modules are imported inside the commands, so that ``--help`` and
-``migrate`` do not pay for stripe and friends. Every TrampolinError becomes
-one line on stderr and its exit code; nothing prints a traceback.
+Each command's module is imported when that command runs (``--help`` imports
+them all), and library modules inside the commands, so that a command pays
+only for what it uses. Every TrampolinError becomes one line on stderr and its
+exit code; nothing prints a traceback.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
+from importlib import import_module
 from typing import Any
 
 import click
 
-from trampolin.cli.auth import auth_group, user_group
-from trampolin.cli.backup import backup_group, dump_command, restore_command
 from trampolin.cli.context import Context
-from trampolin.cli.csv_uploads import csv_group
-from trampolin.cli.database import db_group, seed_command
-from trampolin.cli.doctor import doctor_command
-from trampolin.cli.migrate import migrate_group
-from trampolin.cli.stripe import stripe_group
+
+# Command name -> "module:attribute" of its click command or group.
+_COMMANDS = {
+    "migrate": "migrate:migrate_group",
+    "seed": "database:seed_command",
+    "db": "database:db_group",
+    "doctor": "doctor:doctor_command",
+    "dump": "backup:dump_command",
+    "restore": "backup:restore_command",
+    "backup": "backup:backup_group",
+    "user": "auth:user_group",
+    "auth": "auth:auth_group",
+    "stripe": "stripe:stripe_group",
+    "csv": "csv_uploads:csv_group",
+}
 
 
 class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = _COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, attribute = where.split(":")
+        command = getattr(import_module(f"trampolin.cli.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -82,14 +105,14 @@ def main(ctx: click.Context, database_url: str | None, direct_url: str | None) -
     ctx.obj = Context(database_url, direct_url)
 
 
-main.add_command(migrate_group)
-main.add_command(seed_command)
-main.add_command(db_group)
-main.add_command(doctor_command)
-main.add_command(dump_command)
-main.add_command(restore_command)
-main.add_command(backup_group)
-main.add_command(user_group)
-main.add_command(auth_group)
-main.add_command(stripe_group)
-main.add_command(csv_group)
+def run() -> None:
+    """The console script: main(), in a process that ends with it.
+
+    The objects alive at the end are frozen, so that the exiting interpreter
+    does not walk them all in its final garbage collections (~12 ms of a
+    restore's start-to-end otherwise).
+    """
+    try:
+        main()
+    finally:
+        gc.freeze()
