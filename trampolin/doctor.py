@@ -178,7 +178,7 @@ def _schema_checks(target: DatabaseTarget) -> list[Check]:
 
 
 def _client_tool_checks(server_major: int) -> list[Check]:
-    from trampolin.backup import choose_tool, find_tools
+    from trampolin.pgtools import choose_tool, find_tools
 
     checks = []
     for name in ("pg_dump", "pg_restore"):
