@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ from tests.support import run_cli
 from trampolin import backup, pgtools
 from trampolin.backup import dump, restore, verify
 from trampolin.errors import BackupError
-from trampolin.migration_files import read_migration_files
+from trampolin.migration_files import MigrationStatus, read_migration_files
+from trampolin.migrations import Migrator
+from trampolin.psql import psql_session
 from trampolin.queries import QueryFile, load_query_file
 
 TABLES = 13
@@ -122,6 +126,63 @@ def test_refusal_names_tables_the_archive_would_not_touch(
         q.create_local_table.exec(conn)
     with pytest.raises(BackupError, match=r"replace no table; 1 other table\(s\) would be kept"):
         restore(archive, empty_db_url)
+
+
+def test_migration_status_through_psql_is_what_psycopg_reads(
+    conn: psycopg.Connection[Any], db_url: str, q: QueryFile
+) -> None:
+    files = read_migration_files()
+    q.edit_migration_checksum.exec(conn, migration_id=files[1].id)
+    q.forget_migration.exec(conn, migration_id=files[2].id)
+    q.record_future_migration.exec(conn)
+    conn.commit()
+
+    with psql_session(db_url) as psql:
+        assert psql is not None
+        through_psql = backup.migration_status(db_url, files, psql)
+    through_psycopg = Migrator(db_url).status()
+
+    def shown(statuses: Sequence[MigrationStatus]) -> list[tuple[Any, ...]]:
+        return [(s.id, s.state, s.applied_at, s.path) for s in statuses]
+
+    assert shown(through_psql) == shown(through_psycopg)
+    assert [s.state for s in through_psql][:4] == ["applied", "edited", "pending", "applied"]
+    assert through_psql[-1].state == "missing"
+    assert all(s.applied_at is None or s.applied_at.tzinfo for s in through_psql)
+
+
+def test_restore_without_psql_asks_through_psycopg(
+    sample: psycopg.Connection[Any],
+    db_url: str,
+    empty_db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("pg_dump", "pg_restore"):
+        tool = pgtools.choose_tool(name, pgtools.find_tools(name), pgtools.server_major(db_url))
+        (bin_dir / name).symlink_to(tool.path)
+    monkeypatch.setenv("TRAMPOLIN_PG_BIN", str(bin_dir))
+    assert next(pgtools.find_programs("psql"), None) is None
+
+    archive = dump(db_url, tmp_path / "db.dump").path
+    restored = restore(archive, empty_db_url)
+    assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
+    with pytest.raises(BackupError, match="already holds data"):
+        restore(archive, empty_db_url)
+    assert len(restore(archive, empty_db_url, yes=True).replaced) == TABLES
+
+
+def test_restore_of_a_database_without_migration_records(
+    empty_db_url: str, q: QueryFile, tmp_path: Path
+) -> None:
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        q.create_local_table.exec(conn)
+    archive = dump(empty_db_url, tmp_path / "plain.dump").path
+    restored = restore(archive, empty_db_url, yes=True)  # psql's question fails: psycopg's path
+    assert restored.tables == 1
+    assert [m.state for m in restored.migrations] == ["pending"] * MIGRATIONS
 
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupted"])
@@ -308,8 +369,7 @@ def test_the_password_never_reaches_argv(
 
     children = [call for call in spawned if call[1]]  # --version probes pass no env
     programs = {Path(argv[0]).name for argv, _, _ in children}
-    through_psql = toolset == "pg18" and pgtools.server_major(db_url) < 17
-    assert programs >= ({"pg_dump", "pg_restore", "psql"} if through_psql else {"pg_dump"})
+    assert programs >= {"pg_dump", "pg_restore", "psql"}
     for argv, env, content in children:
         for arg in argv:
             assert "s3cr" not in arg
@@ -380,6 +440,26 @@ def test_cli_dump_restore_verify(db_url: str, empty_db_url: str, tmp_path: Path)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.splitlines()[-1].startswith(f"ok: {archive} (")
     assert f"{TABLES} tables" in verified.stdout.splitlines()[-1]
+
+
+def test_cli_restore_into_an_empty_database_loads_no_psycopg(
+    db_url: str, empty_db_url: str, tmp_path: Path
+) -> None:
+    """The restore's questions go through psql: its start-up is not the restore's cost."""
+    archive = dump(db_url, tmp_path / "db.dump").path
+    probe = (
+        "import sys\n"
+        "from trampolin.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg'))\n"
+    )
+    argv = [sys.executable, "-c", probe, "restore", "-q", str(archive), "--target", empty_db_url]
+    result = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert f"{MIGRATIONS} applied" in result.stdout
+    assert result.stdout.strip().endswith("[]"), result.stdout
 
 
 def test_cli_failures_are_one_line(db_url: str, tmp_path: Path) -> None:

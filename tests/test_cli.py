@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -141,6 +142,17 @@ def test_python_dash_m_and_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert "0.1.0" in result.stdout
+
+
+def test_every_command_loads_and_has_help() -> None:
+    names = main.list_commands(click.Context(main))
+    assert {"migrate", "seed", "dump", "restore", "backup", "user", "stripe", "csv"} <= set(names)
+    runner = CliRunner()
+    for name in names:
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert f" {name} " in result.output.splitlines()[0]
+    assert main.get_command(click.Context(main), "no-such-command") is None
 
 
 def test_migrate_and_help_do_not_load_heavy_modules(db_url: str) -> None:

@@ -36,8 +36,10 @@ from trampolin.pgtools import (
     find_programs,
     find_tools,
     hide,
+    probe,
     server_major,
 )
+from trampolin.psql import PsqlSession, psql_session
 
 if TYPE_CHECKING:
     from trampolin.migration_files import MigrationFile, MigrationStatus
@@ -235,16 +237,24 @@ def list_archive(archive: Path | str, min_major: int = 0) -> Listing:
     path = check_archive(archive)
     too_new = ""
     tried: list[Tool] = []
-    for tool in find_tools("pg_restore"):
-        if tool.major < min_major:
-            tried.append(tool)
-            continue
-        result = subprocess.run(
-            [str(tool.path), "--list", str(path)], capture_output=True, text=True, check=False
-        )
-        if result.returncode == 0:
-            return _parse_listing(result.stdout, tool)
-        lines = result.stderr.strip().splitlines()
+    for program in find_programs("pg_restore"):
+        # The listing runs while the program is asked its version.
+        with subprocess.Popen(
+            [str(program), "--list", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as lister:
+            tool = probe("pg_restore", program)
+            if tool is None or tool.major < min_major:
+                lister.kill()
+                tried.extend([tool] if tool else [])
+                continue
+            stdout, stderr = lister.communicate()
+        if lister.returncode == 0:
+            return _parse_listing(stdout, tool)
+        lines = stderr.strip().splitlines()
         error = lines[-1].removeprefix("pg_restore: error: ") if lines else "no message"
         if "unsupported version" in error:
             too_new = error
@@ -372,13 +382,20 @@ def restore(
     Refuses a target that holds tables unless ``yes``; on any failure the target is unchanged.
     """
     path = check_archive(archive)
-    # pg_restore --list runs while psycopg loads and the target is asked; read with
-    # the first pg_restore that can, it is the listing list_archive(path, major) makes
-    # whenever that tool fits the server (else the listing is made again, as before).
+    with psql_session(target_url) as psql:
+        return _restore(path, target_url, psql, yes=yes, progress=progress)
+
+
+def _restore(
+    path: Path, target_url: str, psql: PsqlSession | None, *, yes: bool, progress: Progress
+) -> RestoreResult:
+    # pg_restore --list runs while psql asks the target; read with the first
+    # pg_restore that can, it is the listing list_archive(path, major) makes
+    # whenever that tool fits the server (else the listing is made again).
     early = _Background(lambda: list_archive(path))
     try:
-        overview = _target_overview(target_url)
-        if overview is None:  # no psql, or it failed: psycopg says why, as it always did
+        overview = _target_overview(psql)
+        if overview is None:  # no psql, or it failed: psycopg says why
             major = server_major(target_url)
             present = user_tables(target_url)
         else:
@@ -421,16 +438,16 @@ def restore(
             f"; {describe(target_url)} is unchanged",
         )
     seconds = time.monotonic() - started
-    migrations = migration_status(target_url, files_ready.result())
+    migrations = migration_status(target_url, files_ready.result(), psql)
     return RestoreResult(
         path, describe(target_url), seconds, len(outcome.tables), replaced, migrations, str(tool)
     )
 
 
-def _target_overview(url: str) -> tuple[int, bool] | None:
+def _target_overview(psql: PsqlSession | None) -> tuple[int, bool] | None:
     """The server's major version and whether it holds user tables, asked through psql
     (sql/psql/restore_target.sql), or None if there is no psql or it fails."""
-    rows = _psql_rows(url, "--file=" + str(sql_root() / "psql" / "restore_target.sql"))
+    rows = psql.ask_file(sql_root() / "psql" / "restore_target.sql") if psql else None
     if rows is None or len(rows) != 1 or len(rows[0]) != 2:
         return None
     version, has_tables = rows[0]
@@ -439,14 +456,15 @@ def _target_overview(url: str) -> tuple[int, bool] | None:
     return int(version) // 10000, has_tables == "t"
 
 
-def migration_status(url: str, files: list[MigrationFile]) -> tuple[MigrationStatus, ...]:
+def migration_status(
+    url: str, files: list[MigrationFile], psql: PsqlSession | None = None
+) -> tuple[MigrationStatus, ...]:
     """The migration status of the database at ``url`` against ``files``: its records
-    read through psql, or through psycopg (Migrator.status) when psql cannot."""
+    read through ``psql``, or through psycopg (Migrator.status) when psql cannot."""
     from trampolin.migration_files import compare
     from trampolin.queries import load_queries
 
-    query = load_queries("migrations").applied_migrations
-    rows = _psql_rows(url, f"--command={query.sql}")
+    rows = psql.ask(load_queries("migrations").applied_migrations.sql) if psql else None
     records: dict[str, dict[str, Any]] = {}
     for row in rows or []:
         if len(row) != 3:
@@ -462,30 +480,6 @@ def migration_status(url: str, files: list[MigrationFile]) -> tuple[MigrationSta
 
         return tuple(Migrator(url).status())
     return tuple(compare(files, records))
-
-
-def _psql_rows(url: str, source: str) -> list[list[str]] | None:
-    """The rows psql prints for ``source`` (--file=... or --command=...) at ``url``, or
-    None if there is no psql or it fails. Restore asks its questions this way so that
-    it need not load psycopg (~80 ms, on a machine busy restoring)."""
-    psql = next(find_programs("psql"), None)
-    if psql is None:
-        return None
-    with child_connection(url) as conn:
-        env = {**conn.env, "PGTZ": "UTC", "PGDATESTYLE": "ISO", "PGCLIENTENCODING": "UTF8"}
-        argv = [
-            str(psql), "--no-psqlrc", "--csv", "--tuples-only", "--quiet", "--no-password",
-            "--set=ON_ERROR_STOP=1", source, f"--dbname={conn.dbname_arg}",
-        ]  # fmt: skip
-        result = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, env=env, check=False
-        )
-    if result.returncode != 0:
-        return None
-    import csv
-    import io
-
-    return list(csv.reader(io.StringIO(result.stdout.decode("utf-8", "replace"))))
 
 
 def _migration_files() -> list[MigrationFile]:

@@ -110,7 +110,7 @@ def embedded_bin_dir() -> Path | None:
 def find_tools(name: str, dirs: Iterable[Path] | None = None) -> Iterator[Tool]:
     """Each distinct ``name`` program in ``dirs`` (default: tool_dirs()), lazily, in order."""
     for path in find_programs(name, dirs):
-        tool = _probe(name, path)
+        tool = probe(name, path)
         if tool is not None:
             yield tool
 
@@ -132,7 +132,8 @@ def find_programs(name: str, dirs: Iterable[Path] | None = None) -> Iterator[Pat
 
 
 @cache
-def _probe(name: str, path: Path) -> Tool | None:
+def probe(name: str, path: Path) -> Tool | None:
+    """The program at ``path`` and its version (``--version``), or None if it has none."""
     try:
         out = subprocess.run(
             [str(path), "--version"], capture_output=True, text=True, timeout=30, check=False

@@ -70,3 +70,12 @@ CREATE TABLE local_notes (note text);
 -- As if a newer trampolin had applied a migration this checkout lacks.
 INSERT INTO _yoyo_migration (migration_hash, migration_id, applied_at_utc)
 VALUES (repeat('f', 64), '9999_from_the_future', now() AT TIME ZONE 'utc');
+
+-- name: edit_migration_checksum :exec
+-- As if the applied file had been edited since.
+UPDATE _trampolin_migration_checksums SET checksum = repeat('0', 64)
+WHERE migration_id = %(migration_id)s;
+
+-- name: forget_migration :exec
+-- As if the migration had not been applied yet.
+DELETE FROM _yoyo_migration WHERE migration_id = %(migration_id)s;

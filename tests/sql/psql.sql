@@ -1,0 +1,15 @@
+-- Statements for tests/test_psql.py: answers that CSV has to quote, and failures.
+
+-- name: awkward_rows :many
+SELECT n, v
+FROM (VALUES (1, 'a,b'), (2, E'say "hi"\nthere'), (3, NULL)) AS t (n, v)
+ORDER BY n;
+
+-- name: no_rows :many
+SELECT 1 WHERE false;
+
+-- name: ends_in_a_comment :one
+SELECT 'x' AS answer -- no semicolon, and a comment where it would go
+
+-- name: fails :one
+SELECT 1 / 0;
