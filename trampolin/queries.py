@@ -11,6 +11,9 @@ Kinds: ``:one`` (a row or None), ``:many`` (a list of rows), ``:exec``
 (nothing), ``:execrows`` (the affected row count) and ``:copy`` (a COPY
 statement, run through psycopg's copy protocol). Files are parsed once, on
 first use; a malformed file raises QueryFileError naming file:line.
+
+psycopg is imported where a query runs, not here: a query's text can be read
+(``trampolin restore`` hands one to psql) without its ~80 ms import.
 """
 
 from __future__ import annotations
