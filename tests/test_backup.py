@@ -257,6 +257,42 @@ def test_dump_failure_leaves_no_file(db_url: str, tmp_path: Path) -> None:
         dump(db_url, tmp_path / "nope" / "db.dump")
 
 
+def fake_pg_dump(directory: Path, version_line: str) -> Path:
+    """A pg_dump that prints ``version_line`` for --version and fails as an old
+    pg_dump fails against a newer server."""
+    directory.mkdir()
+    program = directory / "pg_dump"
+    program.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = --version ] && {{ echo "{version_line}"; exit 0; }}\n'
+        'echo "pg_dump: error: aborting because of server version mismatch" >&2\n'
+        "exit 1\n"
+    )
+    program.chmod(0o755)
+    return directory
+
+
+@pytest.mark.parametrize("version_line", ["pg_dump (PostgreSQL) 9.6.24", "not a pg_dump"])
+def test_dump_passes_over_a_first_pg_dump_that_does_not_fit(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version_line: str
+) -> None:
+    real = pgtools.choose_tool(
+        "pg_dump", pgtools.find_tools("pg_dump"), pgtools.server_major(db_url)
+    )
+    old = fake_pg_dump(tmp_path / "old", version_line)
+    monkeypatch.setenv("TRAMPOLIN_PG_BIN", f"{old}{os.pathsep}{real.path.parent}")
+    dumped = dump(db_url, tmp_path / "db.dump")
+    assert dumped.tool == str(real)
+    assert dumped.tables == TABLES
+
+    monkeypatch.setenv("TRAMPOLIN_PG_BIN", str(old))
+    with pytest.raises(BackupError) as failed:
+        dump(db_url, tmp_path / "again.dump")
+    major = pgtools.server_major(db_url)
+    assert str(failed.value).startswith(f"pg_dump {major} or newer is needed")
+    assert not (tmp_path / "again.dump").exists()
+
+
 # -- verify -------------------------------------------------------------------
 
 

@@ -34,7 +34,6 @@ from trampolin.pgtools import (
     choose_tool,
     describe,
     find_programs,
-    find_tools,
     hide,
     probe,
     server_major,
@@ -155,25 +154,33 @@ def dump(
         raise BackupError(f"{out} is a directory; give a file name, e.g. {out / 'backup.dump'}")
     if not out.parent.is_dir():
         raise BackupError(f"{out.parent}: no such directory")
-    candidates = find_tools("pg_dump")
-    first = next(candidates, None)
+    programs = find_programs("pg_dump")
+    first = next(programs, None)
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     started = time.monotonic()
     try:
         with child_connection(url) as conn:
-            # The first pg_dump found is tried without asking the server its version
-            # (a connection and psycopg's import): pg_dump itself refuses a newer server.
-            # Only if it fails is the server asked, as choosing first would have: a
-            # connection problem or an unfit tool then reads exactly the same.
+            # The first pg_dump found runs without asking the server its version (a
+            # connection and psycopg's import), and is asked its own version while it
+            # runs: pg_dump itself refuses a newer server. Only if it fails is the
+            # server asked, as choosing first would have: a connection problem or an
+            # unfit tool then reads exactly the same.
             outcome = None
+            tool: Tool | None = None
             if first is not None:
-                outcome = _dump_with(first, partial, extra_args, conn, progress)
-            tool = first
-            if outcome is None or outcome.returncode != 0:
-                fitting = [] if first is None else [first]
-                tool = choose_tool("pg_dump", chain(fitting, candidates), server_major(url))
-                if outcome is None or tool != first:
-                    outcome = _dump_with(tool, partial, extra_args, conn, progress)
+                probed: list[Tool | None] = []
+                outcome = _dump_with(
+                    first, partial, extra_args, conn, progress,
+                    started=lambda: probed.append(probe("pg_dump", first)),
+                )  # fmt: skip
+                tool = probed[0]
+            if tool is None or outcome is None or outcome.returncode != 0:
+                fitting = [] if tool is None else [tool]
+                others = (found for path in programs if (found := probe("pg_dump", path)))
+                chosen = choose_tool("pg_dump", chain(fitting, others), server_major(url))
+                if chosen != tool or outcome is None:
+                    outcome = _dump_with(chosen.path, partial, extra_args, conn, progress)
+                tool = chosen
         assert tool is not None
         if outcome.returncode != 0:
             raise _failure(f"{tool}", outcome, url, f"; {out} was not written")
@@ -187,15 +194,20 @@ def dump(
 
 
 def _dump_with(
-    tool: Tool, partial: Path, extra_args: Sequence[str], conn: Connection, progress: Progress
+    program: Path,
+    partial: Path,
+    extra_args: Sequence[str],
+    conn: Connection,
+    progress: Progress,
+    started: Callable[[], None] = lambda: None,
 ) -> _Outcome:
     # Readable by its owner only: a dump holds every user's data and OAuth tokens.
     os.close(os.open(partial, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
     argv = [
-        str(tool.path), *DUMP_FLAGS, "--verbose", "--no-password",
+        str(program), *DUMP_FLAGS, "--verbose", "--no-password",
         f"--file={partial}", *extra_args, f"--dbname={conn.dbname_arg}",
     ]  # fmt: skip
-    return _run(argv, conn, progress, "dumping")
+    return _run(argv, conn, progress, "dumping", started)
 
 
 # -- archive listing ----------------------------------------------------------
