@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import psycopg
 import pytest
 
 from tests.conftest import ROOT
-from tests.support import run_cli
+from tests.support import TestServer, run_cli
 from trampolin import backup, pgtools
 from trampolin.backup import dump, restore, verify
 from trampolin.errors import BackupError
@@ -129,12 +132,14 @@ def test_refusal_names_tables_the_archive_would_not_touch(
 
 
 def test_migration_status_through_psql_is_what_psycopg_reads(
-    conn: psycopg.Connection[Any], db_url: str, q: QueryFile
+    conn: psycopg.Connection[Any], db_url: str, db_name: str, q: QueryFile
 ) -> None:
     files = read_migration_files()
     q.edit_migration_checksum.exec(conn, migration_id=files[1].id)
     q.forget_migration.exec(conn, migration_id=files[2].id)
+    q.forget_when_applied.exec(conn, migration_id=files[3].id)
     q.record_future_migration.exec(conn)
+    q.set_database_timezone.exec(conn, identifiers={"database": db_name})
     conn.commit()
 
     with psql_session(db_url) as psql:
@@ -143,12 +148,16 @@ def test_migration_status_through_psql_is_what_psycopg_reads(
     through_psycopg = Migrator(db_url).status()
 
     def shown(statuses: Sequence[MigrationStatus]) -> list[tuple[Any, ...]]:
-        return [(s.id, s.state, s.applied_at, s.path) for s in statuses]
+        return [
+            (s.id, s.state, s.applied_at and s.applied_at.isoformat(), s.path) for s in statuses
+        ]
 
     assert shown(through_psql) == shown(through_psycopg)
-    assert [s.state for s in through_psql][:4] == ["applied", "edited", "pending", "applied"]
-    assert through_psql[-1].state == "missing"
-    assert all(s.applied_at is None or s.applied_at.tzinfo for s in through_psql)
+    states = [s.state for s in through_psql]
+    assert states[:5] == ["applied", "edited", "pending", "applied", "applied"]
+    assert states[-1] == "missing"
+    assert through_psql[3].applied_at is None
+    assert str(through_psql[0].applied_at).endswith("+00:00")
 
 
 def test_restore_without_psql_asks_through_psycopg(
@@ -172,6 +181,54 @@ def test_restore_without_psql_asks_through_psycopg(
     with pytest.raises(BackupError, match="already holds data"):
         restore(archive, empty_db_url)
     assert len(restore(archive, empty_db_url, yes=True).replaced) == TABLES
+
+
+def test_programs_that_cannot_run_are_passed_over(
+    db_url: str, empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bogus = tmp_path / "bogus"
+    bogus.mkdir()
+    for name in ("pg_restore", "psql"):
+        (bogus / name).write_bytes(b"\x7fELF not really")
+        (bogus / name).chmod(0o755)
+    archive = dump(db_url, tmp_path / "db.dump").path
+    real = backup.list_archive(archive, pgtools.server_major(db_url)).tool
+    monkeypatch.setenv("TRAMPOLIN_PG_BIN", f"{bogus}{os.pathsep}{real.path.parent}")
+    restored = restore(archive, empty_db_url)
+    assert restored.tool == str(real)
+    assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
+
+
+@pytest.fixture
+def one_connection_url(server: TestServer, empty_db_name: str, q: QueryFile) -> Iterator[str]:
+    """The empty database, owned by and reached as a role limited to one connection."""
+    role = f"trampolin_one_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        q.create_one_connection_role.exec(conn, identifiers={"role": role})
+        q.give_database.exec(conn, identifiers={"database": empty_db_name, "role": role})
+    try:
+        url = dataclasses.replace(server, user=role, password=None).url(empty_db_name)
+        try:
+            psycopg.connect(url).close()
+        except psycopg.OperationalError as exc:
+            pytest.skip(f"cannot log in as a new role without a password here: {exc}")
+        yield url
+    finally:
+        with psycopg.connect(server.url(empty_db_name), autocommit=True) as conn:
+            q.take_back_owned.exec(conn, identifiers={"role": role})
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            q.drop_role.exec(conn, identifiers={"role": role})
+
+
+def test_restore_within_a_one_connection_limit(
+    db_url: str, one_connection_url: str, tmp_path: Path
+) -> None:
+    """psql's idle connection is given up when pg_restore needs the only one."""
+    archive = dump(db_url, tmp_path / "db.dump").path
+    assert next(pgtools.find_programs("psql"), None) is not None
+    restored = restore(archive, one_connection_url)
+    assert restored.tables == TABLES
+    assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
 
 
 def test_restore_of_a_database_without_migration_records(
@@ -496,6 +553,43 @@ def test_cli_restore_into_an_empty_database_loads_no_psycopg(
     result = subprocess.run(argv, capture_output=True, text=True, check=True)
     assert f"{MIGRATIONS} applied" in result.stdout
     assert result.stdout.strip().endswith("[]"), result.stdout
+
+
+def test_sigterm_stops_the_dump_and_leaves_nothing_behind(db_url: str, tmp_path: Path) -> None:
+    """A deploy's timeout: pg_dump is stopped, the PGPASSFILE and partial file removed."""
+    bin_dir, scratch = tmp_path / "bin", tmp_path / "tmp"
+    bin_dir.mkdir()
+    scratch.mkdir()
+    started = tmp_path / "pg_dump.pid"
+    slow = bin_dir / "pg_dump"
+    slow.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = --version ] && { echo "pg_dump (PostgreSQL) 99.0"; exit 0; }\n'
+        f'echo $$ > "{started}"\n'
+        """echo 'pg_dump: dumping contents of table "public.users"' >&2\n"""
+        "exec sleep 60\n"
+    )
+    slow.chmod(0o755)
+    env = {
+        **os.environ,
+        "TRAMPOLIN_PG_BIN": str(bin_dir),
+        "TMPDIR": str(scratch),
+        "DATABASE_URL": with_password(db_url, "s3cret"),
+    }
+    out = tmp_path / "db.dump"
+    argv = [sys.executable, "-m", "trampolin", "dump", "-o", str(out)]
+    with subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) as cli:
+        assert cli.stderr is not None
+        assert cli.stderr.readline() == "dumping public.users\n"  # the fake pg_dump runs
+        assert list(scratch.glob("trampolin-*.pgpass"))  # and its password file exists
+        cli.send_signal(signal.SIGTERM)
+        _, stderr = cli.communicate(timeout=30)
+    assert cli.returncode == 128 + signal.SIGTERM
+    assert stderr.strip() == "terminated"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(started.read_text()), 0)
+    assert list(scratch.iterdir()) == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bin", "pg_dump.pid", "tmp"]
 
 
 def test_cli_failures_are_one_line(db_url: str, tmp_path: Path) -> None:

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from trampolin.errors import BackupError, TrampolinError
-from trampolin.paths import sql_root
 from trampolin.pgtools import (
     Connection,
     Tool,
@@ -107,10 +106,14 @@ def _run(
         stderr=subprocess.PIPE,
         env=conn.env,
     ) as child:
-        started()
-        assert child.stderr is not None
-        _drain(child.stderr, Path(argv[0]).name, progress, verb, out)
-        out.returncode = child.wait()
+        try:
+            started()
+            assert child.stderr is not None
+            _drain(child.stderr, Path(argv[0]).name, progress, verb, out)
+            out.returncode = child.wait()
+        except BaseException:  # interrupted or terminated: the tool stops with us
+            child.kill()
+            raise
     return out
 
 
@@ -251,13 +254,17 @@ def list_archive(archive: Path | str, min_major: int = 0) -> Listing:
     tried: list[Tool] = []
     for program in find_programs("pg_restore"):
         # The listing runs while the program is asked its version.
-        with subprocess.Popen(
-            [str(program), "--list", str(path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        ) as lister:
+        try:
+            lister = subprocess.Popen(
+                [str(program), "--list", str(path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        except OSError:  # not a program this machine can run
+            continue
+        with lister:
             tool = probe("pg_restore", program)
             if tool is None or tool.major < min_major:
                 lister.kill()
@@ -432,15 +439,16 @@ def _restore(
     # them): read while pg_restore runs, from the moment it runs (a thread started
     # earlier would hold the GIL while pg_restore waits to be spawned).
     files_ready = _Background(_migration_files, start=False)
-    with child_connection(target_url) as conn:
-        if tool.major >= TRANSACTION_TIMEOUT_SINCE > major:
-            outcome = _restore_through_psql(tool, path, conn, progress, files_ready.start)
-        else:
-            argv = [
-                str(tool.path), *RESTORE_FLAGS, "--verbose", "--no-password",
-                f"--dbname={conn.dbname_arg}", str(path),
-            ]  # fmt: skip
-            outcome = _run(argv, conn, progress, "restoring", files_ready.start)
+    outcome = _pg_restore(tool, path, target_url, major, progress, files_ready.start)
+    if outcome.returncode != 0 and psql is not None and _out_of_connections(outcome):
+        # psql's idle connection was the one pg_restore needed (a CONNECTION LIMIT, a
+        # full server). pg_restore stopped before it began; again, without psql's.
+        psql.close()
+        for pause in (0.05, 0.1, 0.2, 0.4, 0.8):  # the closed backend exits on its own time
+            time.sleep(pause)
+            outcome = _pg_restore(tool, path, target_url, major, progress, files_ready.start)
+            if outcome.returncode == 0 or not _out_of_connections(outcome):
+                break
     if outcome.returncode != 0:
         files_ready.join()
         raise _failure(
@@ -456,10 +464,40 @@ def _restore(
     )
 
 
+def _pg_restore(
+    tool: Tool,
+    path: Path,
+    target_url: str,
+    server: int,
+    progress: Progress,
+    started: Callable[[], None],
+) -> _Outcome:
+    """pg_restore ``path`` into ``target_url`` in one transaction, through psql if
+    ``tool`` writes what a ``server`` that old rejects."""
+    with child_connection(target_url) as conn:
+        if tool.major >= TRANSACTION_TIMEOUT_SINCE > server:
+            return _restore_through_psql(tool, path, conn, progress, started)
+        argv = [
+            str(tool.path), *RESTORE_FLAGS, "--verbose", "--no-password",
+            f"--dbname={conn.dbname_arg}", str(path),
+        ]  # fmt: skip
+        return _run(argv, conn, progress, "restoring", started)
+
+
+# What libpq says when the server or a CONNECTION LIMIT turns a connection away.
+_NO_CONNECTION_LEFT = ("too many connections", "too many clients", "slots are reserved")
+
+
+def _out_of_connections(outcome: _Outcome) -> bool:
+    return any(sign in line for line in outcome.errors for sign in _NO_CONNECTION_LEFT)
+
+
 def _target_overview(psql: PsqlSession | None) -> tuple[int, bool] | None:
     """The server's major version and whether it holds user tables, asked through psql
-    (sql/psql/restore_target.sql), or None if there is no psql or it fails."""
-    rows = psql.ask_file(sql_root() / "psql" / "restore_target.sql") if psql else None
+    (the restore_target query), or None if there is no psql or it fails."""
+    from trampolin.queries import load_queries
+
+    rows = psql.ask(load_queries("backup").restore_target.sql) if psql else None
     if rows is None or len(rows) != 1 or len(rows[0]) != 2:
         return None
     version, has_tables = rows[0]
@@ -477,21 +515,28 @@ def migration_status(
     from trampolin.queries import load_queries
 
     rows = psql.ask(load_queries("migrations").applied_migrations.sql) if psql else None
-    records: dict[str, dict[str, Any]] = {}
-    for row in rows or []:
-        if len(row) != 3:
-            rows = None
-            break
-        migration_id, applied_at, checksum = row
-        records[migration_id] = {
-            "applied_at": datetime.fromisoformat(applied_at),
-            "checksum": checksum or None,
-        }
-    if rows is None:  # no psql, or no bookkeeping tables: psycopg's path knows every case
+    records = None if rows is None else _migration_records(rows)
+    if records is None:  # no psql, or no bookkeeping tables: psycopg's path knows every case
         from trampolin.migrations import Migrator
 
         return tuple(Migrator(url).status())
     return tuple(compare(files, records))
+
+
+def _migration_records(rows: list[list[str]]) -> dict[str, dict[str, Any]] | None:
+    """applied_migrations' rows as psql prints them (NULL as ''), as compare() takes
+    them; None if they are not what that query returns."""
+    records: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if len(row) != 3:
+            return None
+        migration_id, applied_at, checksum = row
+        try:
+            when = datetime.fromisoformat(applied_at) if applied_at else None
+        except ValueError:
+            return None
+        records[migration_id] = {"applied_at": when, "checksum": checksum or None}
+    return records
 
 
 def _migration_files() -> list[MigrationFile]:
@@ -515,7 +560,8 @@ class _Background(Generic[T]):
             self.start()
 
     def start(self) -> None:
-        self._thread.start()
+        if self._thread.ident is None:
+            self._thread.start()
 
     def _run(self) -> None:
         try:
@@ -606,6 +652,10 @@ def _restore_through_psql(
             restore_out.returncode = source.wait()
             with suppress(BrokenPipeError):
                 sink.stdin.close()
+        except BaseException:  # interrupted or terminated: psql dies before any COMMIT
+            source.kill()
+            sink.kill()
+            raise
         psql_out.returncode = sink.wait()
         for drain in drains:
             drain.join()

@@ -12,7 +12,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -205,6 +205,11 @@ def _locate(statements: list[str], source: str) -> tuple[Statement, ...]:
     return tuple(located)
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """The same instant in UTC, whatever the session's TimeZone was."""
+    return moment.astimezone(UTC) if moment is not None else None
+
+
 def compare(
     files: list[MigrationFile], applied: dict[str, dict[str, Any]]
 ) -> list[MigrationStatus]:
@@ -227,14 +232,14 @@ def compare(
                 migration.id,
                 migration.description,
                 state,
-                record["applied_at"] if record else None,
+                _utc(record["applied_at"]) if record else None,
                 migration.path,
             )
         )
     for migration_id, record in applied.items():
         if migration_id not in known:
             statuses.append(
-                MigrationStatus(migration_id, "", "missing", record["applied_at"], None)
+                MigrationStatus(migration_id, "", "missing", _utc(record["applied_at"]), None)
             )
     return statuses
 

@@ -90,10 +90,15 @@ def _tool_dirs() -> Iterator[Path]:
         yield from configured
         return
     yield from (Path(entry) for entry in os.environ.get("PATH", "").split(os.pathsep) if entry)
-    yield from sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    yield from sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_version_order)
     embedded = embedded_bin_dir()
     if embedded is not None:
         yield embedded
+
+
+def _version_order(bin_dir: Path) -> tuple[int, ...]:
+    """/usr/lib/postgresql/9.6/bin before .../10/bin (a text sort puts 10 first)."""
+    return tuple(int(part) for part in re.findall(r"\d+", bin_dir.parent.name)) or (0,)
 
 
 def embedded_bin_dir() -> Path | None:

@@ -3,6 +3,22 @@
 -- User tables are those outside the system schemas (pg_catalog,
 -- information_schema, pg_toast and the temporary schemas).
 
+-- name: restore_target :one
+-- What `trampolin restore` asks its target before pg_restore runs (through
+-- psql: trampolin/psql.py): the server's version number, and whether the
+-- target holds any user table (user_tables' filter); only if it does are the
+-- tables listed and counted, to say what a restore would replace.
+SELECT current_setting('server_version_num')::integer AS version_num,
+       EXISTS (
+           SELECT
+           FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('r', 'p')
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+             AND n.nspname NOT LIKE 'pg\_toast%%'
+             AND n.nspname NOT LIKE 'pg\_temp\_%%'
+       ) AS has_tables;
+
 -- name: user_tables :many
 -- Every user table, largest first, with its size and a row estimate the way
 -- the planner makes one: the density of the last ANALYZE times the current

@@ -79,3 +79,25 @@ WHERE migration_id = %(migration_id)s;
 -- name: forget_migration :exec
 -- As if the migration had not been applied yet.
 DELETE FROM _yoyo_migration WHERE migration_id = %(migration_id)s;
+
+-- name: forget_when_applied :exec
+-- A record without its time (the column allows NULL).
+UPDATE _yoyo_migration SET applied_at_utc = NULL WHERE migration_id = %(migration_id)s;
+
+-- name: set_database_timezone :exec
+-- Sessions of {database} see times in New York's zone.
+ALTER DATABASE {database} SET timezone TO 'America/New_York';
+
+-- name: create_one_connection_role :exec
+-- A login role that may hold one connection at a time.
+CREATE ROLE {role} LOGIN CONNECTION LIMIT 1;
+
+-- name: give_database :exec
+ALTER DATABASE {database} OWNER TO {role};
+
+-- name: take_back_owned :exec
+-- Run in the role's database: what it owns goes to the caller, the database too.
+REASSIGN OWNED BY {role} TO CURRENT_USER;
+
+-- name: drop_role :exec
+DROP ROLE {role};

@@ -11,5 +11,12 @@ SELECT 1 WHERE false;
 -- name: ends_in_a_comment :one
 SELECT 'x' AS answer -- no semicolon, and a comment where it would go
 
+-- name: ends_in_a_commented_semicolon :one
+SELECT 'y' AS answer -- done;
+
 -- name: fails :one
 SELECT 1 / 0;
+
+-- name: never_ends :one
+-- An unterminated dollar quote: psql waits for the rest, and never answers.
+SELECT $$abc
