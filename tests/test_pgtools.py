@@ -123,3 +123,9 @@ def test_trampolin_pg_bin_replaces_the_search_path(
     assert pgtools.tool_dirs() == [fake_bin / "a", fake_bin / "b"]
     monkeypatch.delenv("TRAMPOLIN_PG_BIN")
     assert Path("/usr/bin") in pgtools.tool_dirs() or os.environ.get("PATH") == ""
+
+
+def test_debian_tool_directories_are_searched_oldest_first() -> None:
+    dirs = [Path(f"/usr/lib/postgresql/{version}/bin") for version in ("16", "10", "9.6", "18")]
+    ordered = sorted(dirs, key=pgtools._version_order)
+    assert [path.parent.name for path in ordered] == ["9.6", "10", "16", "18"]
