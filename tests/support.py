@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class TestServer:
+    __test__ = False  # a server, not a test class, for pytest
+
     host: str
     port: int
     user: str
