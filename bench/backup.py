@@ -5,8 +5,8 @@ sides: the raw tool, the trampolin command (the venv's console script as a
 subprocess, so Python's start-up counts; its modules byte-compiled first, as
 pip does when it installs a wheel) and the library call (backup.dump / backup.restore, in this
 process). Each restore goes into a freshly created empty database, and a
-CHECKPOINT precedes every timed run (else whichever side runs after a restore
-pays for its dirty pages). All sides use the same pg_dump / pg_restore binary
+CHECKPOINT and a sync precede every timed run (else whichever side runs after
+a restore or a dump pays for its dirty pages). All sides use the same pg_dump / pg_restore binary
 and flags. Target: overhead <= 5 %.
 
     .venv/bin/python bench/backup.py            # $BENCH_SERVER_URL, or 127.0.0.1:5432
@@ -66,9 +66,11 @@ def fresh(admin: str, name: str) -> str:
 
 
 def settle(admin: str) -> None:
-    """A checkpoint before each timed run, so that no side pays for another's dirty pages."""
+    """A checkpoint and a sync before each timed run, so that no side pays for the
+    dirty pages of another (the server's, or the previous side's 25 MB dump file)."""
     with connect(admin, autocommit=True) as conn:
         BENCH_QUERIES.checkpoint.exec(conn)
+    os.sync()
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:

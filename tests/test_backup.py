@@ -231,6 +231,41 @@ def test_restore_within_a_one_connection_limit(
     assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
 
 
+@pytest.mark.parametrize("layout", ["together", "apart"])
+def test_the_script_goes_through_the_psql_beside_pg_restore(
+    db_url: str,
+    empty_db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+) -> None:
+    """pg_restore's script may hold meta-commands only its own psql knows (\\restrict)."""
+    archive = dump(db_url, tmp_path / "db.dump").path
+    real = backup.list_archive(archive, pgtools.server_major(db_url)).tool
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / "psql").symlink_to(real.path.with_name("psql"))
+    beside = first if layout == "together" else second
+    (beside / "pg_restore").symlink_to(real.path)
+    monkeypatch.setenv("TRAMPOLIN_PG_BIN", f"{first}{os.pathsep}{second}")
+    spawned: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    class RecordingPopen(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            spawned.append([str(arg) for arg in args])
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    restored = restore(archive, empty_db_url)
+    assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
+    restores = [argv for argv in spawned if "--clean" in argv]
+    assert len(restores) == 1
+    expected = "--file=-" if layout == "together" else "--single-transaction"
+    assert expected in restores[0]
+
+
 def test_restore_of_a_database_without_migration_records(
     empty_db_url: str, q: QueryFile, tmp_path: Path
 ) -> None:
@@ -460,9 +495,13 @@ def test_the_password_never_reaches_argv(
     restore(tmp_path / "db.dump", target)
     verify(tmp_path / "db.dump", source)
 
-    children = [call for call in spawned if call[1]]  # --version probes pass no env
+    assert not any("s3cr" in arg for argv, _, _ in spawned for arg in argv)
+    # Those that connect have an environment: pg_dump and psql (pg_restore writes its
+    # script into psql, and --version probes connect to nothing).
+    children = [call for call in spawned if call[1]]
     programs = {Path(argv[0]).name for argv, _, _ in children}
-    assert programs >= {"pg_dump", "pg_restore", "psql"}
+    assert programs >= {"pg_dump", "psql"}
+    assert {Path(argv[0]).name for argv, _, _ in spawned} >= {"pg_restore"}
     for argv, env, content in children:
         for arg in argv:
             assert "s3cr" not in arg

@@ -3,11 +3,14 @@
 Which pg_dump / pg_restore runs, and how it connects without a password in
 argv, is trampolin.pgtools' business.
 
-A restore is all or nothing: ``pg_restore --single-transaction --exit-on-error``.
-pg_restore 17+ into an older server is the one special case: its script sets
-``transaction_timeout``, which older servers reject, so the script is piped
-through psql with that single line removed, inside one transaction that is
-committed only when pg_restore has succeeded.
+A restore is all or nothing. It runs through one psql session
+(trampolin.psql): the target is asked before, ``pg_restore -f -`` writes its
+script into psql inside BEGIN ... COMMIT with ON_ERROR_STOP, COMMIT only when
+pg_restore has succeeded, and the migration records are read after, all on one
+connection. pg_restore 17+ into an older server is the one special case: its
+script sets ``transaction_timeout``, which older servers reject, so the script
+passes through this process with that single line removed. Without a usable
+psql: ``pg_restore --single-transaction --exit-on-error``, and psycopg asks.
 """
 
 from __future__ import annotations
@@ -439,16 +442,13 @@ def _restore(
     # them): read while pg_restore runs, from the moment it runs (a thread started
     # earlier would hold the GIL while pg_restore waits to be spawned).
     files_ready = _Background(_migration_files, start=False)
-    outcome = _pg_restore(tool, path, target_url, major, progress, files_ready.start)
-    if outcome.returncode != 0 and psql is not None and _out_of_connections(outcome):
-        # psql's idle connection was the one pg_restore needed (a CONNECTION LIMIT, a
-        # full server). pg_restore stopped before it began; again, without psql's.
-        psql.close()
-        for pause in (0.05, 0.1, 0.2, 0.4, 0.8):  # the closed backend exits on its own time
-            time.sleep(pause)
-            outcome = _pg_restore(tool, path, target_url, major, progress, files_ready.start)
-            if outcome.returncode == 0 or not _out_of_connections(outcome):
-                break
+    # The script goes through the psql that answered, if it is the one beside this
+    # pg_restore: a pg_restore's script may hold meta-commands (\restrict, since
+    # 17.6, 16.10, 15.14, ...) that only a psql as new as itself knows.
+    if overview is not None and psql is not None and psql.program.parent == tool.path.parent:
+        outcome = _restore_into(psql, tool, path, major, progress, files_ready.start)
+    else:
+        outcome = _pg_restore(tool, path, target_url, major, progress, files_ready.start)
     if outcome.returncode != 0:
         files_ready.join()
         raise _failure(
@@ -464,6 +464,68 @@ def _restore(
     )
 
 
+def _restore_into(
+    psql: PsqlSession,
+    tool: Tool,
+    archive: Path,
+    server: int,
+    progress: Progress,
+    started: Callable[[], None],
+) -> _Outcome:
+    """``pg_restore -f -`` straight into psql's input, in one transaction.
+
+    BEGIN first; COMMIT only once pg_restore has exited 0 and psql has run every
+    statement (ON_ERROR_STOP ends psql at the first error, and with it the
+    transaction). The script passes through this process only when it must be
+    filtered: pg_restore 17+ writes a transaction_timeout SET that older servers
+    reject.
+    """
+    flags = [flag for flag in RESTORE_FLAGS if flag != "--single-transaction"]
+    argv = [str(tool.path), *flags, "--verbose", "--file=-", str(archive)]
+    filtered = tool.major >= TRANSACTION_TIMEOUT_SINCE > server
+    out = _Outcome(1, [], [])
+    if not psql.send(b"BEGIN;\n"):
+        out.errors.extend(psql.errors)
+        return out
+    try:
+        with subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if filtered else psql.script_input,
+            stderr=subprocess.PIPE,
+        ) as source:
+            started()
+            copier = _Background(lambda: _filter_into(source, psql)) if filtered else None
+            assert source.stderr is not None
+            _drain(source.stderr, "pg_restore", progress, "restoring", out)
+            out.returncode = source.wait()
+            if copier is not None:
+                try:
+                    copier.result()
+                except OSError:  # psql stopped at an error; its errors say which
+                    out.returncode = out.returncode or 1
+    except BaseException:  # interrupted or terminated: psql dies before any COMMIT
+        psql.abort()
+        raise
+    if out.returncode == 0 and psql.ask("COMMIT") is not None:
+        return out
+    psql.abort()  # no COMMIT was run: the server rolls the transaction back
+    out.returncode = out.returncode or 1
+    out.errors.extend(psql.errors)
+    return out
+
+
+def _filter_into(source: subprocess.Popen[bytes], psql: PsqlSession) -> None:
+    """Copy pg_restore's script into psql without the transaction_timeout line; if psql
+    has ended, stop pg_restore too (it would block on a full pipe)."""
+    assert source.stdout is not None
+    try:
+        _copy_without_timeout(source.stdout, psql.script_input)
+    except OSError:
+        source.kill()
+        raise
+
+
 def _pg_restore(
     tool: Tool,
     path: Path,
@@ -472,24 +534,23 @@ def _pg_restore(
     progress: Progress,
     started: Callable[[], None],
 ) -> _Outcome:
-    """pg_restore ``path`` into ``target_url`` in one transaction, through psql if
-    ``tool`` writes what a ``server`` that old rejects."""
+    """pg_restore --single-transaction ``path`` into ``target_url``, for when no psql
+    session answered; pg_restore 17+ into an older server needs the psql beside it."""
+    if tool.major >= TRANSACTION_TIMEOUT_SINCE > server:
+        psql = tool.path.with_name("psql")
+        with psql_session(target_url, psql) as own:
+            if own is None:
+                raise BackupError(
+                    f"{tool} into a PostgreSQL server older than {TRANSACTION_TIMEOUT_SINCE} "
+                    f"needs psql from the same directory ({psql} is missing)"
+                )
+            return _restore_into(own, tool, path, server, progress, started)
     with child_connection(target_url) as conn:
-        if tool.major >= TRANSACTION_TIMEOUT_SINCE > server:
-            return _restore_through_psql(tool, path, conn, progress, started)
         argv = [
             str(tool.path), *RESTORE_FLAGS, "--verbose", "--no-password",
             f"--dbname={conn.dbname_arg}", str(path),
         ]  # fmt: skip
         return _run(argv, conn, progress, "restoring", started)
-
-
-# What libpq says when the server or a CONNECTION LIMIT turns a connection away.
-_NO_CONNECTION_LEFT = ("too many connections", "too many clients", "slots are reserved")
-
-
-def _out_of_connections(outcome: _Outcome) -> bool:
-    return any(sign in line for line in outcome.errors for sign in _NO_CONNECTION_LEFT)
 
 
 def _target_overview(psql: PsqlSession | None) -> tuple[int, bool] | None:
@@ -514,7 +575,9 @@ def migration_status(
     from trampolin.migration_files import compare
     from trampolin.queries import load_queries
 
-    rows = psql.ask(load_queries("migrations").applied_migrations.sql) if psql else None
+    rows = None
+    if psql is not None and psql.ask(load_queries("backup").fresh_session_in_utc.sql) == []:
+        rows = psql.ask(load_queries("migrations").applied_migrations.sql)
     records = None if rows is None else _migration_records(rows)
     if records is None:  # no psql, or no bookkeeping tables: psycopg's path knows every case
         from trampolin.migrations import Migrator
@@ -582,90 +645,6 @@ class _Background(Generic[T]):
         if self._error is not None:
             raise self._error
         return cast(T, self._value)
-
-
-def _restore_through_psql(
-    tool: Tool,
-    archive: Path,
-    conn: Connection,
-    progress: Progress,
-    started: Callable[[], None] = lambda: None,
-) -> _Outcome:
-    """pg_restore -f - | (drop the transaction_timeout line) | psql, in one transaction.
-
-    COMMIT is sent only after pg_restore exited 0; otherwise psql's input ends
-    inside the open transaction, and the server rolls it back.
-    """
-    psql = tool.path.with_name("psql")
-    if not psql.is_file():
-        raise BackupError(
-            f"{tool} into a PostgreSQL server older than {TRANSACTION_TIMEOUT_SINCE} needs "
-            f"psql from the same directory ({psql} is missing)"
-        )
-    flags = [flag for flag in RESTORE_FLAGS if flag != "--single-transaction"]
-    restore_argv = [str(tool.path), *flags, "--verbose", "--file=-", str(archive)]
-    psql_argv = [
-        str(psql), "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1",
-        f"--dbname={conn.dbname_arg}",
-    ]  # fmt: skip
-    restore_out = _Outcome(0, [], [])
-    psql_out = _Outcome(0, [], [])
-    with (
-        subprocess.Popen(
-            psql_argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=conn.env,
-        ) as sink,
-        subprocess.Popen(
-            restore_argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=conn.env,
-        ) as source,
-    ):
-        started()
-        assert sink.stdin is not None
-        assert sink.stderr is not None
-        assert source.stdout is not None
-        assert source.stderr is not None
-        drains = [
-            threading.Thread(
-                target=_drain,
-                args=(source.stderr, "pg_restore", progress, "restoring", restore_out),
-            ),
-            threading.Thread(target=_drain, args=(sink.stderr, "psql", _quiet, "", psql_out)),
-        ]
-        for drain in drains:
-            drain.start()
-        try:
-            sink.stdin.write(b"BEGIN;\n")
-            _copy_without_timeout(source.stdout, sink.stdin)
-            restore_out.returncode = source.wait()
-            if restore_out.returncode == 0:
-                sink.stdin.write(b"COMMIT;\n")
-            sink.stdin.close()
-        except BrokenPipeError:
-            source.kill()  # psql stopped at an error; its stderr says which
-            restore_out.returncode = source.wait()
-            with suppress(BrokenPipeError):
-                sink.stdin.close()
-        except BaseException:  # interrupted or terminated: psql dies before any COMMIT
-            source.kill()
-            sink.kill()
-            raise
-        psql_out.returncode = sink.wait()
-        for drain in drains:
-            drain.join()
-    if restore_out.returncode != 0:
-        restore_out.errors.extend(psql_out.errors)
-        return restore_out
-    if psql_out.returncode != 0:
-        psql_out.tables = restore_out.tables
-        return psql_out
-    return restore_out
 
 
 def _copy_without_timeout(source: IO[bytes], sink: IO[bytes], preamble: int = 64) -> None:

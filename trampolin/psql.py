@@ -1,13 +1,13 @@
-"""Questions to a database through one psql process, for paths that should not wait
-for psycopg's import (~80 ms): ``trampolin restore`` asks its target before
-pg_restore runs and reads the restored migration records after.
+"""One psql process and its connection, for ``trampolin restore``: the questions
+before pg_restore runs, the restore itself (pg_restore's script streamed into
+psql's input), and the migration records after, all on one connection and
+without psycopg's ~80 ms import.
 
-psql (12 or newer: ``--csv``) starts, and connects, as the session opens, and
-stays connected between questions, so a question asked later (after a long
-restore, say) costs neither a process start nor a connection. Any failure (no
-psql, no connection, an SQL error, no answer within the deadline, an odd
-answer) gives None: the caller asks through psycopg instead, which reports the
-error properly.
+psql (12 or newer: ``--csv``) starts, and connects, as the session opens.
+ask() sends one statement and reads its rows up to an end marker, within a
+deadline. Any failure (no psql, no connection, an SQL error, no answer in
+time, an odd answer) gives None, and psql's error lines are kept in
+``errors``: the caller falls back to psycopg or reports them.
 """
 
 from __future__ import annotations
@@ -15,53 +15,82 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import selectors
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO
 
 from trampolin.pgtools import child_connection, find_programs
 
 Rows = list[list[str]]
 
 # How long an answer may take. Ours take milliseconds; a connection that a NAT
-# dropped while it sat idle through a long restore would otherwise leave psql
-# retransmitting for a quarter of an hour.
+# dropped while it sat idle would otherwise leave psql retransmitting for a
+# quarter of an hour.
 ANSWER_SECONDS = 30.0
+
+# psql's error lines ("psql:<stdin>:12: ERROR:  ...", "psql: error: connection ...").
+_ERROR = re.compile(r"\b(ERROR|FATAL|PANIC|error):")
 
 
 class PsqlSession:
-    """One running ``psql --csv``; ask() sends a statement and reads its rows."""
+    """One running ``psql --csv``: ask() questions, or feed it a script."""
 
-    def __init__(self, child: subprocess.Popen[bytes], deadline: float | None = None) -> None:
+    def __init__(
+        self, program: Path, child: subprocess.Popen[bytes], deadline: float | None = None
+    ) -> None:
+        self.program = program
         assert child.stdin is not None
         assert child.stdout is not None
+        assert child.stderr is not None
         self._child = child
         self._stdin = child.stdin
         self._stdout = child.stdout.fileno()
         self._deadline = ANSWER_SECONDS if deadline is None else deadline
         # Printed after each answer (\echo): where its rows end.
         self._end = f"-- trampolin {os.urandom(8).hex()} --\n".encode()
+        self.errors: list[str] = []
+        self._stderr = threading.Thread(target=self._keep_errors, args=(child.stderr,))
+        self._stderr.start()
+
+    @property
+    def script_input(self) -> IO[bytes]:
+        """psql's input, for a child's stdout (pg_restore -f -): nothing else may write
+        to it until that child has ended."""
+        return self._stdin
+
+    def send(self, script: bytes) -> bool:
+        """Write ``script`` to psql; False if psql has ended."""
+        try:
+            self._stdin.write(script)
+            self._stdin.flush()
+        except (OSError, ValueError):  # psql has ended, or the session was closed
+            return False
+        return True
 
     def ask(self, sql: str) -> Rows | None:
         """The rows of ONE SQL statement without parameters, as CSV fields; None if
         psql failed or did not answer in time (psql is then stopped)."""
         # The ; on a line of its own: the SQL may end in a -- comment (an extra ;
         # after one that ends the statement is an empty query, which prints nothing).
-        message = sql.strip().encode() + b"\n;\n\\echo " + self._end
-        if self._stdin.closed:
-            return None
-        try:
-            self._stdin.write(message)
-            self._stdin.flush()
-        except OSError:  # psql has ended
+        if not self.send(sql.strip().encode() + b"\n;\n\\echo " + self._end):
             return None
         answer = self._read_answer()
         if answer is None:
-            self._child.kill()
+            self.abort()
             return None
         return list(csv.reader(io.StringIO(answer.decode("utf-8", "replace"))))
+
+    def abort(self) -> None:
+        """Stop psql at once: the server rolls back its open transaction, if any."""
+        self._child.kill()
+        self._child.wait()
+        self._stderr.join()
 
     def close(self) -> None:
         """End psql, and its connection, now; ask() then gives None."""
@@ -71,6 +100,8 @@ class PsqlSession:
             self._child.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self._child.kill()
+            self._child.wait()
+        self._stderr.join()
 
     def _read_answer(self) -> bytes | None:
         """Everything psql prints up to the end marker; None at EOF or the deadline."""
@@ -88,24 +119,28 @@ class PsqlSession:
                 received += chunk
         return received[: -len(self._end)]
 
+    def _keep_errors(self, stream: IO[bytes]) -> None:
+        """Drain psql's stderr (it must never fill); keep the error lines and their
+        DETAIL / HINT."""
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if _ERROR.search(line):
+                self.errors.append(line.removeprefix("psql: ").removeprefix("error: "))
+            elif self.errors and line.startswith(("DETAIL", "HINT")):
+                self.errors.append(line)
+
 
 @contextmanager
-def psql_session(url: str) -> Iterator[PsqlSession | None]:
-    """A psql connected to ``url`` for the block (None if there is no psql that runs);
-    the password goes through a PGPASSFILE that lives as long as the block."""
-    psql = next(find_programs("psql"), None)
-    if psql is None:
+def psql_session(url: str, program: Path | None = None) -> Iterator[PsqlSession | None]:
+    """A psql (``program``, else the first found) connected to ``url`` for the block,
+    or None if there is none that runs; the password goes through a PGPASSFILE that
+    lives as long as the block."""
+    psql = program if program is not None else next(find_programs("psql"), None)
+    if psql is None or not psql.is_file():
         yield None
         return
     with child_connection(url) as conn:
-        env = {
-            **conn.env,
-            # UTC and ISO dates, so that timestamps parse with datetime.fromisoformat.
-            "PGTZ": "UTC",
-            "PGDATESTYLE": "ISO",
-            "PGCLIENTENCODING": "UTF8",
-            "PGAPPNAME": conn.env.get("PGAPPNAME", "trampolin"),
-        }
+        env = {**conn.env, "PGAPPNAME": conn.env.get("PGAPPNAME", "trampolin")}
         argv = [
             str(psql), "--no-psqlrc", "--csv", "--tuples-only", "--quiet", "--no-password",
             "--set=ON_ERROR_STOP=1", f"--dbname={conn.dbname_arg}",
@@ -115,7 +150,7 @@ def psql_session(url: str) -> Iterator[PsqlSession | None]:
                 argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 env=env,
             )
         except OSError:  # not a program this machine can run
@@ -124,7 +159,7 @@ def psql_session(url: str) -> Iterator[PsqlSession | None]:
             yield None
             return
         with child:
-            session = PsqlSession(child)
+            session = PsqlSession(psql, child)
             try:
                 yield session
             finally:

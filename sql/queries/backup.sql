@@ -19,6 +19,14 @@ SELECT current_setting('server_version_num')::integer AS version_num,
              AND n.nspname NOT LIKE 'pg\_temp\_%%'
        ) AS has_tables;
 
+-- name: fresh_session_in_utc :exec
+-- After the restore script ran in psql's session (it empties search_path, among
+-- others): the connection's settings back, and timestamps printed in UTC and
+-- ISO form, as Python's datetime.fromisoformat reads them.
+RESET ALL;
+SET TIME ZONE 'UTC';
+SET datestyle TO 'ISO';
+
 -- name: user_tables :many
 -- Every user table, largest first, with its size and a row estimate the way
 -- the planner makes one: the density of the last ANALYZE times the current
