@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import ROOT
 from trampolin import psql as psql_module
 from trampolin.psql import psql_session
-from trampolin.queries import QueryFile, load_query_file
+from trampolin.queries import QueryFile, load_queries, load_query_file
 
 
 @pytest.fixture
@@ -25,6 +25,34 @@ def test_one_session_answers_one_question_after_another(db_url: str, q: QueryFil
         assert psql.ask(q.ends_in_a_comment.sql) == [["x"]]
         assert psql.ask(q.ends_in_a_commented_semicolon.sql) == [["y"]]
         assert psql.ask(q.no_rows.sql) == []
+
+
+def test_a_scripts_query_output_is_discarded_and_questions_answered_after(
+    db_url: str, q: QueryFile
+) -> None:
+    with psql_session(db_url) as psql:
+        assert psql is not None
+        assert psql.begin_script()
+        assert psql.send(q.big_output.sql.encode() + b"\n")  # would fill stdout's pipe
+        assert psql.commit()
+        assert psql.ask(q.ends_in_a_comment.sql) == [["x"]]
+
+
+def test_a_gate_answers_and_begins_or_quits(db_url: str, empty_db_url: str) -> None:
+    question = load_queries("backup").restore_target.sql
+    with psql_session(empty_db_url) as psql:
+        assert psql is not None
+        assert psql.begin_script_unless(question, ["version_num", "has_tables"], "has_tables")
+        answer = psql.answer()
+        assert answer is not None
+        assert answer[0][0].isdigit()
+        assert answer[0][1] == "f"
+        assert psql.commit()
+    with psql_session(db_url) as psql:
+        assert psql is not None
+        assert psql.begin_script_unless(question, ["version_num", "has_tables"], "has_tables")
+        assert psql.answer() == [[answer[0][0], "t"]]
+        assert not psql.commit()  # psql quit at the gate
 
 
 def test_an_error_ends_the_session_and_every_answer_is_none(db_url: str, q: QueryFile) -> None:

@@ -41,6 +41,7 @@ from trampolin.pgtools import (
     server_major,
 )
 from trampolin.psql import PsqlSession, psql_session
+from trampolin.queries import load_queries
 
 if TYPE_CHECKING:
     from trampolin.migration_files import MigrationFile, MigrationStatus
@@ -355,7 +356,6 @@ def user_tables(url: str, *, exact: bool = False) -> list[TableRows]:
     """The user tables at ``url``, largest first, with their rows: counted if ``exact`` or
     small, else estimated."""
     from trampolin.db import connect
-    from trampolin.queries import load_queries
 
     queries = load_queries("backup")
     tables = []
@@ -405,7 +405,67 @@ def restore(
     """
     path = check_archive(archive)
     with psql_session(target_url) as psql:
+        done = _restore_into_empty(path, target_url, psql, progress) if psql else None
+    if done is not None:
+        return done
+    with psql_session(target_url) as psql:
         return _restore(path, target_url, psql, yes=yes, progress=progress)
+
+
+def _restore_into_empty(
+    path: Path, target_url: str, psql: PsqlSession, progress: Progress
+) -> RestoreResult | None:
+    """The common case, without waiting for the checks: psql runs the script of the
+    first pg_restore found at once if the target holds no table (it decides that
+    itself, before BEGIN), while this process checks that this pg_restore suits the
+    server; COMMIT only if it does.
+
+    None, with nothing committed, if the target holds tables or anything is not as
+    expected: _restore then takes the careful path and says what went wrong.
+    """
+    program = next(find_programs("pg_restore"), None)
+    if program is None or program.parent != psql.program.parent:
+        return None  # the script must go through the psql beside its pg_restore
+    question = load_queries("backup").restore_target.sql
+    if not psql.begin_script_unless(question, ["version_num", "has_tables"], veto="has_tables"):
+        return None
+    started = time.monotonic()
+    flags = [flag for flag in RESTORE_FLAGS if flag != "--single-transaction"]
+    argv = [str(program), *flags, "--verbose", "--file=-", str(path)]
+    files_ready = _Background(_migration_files, start=False)
+    out = _Outcome(1, [], [])
+    try:
+        with subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=psql.script_input, stderr=subprocess.PIPE
+        ) as source:
+            files_ready.start()
+            tool = probe("pg_restore", program)
+            overview = _target_overview(psql.answer())
+            if (
+                tool is None
+                or overview is None
+                or overview != (overview[0], False)
+                or tool.major < overview[0]
+                or tool.major >= TRANSACTION_TIMEOUT_SINCE > overview[0]
+            ):
+                source.kill()
+                psql.abort()  # the transaction, if it began, is rolled back
+                return None
+            assert source.stderr is not None
+            _drain(source.stderr, "pg_restore", progress, "restoring", out)
+            out.returncode = source.wait()
+    except BaseException:  # interrupted or terminated: psql dies before any COMMIT
+        psql.abort()
+        raise
+    if out.returncode != 0 or not psql.commit():
+        psql.abort()
+        files_ready.join()
+        return None
+    seconds = time.monotonic() - started
+    migrations = migration_status(target_url, files_ready.result(), psql)
+    return RestoreResult(
+        path, describe(target_url), seconds, len(out.tables), (), migrations, str(tool)
+    )
 
 
 def _restore(
@@ -416,7 +476,8 @@ def _restore(
     # whenever that tool fits the server (else the listing is made again).
     early = _Background(lambda: list_archive(path))
     try:
-        overview = _target_overview(psql)
+        question = load_queries("backup").restore_target.sql
+        overview = _target_overview(psql.ask(question) if psql else None)
         if overview is None:  # no psql, or it failed: psycopg says why
             major = server_major(target_url)
             present = user_tables(target_url)
@@ -484,7 +545,7 @@ def _restore_into(
     argv = [str(tool.path), *flags, "--verbose", "--file=-", str(archive)]
     filtered = tool.major >= TRANSACTION_TIMEOUT_SINCE > server
     out = _Outcome(1, [], [])
-    if not psql.send(b"BEGIN;\n"):
+    if not psql.begin_script():
         out.errors.extend(psql.errors)
         return out
     try:
@@ -507,7 +568,7 @@ def _restore_into(
     except BaseException:  # interrupted or terminated: psql dies before any COMMIT
         psql.abort()
         raise
-    if out.returncode == 0 and psql.ask("COMMIT") is not None:
+    if out.returncode == 0 and psql.commit():
         return out
     psql.abort()  # no COMMIT was run: the server rolls the transaction back
     out.returncode = out.returncode or 1
@@ -553,12 +614,9 @@ def _pg_restore(
         return _run(argv, conn, progress, "restoring", started)
 
 
-def _target_overview(psql: PsqlSession | None) -> tuple[int, bool] | None:
-    """The server's major version and whether it holds user tables, asked through psql
-    (the restore_target query), or None if there is no psql or it fails."""
-    from trampolin.queries import load_queries
-
-    rows = psql.ask(load_queries("backup").restore_target.sql) if psql else None
+def _target_overview(rows: list[list[str]] | None) -> tuple[int, bool] | None:
+    """The server's major version and whether it holds user tables, from psql's answer
+    to the restore_target query; None if there is no answer or it is odd."""
     if rows is None or len(rows) != 1 or len(rows[0]) != 2:
         return None
     version, has_tables = rows[0]
@@ -573,7 +631,6 @@ def migration_status(
     """The migration status of the database at ``url`` against ``files``: its records
     read through ``psql``, or through psycopg (Migrator.status) when psql cannot."""
     from trampolin.migration_files import compare
-    from trampolin.queries import load_queries
 
     rows = None
     if psql is not None and psql.ask(load_queries("backup").fresh_session_in_utc.sql) == []:
@@ -781,7 +838,6 @@ def _missing_tables(
 
 def _drop(server_url: str, names: list[str]) -> None:
     from trampolin.db import connect
-    from trampolin.queries import load_queries
 
     if not names:
         return

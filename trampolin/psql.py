@@ -20,7 +20,7 @@ import selectors
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
@@ -78,13 +78,49 @@ class PsqlSession:
         psql failed or did not answer in time (psql is then stopped)."""
         # The ; on a line of its own: the SQL may end in a -- comment (an extra ;
         # after one that ends the statement is an empty query, which prints nothing).
-        if not self.send(sql.strip().encode() + b"\n;\n\\echo " + self._end):
+        # \o: query output back to stdout, after a script that sent it away.
+        if not self.send(b"\\o\n" + sql.strip().encode() + b"\n;\n" + self.end_of_answer):
             return None
+        return self.answer()
+
+    @property
+    def end_of_answer(self) -> bytes:
+        """The psql command that ends an answer; answer() reads up to its output."""
+        return b"\\echo " + self._end
+
+    def answer(self) -> Rows | None:
+        """What psql printed up to the end of the answer, as CSV rows; None if psql
+        failed or did not answer in time (psql is then stopped)."""
         answer = self._read_answer()
         if answer is None:
             self.abort()
             return None
         return list(csv.reader(io.StringIO(answer.decode("utf-8", "replace"))))
+
+    def begin_script(self) -> bool:
+        """Start a script (pg_restore's) in a transaction: BEGIN, with the output of its
+        queries discarded (its SELECTs print rows nobody reads, which would fill the
+        pipe). False if psql has ended."""
+        return self.send(b"\\o /dev/null\nBEGIN;\n")
+
+    def commit(self) -> bool:
+        """COMMIT the script's transaction; False if it failed (psql then ends, and the
+        server rolls the transaction back) or psql had ended."""
+        return self.ask("COMMIT") is not None
+
+    def begin_script_unless(self, sql: str, columns: Sequence[str], veto: str) -> bool:
+        """Send ``sql`` (one row), then begin_script(), unless the row's boolean column
+        ``veto`` is true: then psql quits, and nothing sent after it runs. The row
+        (its ``columns``, comma-separated) is the answer, for answer(). False if psql
+        has ended."""
+        query = sql.strip().removesuffix(";")  # \gset sends the query itself
+        gate = (
+            f"{query}\n\\gset\n"
+            f"\\echo {','.join(':' + column for column in columns)}\n"
+            f"{self.end_of_answer.decode()}"
+            f"\\if :{veto}\n\\quit\n\\endif\n"
+        )
+        return self.send(gate.encode()) and self.begin_script()
 
     def abort(self) -> None:
         """Stop psql at once: the server rolls back its open transaction, if any."""
@@ -109,7 +145,7 @@ class PsqlSession:
         give_up = time.monotonic() + self._deadline
         with selectors.DefaultSelector() as selector:
             selector.register(self._stdout, selectors.EVENT_READ)
-            while not received.endswith(self._end):
+            while (end := received.find(self._end)) < 0:
                 left = give_up - time.monotonic()
                 if left <= 0 or not selector.select(left):
                     return None
@@ -117,7 +153,7 @@ class PsqlSession:
                 if not chunk:
                     return None  # psql ended: an error (ON_ERROR_STOP) or a lost connection
                 received += chunk
-        return received[: -len(self._end)]
+        return received[:end]
 
     def _keep_errors(self, stream: IO[bytes]) -> None:
         """Drain psql's stderr (it must never fill); keep the error lines and their

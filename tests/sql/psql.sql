@@ -20,3 +20,7 @@ SELECT 1 / 0;
 -- name: never_ends :one
 -- An unterminated dollar quote: psql waits for the rest, and never answers.
 SELECT $$abc
+
+-- name: big_output :many
+-- More than a pipe holds (64 kB): what a restore script's SELECTs may print.
+SELECT repeat('x', 1000) FROM generate_series(1, 200);
