@@ -266,6 +266,23 @@ def test_the_script_goes_through_the_psql_beside_pg_restore(
     assert expected in restores[0]
 
 
+def test_an_archive_too_new_for_the_first_pg_restore_is_read_by_a_newer_one(
+    db_url: str, empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dump by pg_dump 18 of a 15 server, where PATH's pg_restore 15 comes first."""
+    newest = pgtools.embedded_bin_dir()
+    server = pgtools.server_major(db_url)
+    if newest is None or server >= 17:
+        pytest.skip("needs the embedded PostgreSQL 18 tools and an older server")
+    old = pgtools.choose_tool("pg_restore", pgtools.find_tools("pg_restore"), server)
+    monkeypatch.setenv("TRAMPOLIN_PG_BIN", str(newest))
+    archive = dump(db_url, tmp_path / "db.dump").path
+    monkeypatch.setenv("TRAMPOLIN_PG_BIN", f"{old.path.parent}{os.pathsep}{newest}")
+    restored = restore(archive, empty_db_url)
+    assert restored.tool.startswith("pg_restore 18")
+    assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
+
+
 def test_restore_of_a_database_without_migration_records(
     empty_db_url: str, q: QueryFile, tmp_path: Path
 ) -> None:

@@ -430,42 +430,44 @@ def _restore_into_empty(
     if not psql.begin_script_unless(question, ["version_num", "has_tables"], veto="has_tables"):
         return None
     started = time.monotonic()
-    flags = [flag for flag in RESTORE_FLAGS if flag != "--single-transaction"]
-    argv = [str(program), *flags, "--verbose", "--file=-", str(path)]
     files_ready = _Background(_migration_files, start=False)
-    out = _Outcome(1, [], [])
-    try:
-        with subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=psql.script_input, stderr=subprocess.PIPE
-        ) as source:
-            files_ready.start()
-            tool = probe("pg_restore", program)
-            overview = _target_overview(psql.answer())
-            if (
-                tool is None
-                or overview is None
-                or overview != (overview[0], False)
-                or tool.major < overview[0]
-                or tool.major >= TRANSACTION_TIMEOUT_SINCE > overview[0]
-            ):
-                source.kill()
-                psql.abort()  # the transaction, if it began, is rolled back
-                return None
-            assert source.stderr is not None
-            _drain(source.stderr, "pg_restore", progress, "restoring", out)
-            out.returncode = source.wait()
-    except BaseException:  # interrupted or terminated: psql dies before any COMMIT
-        psql.abort()
-        raise
-    if out.returncode != 0 or not psql.commit():
-        psql.abort()
-        files_ready.join()
+    tool: Tool | None = None
+
+    def suits() -> bool:  # while pg_restore runs and psql starts on its script
+        nonlocal tool
+        tool = probe("pg_restore", program)
+        overview = _target_overview(psql.answer())
+        return (
+            overview is not None
+            and not overview[1]
+            and tool is not None
+            and _suits(tool, overview[0])
+        )
+
+    out = _stream_into(psql, program, path, progress, files_ready.start, go=suits)
+    if out is None:
         return None
+    if out.returncode != 0:
+        files_ready.join()
+        if any("unsupported version" in line for line in out.errors):
+            return None  # a newer pg_restore may read it: the careful path tries them
+        raise _failure(
+            f"restore of {path} with {tool}",
+            out,
+            target_url,
+            f"; {describe(target_url)} is unchanged",
+        )
     seconds = time.monotonic() - started
     migrations = migration_status(target_url, files_ready.result(), psql)
     return RestoreResult(
         path, describe(target_url), seconds, len(out.tables), (), migrations, str(tool)
     )
+
+
+def _suits(tool: Tool, server: int) -> bool:
+    """Whether ``tool`` may restore into a ``server`` of that major version with its
+    script unchanged: as new as the server, and no transaction_timeout line."""
+    return tool.major >= server and not tool.major >= TRANSACTION_TIMEOUT_SINCE > server
 
 
 def _restore(
@@ -533,21 +535,38 @@ def _restore_into(
     progress: Progress,
     started: Callable[[], None],
 ) -> _Outcome:
-    """``pg_restore -f -`` straight into psql's input, in one transaction.
+    """pg_restore ``archive`` through ``psql``, in one transaction (_stream_into)."""
+    if not psql.begin_script():
+        return _Outcome(1, list(psql.errors), [])
+    filtered = tool.major >= TRANSACTION_TIMEOUT_SINCE > server
+    out = _stream_into(psql, tool.path, archive, progress, started, filtered=filtered)
+    assert out is not None
+    return out
 
-    BEGIN first; COMMIT only once pg_restore has exited 0 and psql has run every
-    statement (ON_ERROR_STOP ends psql at the first error, and with it the
-    transaction). The script passes through this process only when it must be
-    filtered: pg_restore 17+ writes a transaction_timeout SET that older servers
+
+def _stream_into(
+    psql: PsqlSession,
+    program: Path,
+    archive: Path,
+    progress: Progress,
+    started: Callable[[], None],
+    *,
+    filtered: bool = False,
+    go: Callable[[], bool] = lambda: True,
+) -> _Outcome | None:
+    """``pg_restore -f -`` straight into the input of ``psql``, which has begun the
+    script's transaction; COMMIT only once pg_restore has exited 0 and psql has run
+    every statement (ON_ERROR_STOP ends psql at the first error, and with it the
+    transaction).
+
+    ``go()`` is asked once pg_restore runs: if it says no, both stop and nothing is
+    committed (None). The script passes through this process only when it must be
+    ``filtered``: pg_restore 17+ writes a transaction_timeout SET that older servers
     reject.
     """
     flags = [flag for flag in RESTORE_FLAGS if flag != "--single-transaction"]
-    argv = [str(tool.path), *flags, "--verbose", "--file=-", str(archive)]
-    filtered = tool.major >= TRANSACTION_TIMEOUT_SINCE > server
+    argv = [str(program), *flags, "--verbose", "--file=-", str(archive)]
     out = _Outcome(1, [], [])
-    if not psql.begin_script():
-        out.errors.extend(psql.errors)
-        return out
     try:
         with subprocess.Popen(
             argv,
@@ -557,6 +576,10 @@ def _restore_into(
         ) as source:
             started()
             copier = _Background(lambda: _filter_into(source, psql)) if filtered else None
+            if not go():
+                source.kill()
+                psql.abort()  # the transaction, if it began, is rolled back
+                return None
             assert source.stderr is not None
             _drain(source.stderr, "pg_restore", progress, "restoring", out)
             out.returncode = source.wait()
