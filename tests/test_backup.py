@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.support import TestServer, run_cli
 from trampolin import backup, pgtools
+from trampolin import psql as psql_module
 from trampolin.backup import dump, restore, verify
 from trampolin.errors import BackupError
 from trampolin.migration_files import MigrationStatus, read_migration_files
@@ -281,6 +282,54 @@ def test_an_archive_too_new_for_the_first_pg_restore_is_read_by_a_newer_one(
     restored = restore(archive, empty_db_url)
     assert restored.tool.startswith("pg_restore 18")
     assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
+
+
+@pytest.fixture
+def another_empty_db_url(server: TestServer) -> Iterator[str]:
+    name = f"trampolin_empty_{uuid.uuid4().hex[:12]}"
+    server.create_database(name)
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.mark.parametrize("target", ["empty", "migrated"])
+def test_a_failure_after_the_large_objects_leaves_the_target_as_it_was(
+    empty_db_url: str,
+    another_empty_db_url: str,
+    db_url: str,
+    q: QueryFile,
+    tmp_path: Path,
+    target: str,
+) -> None:
+    """Large objects come in the same transaction as everything else."""
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        q.create_notes_whose_index_fails_elsewhere.exec(conn)
+    archive = dump(empty_db_url, tmp_path / "notes.dump").path
+    url = another_empty_db_url if target == "empty" else db_url
+    before = snapshot(url, q)
+    with pytest.raises(BackupError, match="is unchanged") as failed:
+        restore(archive, url, yes=True)
+    assert "trampolin_test.factor" in str(failed.value)
+    assert snapshot(url, q) == before
+
+
+def test_a_long_last_step_is_waited_for(
+    empty_db_url: str,
+    another_empty_db_url: str,
+    q: QueryFile,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Index builds at the end of a script take as long as they take."""
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        q.create_notes_with_a_slow_index.exec(conn)
+    archive = dump(empty_db_url, tmp_path / "notes.dump").path
+    monkeypatch.setattr(psql_module, "ANSWER_SECONDS", 0.2)  # the index takes 0.5 s
+    restored = restore(archive, another_empty_db_url)
+    assert restored.tables == 1
+    assert snapshot(another_empty_db_url, q) == snapshot(empty_db_url, q)
 
 
 def test_restore_of_a_database_without_migration_records(
@@ -646,6 +695,39 @@ def test_sigterm_stops_the_dump_and_leaves_nothing_behind(db_url: str, tmp_path:
         os.kill(int(started.read_text()), 0)
     assert list(scratch.iterdir()) == []
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bin", "pg_dump.pid", "tmp"]
+
+
+def test_sigterm_stops_a_restore_through_psql(
+    db_url: str, empty_db_url: str, tmp_path: Path
+) -> None:
+    """pg_restore writing into psql, stopped: both end, and nothing is committed."""
+    archive = dump(db_url, tmp_path / "db.dump").path
+    real = backup.list_archive(archive, pgtools.server_major(db_url)).tool
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "psql").symlink_to(real.path.with_name("psql"))
+    started = tmp_path / "pg_restore.pid"
+    slow = bin_dir / "pg_restore"
+    slow.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = --version ] && {{ echo "pg_restore (PostgreSQL) {real.version}"; exit 0; }}\n'
+        f'echo $$ > "{started}"\n'
+        """echo 'pg_restore: processing data for table "public.users"' >&2\n"""
+        "exec sleep 60\n"
+    )
+    slow.chmod(0o755)
+    env = {**os.environ, "TRAMPOLIN_PG_BIN": str(bin_dir)}
+    argv = [sys.executable, "-m", "trampolin", "restore", str(archive), "--target", empty_db_url]
+    with subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) as cli:
+        assert cli.stderr is not None
+        assert cli.stderr.readline() == "restoring public.users\n"  # the fake runs
+        cli.send_signal(signal.SIGTERM)
+        _, stderr = cli.communicate(timeout=20)  # not the fake's 60 s
+    assert cli.returncode == 128 + signal.SIGTERM
+    assert stderr.strip() == "terminated"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(started.read_text()), 0)
+    assert backup.user_tables(empty_db_url) == []
 
 
 def test_cli_failures_are_one_line(db_url: str, tmp_path: Path) -> None:

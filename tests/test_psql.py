@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from trampolin import pgtools
 from trampolin import psql as psql_module
+from trampolin.paths import sql_root
 from trampolin.psql import psql_session
 from trampolin.queries import QueryFile, load_queries, load_query_file
 
@@ -32,27 +34,49 @@ def test_a_scripts_query_output_is_discarded_and_questions_answered_after(
 ) -> None:
     with psql_session(db_url) as psql:
         assert psql is not None
-        assert psql.begin_script()
+        assert psql.start_script()
         assert psql.send(q.big_output.sql.encode() + b"\n")  # would fill stdout's pipe
-        assert psql.commit()
+        assert psql.confirm()
         assert psql.ask(q.ends_in_a_comment.sql) == [["x"]]
 
 
-def test_a_gate_answers_and_begins_or_quits(db_url: str, empty_db_url: str) -> None:
-    question = load_queries("backup").restore_target.sql
-    with psql_session(empty_db_url) as psql:
+GATE = (sql_root() / "psql" / "restore_gate.sql").read_text()
+QUESTION = load_queries("backup").restore_target.sql
+COLUMNS = ["version_num", "has_tables"]
+
+
+@pytest.mark.parametrize(
+    ("target", "tool", "went_on"),
+    [("empty", 0, "t"), ("empty", -1, "f"), ("migrated", 0, "f")],
+)
+def test_the_gate_lets_psql_go_on_only_into_an_empty_target_with_a_fitting_tool(
+    db_url: str, empty_db_url: str, target: str, tool: int, went_on: str
+) -> None:
+    """``tool``: the pg_restore's major version, relative to the server's."""
+    url = empty_db_url if target == "empty" else db_url
+    tool_major = str(pgtools.server_major(url) + tool)
+    with psql_session(url) as psql:
         assert psql is not None
-        assert psql.begin_script_unless(question, ["version_num", "has_tables"], "has_tables")
+        assert psql.start_script_if(QUESTION, COLUMNS, GATE, {"tool_major": tool_major})
         answer = psql.answer()
         assert answer is not None
-        assert answer[0][0].isdigit()
-        assert answer[0][1] == "f"
-        assert psql.commit()
-    with psql_session(db_url) as psql:
+        version, has_tables, go = answer[0]
+        assert version.isdigit()
+        assert has_tables == ("f" if target == "empty" else "t")
+        assert go == went_on
+        assert psql.confirm() is (went_on == "t")  # psql quit at the gate otherwise
+
+
+def test_the_gate_stops_a_pg_restore_17_before_an_older_server(empty_db_url: str) -> None:
+    """Its transaction_timeout line needs the filtered path."""
+    if pgtools.server_major(empty_db_url) >= 17:
+        pytest.skip("the server is 17 or newer")
+    with psql_session(empty_db_url) as psql:
         assert psql is not None
-        assert psql.begin_script_unless(question, ["version_num", "has_tables"], "has_tables")
-        assert psql.answer() == [[answer[0][0], "t"]]
-        assert not psql.commit()  # psql quit at the gate
+        assert psql.start_script_if(QUESTION, COLUMNS, GATE, {"tool_major": "18"})
+        answer = psql.answer()
+        assert answer is not None
+        assert answer[0][2] == "f"
 
 
 def test_an_error_ends_the_session_and_every_answer_is_none(db_url: str, q: QueryFile) -> None:

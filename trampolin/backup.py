@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from trampolin.errors import BackupError, TrampolinError
+from trampolin.paths import sql_root
 from trampolin.pgtools import (
     Connection,
     Tool,
@@ -415,36 +416,33 @@ def restore(
 def _restore_into_empty(
     path: Path, target_url: str, psql: PsqlSession, progress: Progress
 ) -> RestoreResult | None:
-    """The common case, without waiting for the checks: psql runs the script of the
-    first pg_restore found at once if the target holds no table (it decides that
-    itself, before BEGIN), while this process checks that this pg_restore suits the
-    server; COMMIT only if it does.
+    """The common case, without a round trip for the checks: psql itself decides, at a
+    gate (sql/psql/restore_gate.sql), whether to run the script that the first
+    pg_restore found writes into it at once: only if the target holds no table and
+    that pg_restore suits the server.
 
-    None, with nothing committed, if the target holds tables or anything is not as
-    expected: _restore then takes the careful path and says what went wrong.
+    None, with nothing run, if the gate said no or anything is not as expected:
+    _restore then takes the careful path and says what went wrong.
     """
     program = next(find_programs("pg_restore"), None)
     if program is None or program.parent != psql.program.parent:
         return None  # the script must go through the psql beside its pg_restore
+    tool = probe("pg_restore", program)  # while psql connects
+    if tool is None:
+        return None
     question = load_queries("backup").restore_target.sql
-    if not psql.begin_script_unless(question, ["version_num", "has_tables"], veto="has_tables"):
+    gate = (sql_root() / "psql" / "restore_gate.sql").read_text(encoding="utf-8")
+    columns = ["version_num", "has_tables"]
+    if not psql.start_script_if(question, columns, gate, {"tool_major": str(tool.major)}):
         return None
     started = time.monotonic()
     files_ready = _Background(_migration_files, start=False)
-    tool: Tool | None = None
 
-    def suits() -> bool:  # while pg_restore runs and psql starts on its script
-        nonlocal tool
-        tool = probe("pg_restore", program)
-        overview = _target_overview(psql.answer())
-        return (
-            overview is not None
-            and not overview[1]
-            and tool is not None
-            and _suits(tool, overview[0])
-        )
+    def went_on() -> bool:  # psql's own decision, at the gate
+        answer = psql.answer()
+        return answer is not None and len(answer) == 1 and answer[0][-1:] == ["t"]
 
-    out = _stream_into(psql, program, path, progress, files_ready.start, go=suits)
+    out = _stream_into(psql, program, path, progress, files_ready.start, go=went_on)
     if out is None:
         return None
     if out.returncode != 0:
@@ -462,12 +460,6 @@ def _restore_into_empty(
     return RestoreResult(
         path, describe(target_url), seconds, len(out.tables), (), migrations, str(tool)
     )
-
-
-def _suits(tool: Tool, server: int) -> bool:
-    """Whether ``tool`` may restore into a ``server`` of that major version with its
-    script unchanged: as new as the server, and no transaction_timeout line."""
-    return tool.major >= server and not tool.major >= TRANSACTION_TIMEOUT_SINCE > server
 
 
 def _restore(
@@ -537,7 +529,7 @@ def _restore_into(
     started: Callable[[], None],
 ) -> _Outcome:
     """pg_restore ``archive`` through ``psql``, in one transaction (_stream_into)."""
-    if not psql.begin_script():
+    if not psql.start_script():
         return _Outcome(1, list(psql.errors), [])
     filtered = tool.major >= TRANSACTION_TIMEOUT_SINCE > server
     out = _stream_into(psql, tool.path, archive, progress, started, filtered=filtered)
@@ -555,10 +547,13 @@ def _stream_into(
     filtered: bool = False,
     go: Callable[[], bool] = lambda: True,
 ) -> _Outcome | None:
-    """``pg_restore -f -`` straight into the input of ``psql``, which has begun the
-    script's transaction; COMMIT only once pg_restore has exited 0 and psql has run
-    every statement (ON_ERROR_STOP ends psql at the first error, and with it the
-    transaction).
+    """``pg_restore --single-transaction -f -`` straight into the input of ``psql``.
+
+    The script is one transaction: BEGIN first, COMMIT last, written by pg_restore
+    only once it has read the whole archive (without --single-transaction it would
+    commit large objects on their own). ON_ERROR_STOP ends psql at the first error,
+    and with it the transaction; if pg_restore fails, psql is stopped before the
+    COMMIT it never got.
 
     ``go()`` is asked once pg_restore runs: if it says no, both stop and nothing is
     committed (None). ``written()`` is called when pg_restore has written the whole
@@ -568,20 +563,19 @@ def _stream_into(
     ``filtered``: pg_restore 17+ writes a transaction_timeout SET that older
     servers reject.
     """
-    flags = [flag for flag in RESTORE_FLAGS if flag != "--single-transaction"]
-    argv = [str(program), *flags, "--verbose", "--file=-", str(archive)]
+    argv = [str(program), *RESTORE_FLAGS, "--verbose", "--file=-", str(archive)]
     out = _Outcome(1, [], [])
-    try:
-        with subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if filtered else psql.script_input,
-            stderr=subprocess.PIPE,
-        ) as source:
+    with subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if filtered else psql.script_input,
+        stderr=subprocess.PIPE,
+    ) as source:
+        try:
             copier = _Background(lambda: _filter_into(source, psql)) if filtered else None
             if not go():
                 source.kill()
-                psql.abort()  # the transaction, if it began, is rolled back
+                psql.abort()  # nothing ran: the gate stopped psql
                 return None
             assert source.stderr is not None
             _drain(source.stderr, "pg_restore", progress, "restoring", out)
@@ -592,12 +586,13 @@ def _stream_into(
                 except OSError:  # psql stopped at an error; its errors say which
                     out.returncode = out.returncode or 1
             written()
-    except BaseException:  # interrupted or terminated: psql dies before any COMMIT
-        psql.abort()
-        raise
-    if out.returncode == 0 and psql.commit():
+        except BaseException:  # interrupted or terminated: both stop, nothing commits
+            source.kill()
+            psql.abort()
+            raise
+    if out.returncode == 0 and psql.confirm():
         return out
-    psql.abort()  # no COMMIT was run: the server rolls the transaction back
+    psql.abort()  # before any COMMIT pg_restore did not write: rolled back
     out.returncode = out.returncode or 1
     out.errors.extend(psql.errors)
     return out

@@ -17,10 +17,11 @@ import io
 import os
 import re
 import selectors
+import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
@@ -91,40 +92,54 @@ class PsqlSession:
     def answer(self) -> Rows | None:
         """What psql printed up to the end of the answer, as CSV rows; None if psql
         failed or did not answer in time (psql is then stopped)."""
-        answer = self._read_answer()
+        answer = self._read_answer(self._deadline)
         if answer is None:
             self.abort()
             return None
         return list(csv.reader(io.StringIO(answer.decode("utf-8", "replace"))))
 
-    def begin_script(self) -> bool:
-        """Start a script (pg_restore's) in a transaction: BEGIN, with the output of its
-        queries discarded (its SELECTs print rows nobody reads, which would fill the
-        pipe). False if psql has ended."""
-        return self.send(b"\\o /dev/null\nBEGIN;\n")
+    def start_script(self) -> bool:
+        """Prepare for a script (pg_restore's, which holds its own BEGIN and COMMIT):
+        the output of its queries is discarded (its SELECTs print rows nobody reads,
+        which would fill the pipe). False if psql has ended."""
+        return self.send(b"\\o /dev/null\n")
 
-    def commit(self) -> bool:
-        """COMMIT the script's transaction; False if it failed (psql then ends, and the
-        server rolls the transaction back) or psql had ended."""
-        return self.ask("COMMIT") is not None
+    def start_script_if(
+        self, question: str, columns: Sequence[str], gate: str, variables: Mapping[str, str]
+    ) -> bool:
+        """Ask ``question`` (one row: ``columns``), then ``gate`` (one boolean column,
+        ``go``, computed from those columns and ``variables`` as psql variables), then
+        start_script() if go; else psql quits, and nothing sent after it runs. The
+        answer, for answer(), is the question's row and go, comma-separated. False if
+        psql has ended."""
+        names = [*columns, "go"]
+        script = "".join(f"\\set {name} {value}\n" for name, value in variables.items())
+        script += f"{question.strip().removesuffix(';')}\n\\gset\n"  # \gset sends it
+        script += f"{gate.strip().removesuffix(';')}\n\\gset\n"
+        script += f"\\echo {','.join(':' + name for name in names)}\n"
+        script += self.end_of_answer.decode()
+        # Fails closed: a go that is not a boolean (unset, say) counts as false.
+        script += "\\if :go\n\\else\n\\quit\n\\endif\n"
+        script += "".join(f"\\unset {name}\n" for name in [*names, *variables])
+        return self.send(script.encode()) and self.start_script()
 
-    def begin_script_unless(self, sql: str, columns: Sequence[str], veto: str) -> bool:
-        """Send ``sql`` (one row), then begin_script(), unless the row's boolean column
-        ``veto`` is true: then psql quits, and nothing sent after it runs. The row
-        (its ``columns``, comma-separated) is the answer, for answer(). False if psql
-        has ended."""
-        query = sql.strip().removesuffix(";")  # \gset sends the query itself
-        gate = (
-            f"{query}\n\\gset\n"
-            f"\\echo {','.join(':' + column for column in columns)}\n"
-            f"{self.end_of_answer.decode()}"
-            f"\\if :{veto}\n\\quit\n\\endif\n"
-        )
-        return self.send(gate.encode()) and self.begin_script()
+    def confirm(self) -> bool:
+        """Wait, without a deadline, until psql has run everything sent so far (a
+        script's last index builds may take hours); False if it stopped at an error."""
+        if not self.send(b"\\o\n" + self.end_of_answer):
+            return False
+        return self._read_answer(deadline=None) is not None
 
     def abort(self) -> None:
-        """Stop psql at once: the server rolls back its open transaction, if any."""
-        self._child.kill()
+        """Stop psql now: SIGINT first, so that it asks the server to cancel a running
+        statement (an index build would otherwise run on), then SIGKILL. The server
+        rolls back the open transaction, if any."""
+        if self._child.poll() is None:
+            self._child.send_signal(signal.SIGINT)
+            try:
+                self._child.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
         self._child.wait()
         self._stderr.join()
 
@@ -139,15 +154,16 @@ class PsqlSession:
             self._child.wait()
         self._stderr.join()
 
-    def _read_answer(self) -> bytes | None:
-        """Everything psql prints up to the end marker; None at EOF or the deadline."""
+    def _read_answer(self, deadline: float | None) -> bytes | None:
+        """Everything psql prints up to the end marker; None at EOF or after ``deadline``
+        seconds (None: no deadline)."""
+        give_up = None if deadline is None else time.monotonic() + deadline
         received = b""
-        give_up = time.monotonic() + self._deadline
         with selectors.DefaultSelector() as selector:
             selector.register(self._stdout, selectors.EVENT_READ)
             while (end := received.find(self._end)) < 0:
-                left = give_up - time.monotonic()
-                if left <= 0 or not selector.select(left):
+                left = None if give_up is None else give_up - time.monotonic()
+                if (left is not None and left <= 0) or not selector.select(left):
                     return None
                 chunk = os.read(self._stdout, 1 << 16)
                 if not chunk:

@@ -101,3 +101,23 @@ REASSIGN OWNED BY {role} TO CURRENT_USER;
 
 -- name: drop_role :exec
 DROP ROLE {role};
+
+-- name: create_notes_whose_index_fails_elsewhere :exec
+-- Rows, a large object, and an index that builds here but not where it is
+-- restored (its function reads a setting only this session has): the restore
+-- fails after the data and the large object are in.
+CREATE TABLE notes (n integer);
+INSERT INTO notes SELECT generate_series(1, 10);
+SELECT lo_from_bytea(0, 'a large object');
+CREATE FUNCTION scaled(integer) RETURNS integer IMMUTABLE LANGUAGE sql
+    AS $$ SELECT $1 * current_setting('trampolin_test.factor')::integer $$;
+SET trampolin_test.factor = 2;
+CREATE INDEX notes_scaled ON notes (scaled(n));
+
+-- name: create_notes_with_a_slow_index :exec
+-- An index that takes half a second to build, at the very end of a restore.
+CREATE TABLE notes (n integer);
+INSERT INTO notes SELECT generate_series(1, 10);
+CREATE FUNCTION slowly(integer) RETURNS integer IMMUTABLE LANGUAGE sql
+    AS $$ SELECT $1 FROM pg_sleep(0.05) $$;
+CREATE INDEX notes_slowly ON notes (slowly(n));
