@@ -4,9 +4,10 @@ Which pg_dump / pg_restore runs, and how it connects without a password in
 argv, is trampolin.pgtools' business.
 
 A restore is all or nothing. It runs through one psql session
-(trampolin.psql): the target is asked before, ``pg_restore -f -`` writes its
-script into psql inside BEGIN ... COMMIT with ON_ERROR_STOP, COMMIT only when
-pg_restore has succeeded, and the migration records are read after, all on one
+(trampolin.psql): ``pg_restore --single-transaction -f -`` writes its script,
+BEGIN first and COMMIT last, into psql, which runs it with ON_ERROR_STOP; the
+target is asked before (into an empty target, by psql itself at a gate, so
+that nothing waits) and the migration records are read after, all on one
 connection. pg_restore 17+ into an older server is the one special case: its
 script sets ``transaction_timeout``, which older servers reject, so the script
 passes through this process with that single line removed. Without a usable
