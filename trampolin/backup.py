@@ -450,12 +450,7 @@ def _restore_into_empty(
         files_ready.join()
         if any("unsupported version" in line for line in out.errors):
             return None  # a newer pg_restore may read it: the careful path tries them
-        raise _failure(
-            f"restore of {path} with {tool}",
-            out,
-            target_url,
-            f"; {describe(target_url)} is unchanged",
-        )
+        raise _restore_failure(path, tool, out, target_url)
     seconds = time.monotonic() - started
     migrations = migration_status(target_url, files_ready.result(), psql)
     return RestoreResult(
@@ -508,12 +503,7 @@ def _restore(
         outcome = _pg_restore(tool, path, target_url, major, progress, files_ready.start)
     if outcome.returncode != 0:
         files_ready.join()
-        raise _failure(
-            f"restore of {path} with {tool}",
-            outcome,
-            target_url,
-            f"; {describe(target_url)} is unchanged",
-        )
+        raise _restore_failure(path, tool, outcome, target_url)
     seconds = time.monotonic() - started
     migrations = migration_status(target_url, files_ready.result(), psql)
     return RestoreResult(
@@ -635,6 +625,17 @@ def _pg_restore(
             f"--dbname={conn.dbname_arg}", str(path),
         ]  # fmt: skip
         return _run(argv, conn, progress, "restoring", started)
+
+
+def _restore_failure(
+    path: Path, tool: Tool | None, outcome: _Outcome, target_url: str
+) -> BackupError:
+    return _failure(
+        f"restore of {path} with {tool}",
+        outcome,
+        target_url,
+        f"; {describe(target_url)} is unchanged",
+    )
 
 
 def _target_overview(rows: list[list[str]] | None) -> tuple[int, bool] | None:

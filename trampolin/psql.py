@@ -21,7 +21,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
@@ -134,24 +134,26 @@ class PsqlSession:
         """Stop psql now: SIGINT first, so that it asks the server to cancel a running
         statement (an index build would otherwise run on), then SIGKILL. The server
         rolls back the open transaction, if any."""
-        if self._child.poll() is None:
-            self._child.send_signal(signal.SIGINT)
-            try:
-                self._child.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self._child.kill()
-        self._child.wait()
-        self._stderr.join()
+        self._stop(lambda: self._child.send_signal(signal.SIGINT), patience=2)
 
     def close(self) -> None:
         """End psql, and its connection, now; ask() then gives None."""
+        self._stop(self._close_input, patience=5)
+
+    def _close_input(self) -> None:
         with suppress(OSError):
             self._stdin.close()  # psql quits at the end of its input
-        try:
-            self._child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._child.kill()
-            self._child.wait()
+
+    def _stop(self, ask_to_end: Callable[[], None], patience: float) -> None:
+        """``ask_to_end()``, wait ``patience`` seconds, then SIGKILL."""
+        if self._child.poll() is None:
+            ask_to_end()
+            try:
+                self._child.wait(timeout=patience)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+        self._child.wait()
+        self._close_input()  # whatever is left unsent goes: psql has ended
         self._stderr.join()
 
     def _read_answer(self, deadline: float | None) -> bytes | None:
