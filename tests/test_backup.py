@@ -224,7 +224,7 @@ def one_connection_url(server: TestServer, empty_db_name: str, q: QueryFile) -> 
 def test_restore_within_a_one_connection_limit(
     db_url: str, one_connection_url: str, tmp_path: Path
 ) -> None:
-    """psql's idle connection is given up when pg_restore needs the only one."""
+    """The checks, the restore and the status share psql's one connection."""
     archive = dump(db_url, tmp_path / "db.dump").path
     assert next(pgtools.find_programs("psql"), None) is not None
     restored = restore(archive, one_connection_url)
