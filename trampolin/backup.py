@@ -657,8 +657,9 @@ def migration_status(
     from trampolin.migration_files import compare
 
     rows = None
-    if psql is not None and psql.ask(load_queries("backup").fresh_session_in_utc.sql) == []:
-        rows = psql.ask(load_queries("migrations").applied_migrations.sql)
+    if psql is not None:  # one round trip: the session reset, then the records
+        reset = load_queries("backup").fresh_session_in_utc.sql
+        rows = psql.ask(f"{reset}\n{load_queries('migrations').applied_migrations.sql}")
     records = None if rows is None else _migration_records(rows)
     if records is None:  # no psql, or no bookkeeping tables: psycopg's path knows every case
         from trampolin.migrations import Migrator

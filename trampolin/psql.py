@@ -42,9 +42,7 @@ _ERROR = re.compile(r"\b(ERROR|FATAL|PANIC|error):")
 class PsqlSession:
     """One running ``psql --csv``: ask() questions, or feed it a script."""
 
-    def __init__(
-        self, program: Path, child: subprocess.Popen[bytes], deadline: float | None = None
-    ) -> None:
+    def __init__(self, program: Path, child: subprocess.Popen[bytes]) -> None:
         self.program = program
         assert child.stdin is not None
         assert child.stdout is not None
@@ -52,7 +50,6 @@ class PsqlSession:
         self._child = child
         self._stdin = child.stdin
         self._stdout = child.stdout.fileno()
-        self._deadline = ANSWER_SECONDS if deadline is None else deadline
         # Printed after each answer (\echo): where its rows end.
         self._end = f"-- trampolin {os.urandom(8).hex()} --\n".encode()
         self.errors: list[str] = []
@@ -75,8 +72,9 @@ class PsqlSession:
         return True
 
     def ask(self, sql: str) -> Rows | None:
-        """The rows of ONE SQL statement without parameters, as CSV fields; None if
-        psql failed or did not answer in time (psql is then stopped)."""
+        """The rows that ``sql`` (statements without parameters; only one of them
+        returning rows) prints, as CSV fields; None if psql failed or did not answer
+        in time (psql is then stopped)."""
         # The ; on a line of its own: the SQL may end in a -- comment (an extra ;
         # after one that ends the statement is an empty query, which prints nothing).
         # \o: query output back to stdout, after a script that sent it away.
@@ -92,7 +90,7 @@ class PsqlSession:
     def answer(self) -> Rows | None:
         """What psql printed up to the end of the answer, as CSV rows; None if psql
         failed or did not answer in time (psql is then stopped)."""
-        answer = self._read_answer(self._deadline)
+        answer = self._read_answer(ANSWER_SECONDS)
         if answer is None:
             self.abort()
             return None
