@@ -54,10 +54,10 @@ def test_the_gate_lets_psql_go_on_only_into_an_empty_target_with_a_fitting_tool(
 ) -> None:
     """``tool``: the pg_restore's major version, relative to the server's."""
     url = empty_db_url if target == "empty" else db_url
-    tool_major = str(pgtools.server_major(url) + tool)
+    tool_version = str((pgtools.server_major(url) + tool) * 10000 + 3)
     with psql_session(url) as psql:
         assert psql is not None
-        assert psql.start_script_if(QUESTION, COLUMNS, GATE, {"tool_major": tool_major})
+        assert psql.start_script_if(QUESTION, COLUMNS, GATE, {"tool_version_num": tool_version})
         answer = psql.answer()
         assert answer is not None
         version, has_tables, go = answer[0]
@@ -67,13 +67,30 @@ def test_the_gate_lets_psql_go_on_only_into_an_empty_target_with_a_fitting_tool(
         assert psql.confirm() is (went_on == "t")  # psql quit at the gate otherwise
 
 
+def test_the_gate_takes_psqls_own_version_for_the_pg_restore_beside_it(
+    empty_db_url: str,
+) -> None:
+    """What restore passes: :VERSION_NUM, put in by psql itself."""
+    with psql_session(empty_db_url) as psql:
+        assert psql is not None
+        variables = {"tool_version_num": ":VERSION_NUM"}
+        assert psql.start_script_if(QUESTION, COLUMNS, GATE, variables)
+        answer = psql.answer()
+        assert answer is not None
+        fits = pgtools.probe("psql", psql.program)
+        assert fits is not None
+        server = pgtools.server_major(empty_db_url)
+        expected = fits.major >= server and not (fits.major >= 17 > server)
+        assert answer[0][2] == ("t" if expected else "f")
+
+
 def test_the_gate_stops_a_pg_restore_17_before_an_older_server(empty_db_url: str) -> None:
     """Its transaction_timeout line needs the filtered path."""
     if pgtools.server_major(empty_db_url) >= 17:
         pytest.skip("the server is 17 or newer")
     with psql_session(empty_db_url) as psql:
         assert psql is not None
-        assert psql.start_script_if(QUESTION, COLUMNS, GATE, {"tool_major": "18"})
+        assert psql.start_script_if(QUESTION, COLUMNS, GATE, {"tool_version_num": "180001"})
         answer = psql.answer()
         assert answer is not None
         assert answer[0][2] == "f"

@@ -23,11 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 
 from trampolin.errors import BackupError, TrampolinError
 from trampolin.paths import sql_root
@@ -75,11 +74,13 @@ _LIST_ENTRY = re.compile(r"^\d+; \d+ \d+ (?P<type>TABLE DATA|TABLE) (?P<schema>\
 # -- running the tools --------------------------------------------------------
 
 
-@dataclass
 class _Outcome:
-    returncode: int
-    errors: list[str]
-    tables: list[str]
+    """How a client tool's run went; filled in as it runs."""
+
+    def __init__(self, returncode: int, errors: list[str], tables: list[str]) -> None:
+        self.returncode = returncode
+        self.errors = errors
+        self.tables = tables
 
 
 def _drain(stream: IO[bytes], name: str, progress: Progress, verb: str, out: _Outcome) -> None:
@@ -138,8 +139,7 @@ def _quiet(_: str) -> None:
 # -- dump ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DumpResult:
+class DumpResult(NamedTuple):
     path: Path
     size: int
     seconds: float
@@ -222,8 +222,7 @@ def _dump_with(
 # -- archive listing ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Listing:
+class Listing(NamedTuple):
     """What ``pg_restore --list`` says about an archive."""
 
     entries: int
@@ -322,8 +321,7 @@ def _parse_listing(text: str, tool: Tool) -> Listing:
 # -- restore ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TableRows:
+class TableRows(NamedTuple):
     schema: str
     name: str
     rows: int
@@ -339,8 +337,7 @@ class TableRows:
         return f"{self.qualified} ({'' if self.exact else '~'}{self.rows:,} rows)"
 
 
-@dataclass(frozen=True)
-class RestoreResult:
+class RestoreResult(NamedTuple):
     archive: Path
     target: str
     seconds: float
@@ -420,7 +417,9 @@ def _restore_into_empty(
     """The common case, without a round trip for the checks: psql itself decides, at a
     gate (sql/psql/restore_gate.sql), whether to run the script that the first
     pg_restore found writes into it at once: only if the target holds no table and
-    that pg_restore suits the server.
+    that pg_restore suits the server. psql's own version stands for that
+    pg_restore's (it must be the psql beside it), so that nothing waits for a
+    ``pg_restore --version``; it runs alongside, for the result.
 
     None, with nothing run, if the gate said no or anything is not as expected:
     _restore then takes the careful path and says what went wrong.
@@ -428,24 +427,27 @@ def _restore_into_empty(
     program = next(find_programs("pg_restore"), None)
     if program is None or program.parent != psql.program.parent:
         return None  # the script must go through the psql beside its pg_restore
-    tool = probe("pg_restore", program)  # while psql connects
-    if tool is None:
-        return None
     question = load_queries("backup").restore_target.sql
     gate = (sql_root() / "psql" / "restore_gate.sql").read_text(encoding="utf-8")
     columns = ["version_num", "has_tables"]
-    if not psql.start_script_if(question, columns, gate, {"tool_major": str(tool.major)}):
+    variables = {"tool_version_num": ":VERSION_NUM"}  # psql puts in its own
+    if not psql.start_script_if(question, columns, gate, variables):
         return None
     started = time.monotonic()
     files_ready = _Background(_migration_files, start=False)
+    named = _Background(lambda: probe("pg_restore", program), start=False)
 
     def went_on() -> bool:  # psql's own decision, at the gate
         answer = psql.answer()
-        return answer is not None and len(answer) == 1 and answer[0][-1:] == ["t"]
+        go = answer is not None and len(answer) == 1 and answer[0][-1:] == ["t"]
+        if go:
+            named.start()
+        return go
 
     out = _stream_into(psql, program, path, progress, files_ready.start, go=went_on)
     if out is None:
         return None
+    tool = named.result() or program.name  # it ran: --version failing is next to impossible
     if out.returncode != 0:
         files_ready.join()
         if any("unsupported version" in line for line in out.errors):
@@ -628,7 +630,7 @@ def _pg_restore(
 
 
 def _restore_failure(
-    path: Path, tool: Tool | None, outcome: _Outcome, target_url: str
+    path: Path, tool: Tool | str, outcome: _Outcome, target_url: str
 ) -> BackupError:
     return _failure(
         f"restore of {path} with {tool}",
@@ -746,8 +748,7 @@ def _copy_without_timeout(source: IO[bytes], sink: IO[bytes], preamble: int = 64
 # -- verify -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class VerifyResult:
+class VerifyResult(NamedTuple):
     archive: Path
     size: int
     listing: Listing

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from urllib.parse import unquote as _unquote
 
@@ -29,8 +28,7 @@ _PRISMA_ONLY = {"connection_limit", "pool_timeout", "statement_cache_size", "soc
 _TRUE = {"1", "true", "yes", "on"}
 
 
-@dataclass(frozen=True)
-class DatabaseTarget:
+class DatabaseTarget(NamedTuple):
     url: str
     source: Source
     pgbouncer: bool = False

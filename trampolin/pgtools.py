@@ -16,9 +16,9 @@ import subprocess
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from trampolin.errors import BackupError
 
@@ -63,8 +63,7 @@ _SECRET_KEYS = {"password", "sslpassword"}
 _VERSION = re.compile(r"\(PostgreSQL\) (?P<version>(?P<major>\d+)(?:\.\d+)*)")
 
 
-@dataclass(frozen=True)
-class Tool:
+class Tool(NamedTuple):
     """One client program (pg_dump, pg_restore, psql) and its version."""
 
     name: str
@@ -197,8 +196,7 @@ def _make_conninfo(params: dict[str, str]) -> str:
     return make_conninfo(**params)
 
 
-@dataclass(frozen=True)
-class Connection:
+class Connection(NamedTuple):
     """How a child process reaches a database: environment plus a password-free -d value."""
 
     env: dict[str, str]

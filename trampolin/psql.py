@@ -106,7 +106,8 @@ class PsqlSession:
         self, question: str, columns: Sequence[str], gate: str, variables: Mapping[str, str]
     ) -> bool:
         """Ask ``question`` (one row: ``columns``), then ``gate`` (one boolean column,
-        ``go``, computed from those columns and ``variables`` as psql variables), then
+        ``go``, computed from those columns and ``variables`` as psql variables; a
+        value may be another variable's, ``:VERSION_NUM`` say), then
         start_script() if go; else psql quits, and nothing sent after it runs. The
         answer, for answer(), is the question's row and go, comma-separated. False if
         psql has ended."""

@@ -21,10 +21,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from trampolin.errors import QueryFileError
 from trampolin.paths import sql_root
@@ -44,8 +43,7 @@ _NAME_SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)\s+:(?P<kind>[a-z]+)\s*$")
 _PARAM = re.compile(r"%\((?P<name>[A-Za-z_][A-Za-z0-9_]*)\)s")
 
 
-@dataclass(frozen=True)
-class Query:
+class Query(NamedTuple):
     """One named query; call the method that matches its kind."""
 
     name: str
@@ -54,7 +52,7 @@ class Query:
     doc: str
     path: Path
     line: int
-    params: frozenset[str] = field(default=frozenset())
+    params: frozenset[str] = frozenset()
 
     @property
     def where(self) -> str:
