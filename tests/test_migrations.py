@@ -8,7 +8,12 @@ import psycopg
 import pytest
 
 from trampolin.errors import InvalidInput, MigrationDrift, MigrationError
-from trampolin.migration_files import migrations_dir, new_migration, read_migration_files
+from trampolin.migration_files import (
+    _directives,
+    migrations_dir,
+    new_migration,
+    read_migration_files,
+)
 from trampolin.migrations import Migrator
 from trampolin.queries import load_query_file
 
@@ -153,6 +158,55 @@ def test_depends_directives_order_the_files(mdir: Path, write: Write) -> None:
     write("0001_b.sql", "-- depends: 0002_a\n-- B after A.\nSELECT 1;\n")
     write("0002_a.sql", "-- A.\nSELECT 1;\n")
     assert [m.id for m in read_migration_files(mdir)] == ["0002_a", "0001_b"]
+
+
+def test_files_are_listed_as_yoyo_lists_them(mdir: Path, write: Write) -> None:
+    """read_migration_files does not import yoyo; yoyo's read_migrations is the reference."""
+    from yoyo.migrations import read_migrations
+
+    write("0002_b.sql", "-- Second.\r\n-- transactional: false\r\n\r\nCREATE INDEX i ON t (c);")
+    write("0001_a.sql", "-- First.\nCREATE TABLE t (c int);")
+    write("0001_a.rollback.sql", "DROP TABLE t;")
+    write("0010_c.sql", "SELECT 1;")
+    write("post-apply.sql", "SELECT 1;")
+    write("_tmp_yoyonew_x.sql", "SELECT 1;")
+    write("README.md", "not a migration")
+    (mdir / "folder.sql").mkdir()
+    for directory in (migrations_dir(), mdir):
+        ours = [migration.id for migration in read_migration_files(directory)]
+        assert ours == [migration.id for migration in read_migrations(str(directory))]
+    assert [m.id for m in read_migration_files(mdir)] == ["0001_a", "0002_b", "0010_c"]
+
+
+def test_the_real_files_leading_comments_read_as_yoyo_reads_them() -> None:
+    from yoyo.migrations import parse_metadata_from_sql_comments
+
+    for path in migrations_dir().glob("*.sql"):  # rollback files too
+        source = path.read_text("utf-8")
+        assert _directives(path, source.encode()) == parse_metadata_from_sql_comments(source)[:2]
+
+
+LEADING_COMMENTS = [
+    "-- Add users.\n--\n-- More about it.\n\nCREATE TABLE users ();",
+    "-- transactional: false\n-- Build an index.\nCREATE INDEX CONCURRENTLY i ON t (c);",
+    "-- Windows.\r\n-- depends: 0001_a\r\n\r\nSELECT 1;",
+    "-- Old Mac.\r-- depends: 0001_a 0002_b\rSELECT 1;",
+    "  -- indented\n\t-- tab\n   --    depends :   0001_a   \n-- depends: 0002_b\nSELECT 1;",
+    "---- dashes ----\n--no space\n--\n--   deeper\n--   indented\nSELECT 1;",
+    "SELECT 1; -- no leading comment\n-- transactional: false",
+    "",
+    "-- only a comment",
+    "/* block */\n-- transactional: true\nSELECT 1;",
+    "-- Ünïcödé and a -- within\n-- depends:\nSELECT 1;",
+]
+
+
+@pytest.mark.parametrize("text", LEADING_COMMENTS)
+def test_leading_comments_are_read_as_yoyo_reads_them(tmp_path: Path, text: str) -> None:
+    from yoyo.migrations import parse_metadata_from_sql_comments
+
+    path = tmp_path / "0001_x.sql"
+    assert _directives(path, text.encode()) == parse_metadata_from_sql_comments(text)[:2]
 
 
 def test_rollback_needs_a_rollback_file(empty_db_url: str, mdir: Path, write: Write) -> None:
