@@ -145,7 +145,7 @@ def test_migration_status_through_psql_is_what_psycopg_reads(
 
     with psql_session(db_url) as psql:
         assert psql is not None
-        through_psql = backup.migration_status(db_url, files, psql)
+        through_psql = backup.migration_status(db_url, files, psql.ask(backup.status_question()))
     through_psycopg = Migrator(db_url).status()
 
     def shown(statuses: Sequence[MigrationStatus]) -> list[tuple[Any, ...]]:

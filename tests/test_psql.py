@@ -40,6 +40,38 @@ def test_a_scripts_query_output_is_discarded_and_questions_answered_after(
         assert psql.ask(q.ends_in_a_comment.sql) == [["x"]]
 
 
+def test_a_last_question_behind_a_script_is_answered_and_ends_the_session(
+    db_url: str, q: QueryFile
+) -> None:
+    with psql_session(db_url) as psql:
+        assert psql is not None
+        assert psql.start_script()
+        assert psql.send(q.big_output.sql.encode() + b"\n")
+        assert psql.confirm(then=q.awkward_rows.sql)
+        assert psql.answer() == [["1", "a,b"], ["2", 'say "hi"\nthere'], ["3", ""]]
+        assert psql.ask(q.no_rows.sql) is None  # nothing is sent after the last question
+
+
+def test_a_failing_last_question_does_not_make_the_script_fail(db_url: str, q: QueryFile) -> None:
+    with psql_session(db_url) as psql:
+        assert psql is not None
+        assert psql.start_script()
+        assert psql.confirm(then=q.fails.sql)  # the script ran to its end
+        assert psql.answer() is None
+    assert any("ERROR" in line for line in psql.errors)  # read to the end once closed
+
+
+def test_a_failing_script_is_not_confirmed_and_its_last_question_not_asked(
+    db_url: str, q: QueryFile
+) -> None:
+    with psql_session(db_url) as psql:
+        assert psql is not None
+        assert psql.start_script()
+        assert psql.send(q.fails.sql.encode() + b"\n")
+        assert not psql.confirm(then=q.no_rows.sql)
+        assert psql.answer() is None
+
+
 GATE = (sql_root() / "psql" / "restore_gate.sql").read_text()
 QUESTION = load_queries("backup").restore_target.sql
 COLUMNS = ["version_num", "has_tables"]

@@ -444,7 +444,9 @@ def _restore_into_empty(
             named.start()
         return go
 
-    out = _stream_into(psql, program, path, progress, files_ready.start, go=went_on)
+    out = _stream_into(
+        psql, program, path, progress, files_ready.start, go=went_on, then=status_question()
+    )
     if out is None:
         return None
     tool = named.result() or program.name  # it ran: --version failing is next to impossible
@@ -454,7 +456,7 @@ def _restore_into_empty(
             return None  # a newer pg_restore may read it: the careful path tries them
         raise _restore_failure(path, tool, out, target_url)
     seconds = time.monotonic() - started
-    migrations = migration_status(target_url, files_ready.result(), psql)
+    migrations = migration_status(target_url, files_ready.result(), psql.answer())
     return RestoreResult(
         path, describe(target_url), seconds, len(out.tables), (), migrations, str(tool)
     )
@@ -499,15 +501,22 @@ def _restore(
     # The script goes through the psql that answered, if it is the one beside this
     # pg_restore: a pg_restore's script may hold meta-commands (\restrict, since
     # 17.6, 16.10, 15.14, ...) that only a psql as new as itself knows.
-    if overview is not None and psql is not None and psql.program.parent == tool.path.parent:
-        outcome = _restore_into(psql, tool, path, major, progress, files_ready.start)
+    fits = overview is not None and psql is not None and psql.program.parent == tool.path.parent
+    beside = psql if fits else None
+    question = status_question()
+    if beside is not None:
+        outcome = _restore_into(beside, tool, path, major, progress, files_ready.start, question)
     else:
         outcome = _pg_restore(tool, path, target_url, major, progress, files_ready.start)
     if outcome.returncode != 0:
         files_ready.join()
         raise _restore_failure(path, tool, outcome, target_url)
     seconds = time.monotonic() - started
-    migrations = migration_status(target_url, files_ready.result(), psql)
+    if beside is not None:
+        rows = beside.answer()  # asked right behind the script
+    else:  # None at once if psql is not there or has failed
+        rows = psql.ask(question) if psql is not None else None
+    migrations = migration_status(target_url, files_ready.result(), rows)
     return RestoreResult(
         path, describe(target_url), seconds, len(outcome.tables), replaced, migrations, str(tool)
     )
@@ -520,12 +529,13 @@ def _restore_into(
     server: int,
     progress: Progress,
     started: Callable[[], None],
+    then: str | None = None,
 ) -> _Outcome:
     """pg_restore ``archive`` through ``psql``, in one transaction (_stream_into)."""
     if not psql.start_script():
         return _Outcome(1, list(psql.errors), [])
     filtered = tool.major >= TRANSACTION_TIMEOUT_SINCE > server
-    out = _stream_into(psql, tool.path, archive, progress, started, filtered=filtered)
+    out = _stream_into(psql, tool.path, archive, progress, started, filtered=filtered, then=then)
     assert out is not None
     return out
 
@@ -539,6 +549,7 @@ def _stream_into(
     *,
     filtered: bool = False,
     go: Callable[[], bool] = lambda: True,
+    then: str | None = None,
 ) -> _Outcome | None:
     """``pg_restore --single-transaction -f -`` straight into the input of ``psql``.
 
@@ -554,7 +565,8 @@ def _stream_into(
     constraints: one busy core); until then pg_restore, psql and the server keep
     both cores busy. The script passes through this process only when it must be
     ``filtered``: pg_restore 17+ writes a transaction_timeout SET that older
-    servers reject.
+    servers reject. ``then``: psql's last question, asked right behind the script
+    (PsqlSession.confirm); its rows come from psql.answer().
     """
     argv = [str(program), *RESTORE_FLAGS, "--verbose", "--file=-", str(archive)]
     out = _Outcome(1, [], [])
@@ -583,7 +595,7 @@ def _stream_into(
             source.kill()
             psql.abort()
             raise
-    if out.returncode == 0 and psql.confirm():
+    if out.returncode == 0 and psql.confirm(then):
         return out
     psql.abort()  # before any COMMIT pg_restore did not write: rolled back
     out.returncode = out.returncode or 1
@@ -651,17 +663,20 @@ def _target_overview(rows: list[list[str]] | None) -> tuple[int, bool] | None:
     return int(version) // 10000, has_tables == "t"
 
 
+def status_question() -> str:
+    """What migration_status() reads through psql: the session reset to UTC, then the
+    migration records, in one round trip."""
+    reset = load_queries("backup").fresh_session_in_utc.sql
+    return f"{reset}\n{load_queries('migrations').applied_migrations.sql}"
+
+
 def migration_status(
-    url: str, files: list[MigrationFile], psql: PsqlSession | None = None
+    url: str, files: list[MigrationFile], rows: list[list[str]] | None = None
 ) -> tuple[MigrationStatus, ...]:
-    """The migration status of the database at ``url`` against ``files``: its records
-    read through ``psql``, or through psycopg (Migrator.status) when psql cannot."""
+    """The migration status of the database at ``url`` against ``files``: from psql's
+    ``rows`` for status_question(), or through psycopg (Migrator.status) without them."""
     from trampolin.migration_files import compare
 
-    rows = None
-    if psql is not None:  # one round trip: the session reset, then the records
-        reset = load_queries("backup").fresh_session_in_utc.sql
-        rows = psql.ask(f"{reset}\n{load_queries('migrations').applied_migrations.sql}")
     records = None if rows is None else _migration_records(rows)
     if records is None:  # no psql, or no bookkeeping tables: psycopg's path knows every case
         from trampolin.migrations import Migrator

@@ -52,6 +52,7 @@ class PsqlSession:
         self._stdout = child.stdout.fileno()
         # Printed after each answer (\echo): where its rows end.
         self._end = f"-- trampolin {os.urandom(8).hex()} --\n".encode()
+        self._received = b""  # read past the end of an answer
         self.errors: list[str] = []
         self._stderr = threading.Thread(target=self._keep_errors, args=(child.stderr,))
         self._stderr.start()
@@ -75,12 +76,15 @@ class PsqlSession:
         """The rows that ``sql`` (statements without parameters; only one of them
         returning rows) prints, as CSV fields; None if psql failed or did not answer
         in time (psql is then stopped)."""
+        if not self.send(self._question(sql)):
+            return None
+        return self.answer()
+
+    def _question(self, sql: str) -> bytes:
         # The ; on a line of its own: the SQL may end in a -- comment (an extra ;
         # after one that ends the statement is an empty query, which prints nothing).
         # \o: query output back to stdout, after a script that sent it away.
-        if not self.send(b"\\o\n" + sql.strip().encode() + b"\n;\n" + self.end_of_answer):
-            return None
-        return self.answer()
+        return b"\\o\n" + sql.strip().encode() + b"\n;\n" + self.end_of_answer
 
     @property
     def end_of_answer(self) -> bytes:
@@ -122,12 +126,18 @@ class PsqlSession:
         script += "".join(f"\\unset {name}\n" for name in [*names, *variables])
         return self.send(script.encode()) and self.start_script()
 
-    def confirm(self) -> bool:
+    def confirm(self, then: str | None = None) -> bool:
         """Wait, without a deadline, until psql has run everything sent so far (a
-        script's last index builds may take hours); False if it stopped at an error."""
-        if not self.send(b"\\o\n" + self.end_of_answer):
-            return False
-        return self._read_answer(deadline=None) is not None
+        script's last index builds may take hours); False if it stopped at an error.
+
+        ``then``: the session's last question, sent behind the script at once, so
+        that psql answers it, and ends, without waiting for a round trip to us;
+        answer() reads its rows.
+        """
+        sent = self.send(b"\\o\n" + self.end_of_answer + (self._question(then) if then else b""))
+        if then is not None:
+            self._close_input()  # psql quits after the last question
+        return sent and self._read_answer(deadline=None) is not None
 
     def abort(self) -> None:
         """Stop psql now: SIGINT first, so that it asks the server to cancel a running
@@ -159,7 +169,7 @@ class PsqlSession:
         """Everything psql prints up to the end marker; None at EOF or after ``deadline``
         seconds (None: no deadline)."""
         give_up = None if deadline is None else time.monotonic() + deadline
-        received = b""
+        received = self._received
         with selectors.DefaultSelector() as selector:
             selector.register(self._stdout, selectors.EVENT_READ)
             while (end := received.find(self._end)) < 0:
@@ -170,6 +180,7 @@ class PsqlSession:
                 if not chunk:
                     return None  # psql ended: an error (ON_ERROR_STOP) or a lost connection
                 received += chunk
+        self._received = received[end + len(self._end) :]  # the next answers, if any yet
         return received[:end]
 
     def _keep_errors(self, stream: IO[bytes]) -> None:
