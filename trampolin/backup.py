@@ -437,16 +437,15 @@ def _restore_into_empty(
     files_ready = _Background(_migration_files, start=False)
     named = _Background(lambda: probe("pg_restore", program), start=False)
 
+    def ran() -> None:  # while psql connects and asks, the CPU is idle: use it
+        files_ready.start()
+        named.start()
+
     def went_on() -> bool:  # psql's own decision, at the gate
         answer = psql.answer()
-        go = answer is not None and len(answer) == 1 and answer[0][-1:] == ["t"]
-        if go:
-            named.start()
-        return go
+        return answer is not None and len(answer) == 1 and answer[0][-1:] == ["t"]
 
-    out = _stream_into(
-        psql, program, path, progress, files_ready.start, go=went_on, then=status_question()
-    )
+    out = _stream_into(psql, program, path, progress, ran, go=went_on, then=status_question())
     if out is None:
         return None
     tool = named.result() or program.name  # it ran: --version failing is next to impossible
@@ -493,9 +492,8 @@ def _restore(
     replaced = tuple(table for table in present if table.qualified in in_archive)
     started = time.monotonic()
     tool = listing.tool
-    # The migration status afterwards needs the migration files (and yoyo to read
-    # them, ~25 ms of CPU): read while the restore ends (_stream_into), or from the
-    # moment pg_restore runs when it restores alone; not earlier, where the thread
+    # The migration status afterwards needs the migration files (~8 ms of CPU to
+    # read): read from the moment pg_restore runs; not earlier, where the thread
     # would hold the GIL while pg_restore waits to be spawned.
     files_ready = _Background(_migration_files, start=False)
     # The script goes through the psql that answered, if it is the one beside this
@@ -545,7 +543,7 @@ def _stream_into(
     program: Path,
     archive: Path,
     progress: Progress,
-    written: Callable[[], None],
+    started: Callable[[], None],
     *,
     filtered: bool = False,
     go: Callable[[], bool] = lambda: True,
@@ -559,14 +557,12 @@ def _stream_into(
     and with it the transaction; if pg_restore fails, psql is stopped before the
     COMMIT it never got.
 
-    ``go()`` is asked once pg_restore runs: if it says no, both stop and nothing is
-    committed (None). ``written()`` is called when pg_restore has written the whole
-    script, while psql and the server still work through its end (index builds,
-    constraints: one busy core); until then pg_restore, psql and the server keep
-    both cores busy. The script passes through this process only when it must be
-    ``filtered``: pg_restore 17+ writes a transaction_timeout SET that older
-    servers reject. ``then``: psql's last question, asked right behind the script
-    (PsqlSession.confirm); its rows come from psql.answer().
+    ``started()`` is called as soon as pg_restore runs, and ``go()`` asked then: if
+    it says no, both stop and nothing is committed (None). The script passes
+    through this process only when it must be ``filtered``: pg_restore 17+ writes
+    a transaction_timeout SET that older servers reject. ``then``: psql's last
+    question, asked right behind the script (PsqlSession.confirm); its rows come
+    from psql.answer().
     """
     argv = [str(program), *RESTORE_FLAGS, "--verbose", "--file=-", str(archive)]
     out = _Outcome(1, [], [])
@@ -578,6 +574,7 @@ def _stream_into(
     ) as source:
         try:
             copier = _Background(lambda: _filter_into(source, psql)) if filtered else None
+            started()
             if not go():
                 source.kill()
                 psql.abort()  # nothing ran: the gate stopped psql
@@ -590,7 +587,6 @@ def _stream_into(
                     copier.result()
                 except OSError:  # psql stopped at an error; its errors say which
                     out.returncode = out.returncode or 1
-            written()
         except BaseException:  # interrupted or terminated: both stop, nothing commits
             source.kill()
             psql.abort()
