@@ -160,3 +160,10 @@ def start_pgbouncer(server: TestServer) -> PgBouncer | None:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("pgbouncer did not start within 15 s")
+
+
+def program_running(path: Path, real: Path) -> None:
+    """A script at ``path`` that runs ``real``: a program of its own directory, where a
+    symlink would belong to ``real``'s."""
+    path.write_text(f'#!/bin/sh\nexec "{real}" "$@"\n')
+    path.chmod(0o755)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.conftest import ROOT
-from tests.support import TestServer, run_cli
+from tests.support import TestServer, program_running, run_cli
 from trampolin import backup, pgtools
 from trampolin import psql as psql_module
 from trampolin.backup import dump, restore, verify
@@ -232,6 +233,53 @@ def test_restore_within_a_one_connection_limit(
     assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
 
 
+def test_a_pg_restore_that_cannot_run_beside_psql_is_passed_over(
+    db_url: str, empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing probes the first pg_restore before the script: when it cannot run, the
+    careful path picks one that can."""
+    archive = dump(db_url, tmp_path / "db.dump").path
+    real = backup.list_archive(archive, pgtools.server_major(db_url)).tool
+    first = tmp_path / "first"
+    first.mkdir()
+    program_running(first / "psql", real.path.with_name("psql"))
+    (first / "pg_restore").write_bytes(b"\x7fELF not really")
+    (first / "pg_restore").chmod(0o755)
+    monkeypatch.setenv("TRAMPOLIN_PG_BIN", f"{first}{os.pathsep}{real.path.parent}")
+    restored = restore(archive, empty_db_url)
+    assert restored.tool == str(real)
+    assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
+
+
+def test_a_folder_of_symlinks_is_no_proof_of_one_build(
+    db_url: str, empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psql's version stands for pg_restore's only where both really lie together: a
+    symlinked psql from elsewhere makes the restore probe and choose the careful way."""
+    archive = dump(db_url, tmp_path / "db.dump").path
+    real = backup.list_archive(archive, pgtools.server_major(db_url)).tool
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "psql").symlink_to(real.path.with_name("psql"))
+    program_running(mixed / "pg_restore", real.path)
+    monkeypatch.setenv("TRAMPOLIN_PG_BIN", str(mixed))
+    spawned: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    class RecordingPopen(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            spawned.append([str(arg) for arg in args])
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    restored = restore(archive, empty_db_url)
+    assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
+    assert any("--list" in argv for argv in spawned)  # the careful path
+    restores = [argv for argv in spawned if "--clean" in argv]
+    assert len(restores) == 1
+    assert "--file=-" not in restores[0]  # not through a psql of another directory
+
+
 @pytest.mark.parametrize("layout", ["together", "apart"])
 def test_the_script_goes_through_the_psql_beside_pg_restore(
     db_url: str,
@@ -246,9 +294,9 @@ def test_the_script_goes_through_the_psql_beside_pg_restore(
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    (first / "psql").symlink_to(real.path.with_name("psql"))
+    program_running(first / "psql", real.path.with_name("psql"))
     beside = first if layout == "together" else second
-    (beside / "pg_restore").symlink_to(real.path)
+    program_running(beside / "pg_restore", real.path)
     monkeypatch.setenv("TRAMPOLIN_PG_BIN", f"{first}{os.pathsep}{second}")
     spawned: list[list[str]] = []
     real_popen = subprocess.Popen
@@ -706,7 +754,7 @@ def test_sigterm_stops_a_restore_through_psql(
     real = backup.list_archive(archive, pgtools.server_major(db_url)).tool
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "psql").symlink_to(real.path.with_name("psql"))
+    program_running(bin_dir / "psql", real.path.with_name("psql"))
     started = tmp_path / "pg_restore.pid"
     slow = bin_dir / "pg_restore"
     slow.write_text(
@@ -728,6 +776,38 @@ def test_sigterm_stops_a_restore_through_psql(
     assert stderr.strip() == "terminated"
     with pytest.raises(ProcessLookupError):
         os.kill(int(started.read_text()), 0)
+    assert backup.user_tables(empty_db_url) == []
+
+
+def test_sigterm_while_psql_finishes_the_script_commits_nothing(
+    db_url: str, empty_db_url: str, tmp_path: Path
+) -> None:
+    """pg_restore has written everything; psql still runs the last statements (an index
+    build, here a sleep) before the COMMIT: SIGTERM cancels them and rolls back."""
+    archive = dump(db_url, tmp_path / "db.dump").path
+    real = backup.list_archive(archive, pgtools.server_major(db_url)).tool
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    program_running(bin_dir / "psql", real.path.with_name("psql"))
+    fake = bin_dir / "pg_restore"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = --version ] && {{ echo "pg_restore (PostgreSQL) {real.version}"; exit 0; }}\n'
+        "printf 'BEGIN;\\nCREATE TABLE sigterm_probe ();\\nSELECT pg_sleep(5);\\nCOMMIT;\\n'\n"
+        """echo 'pg_restore: processing data for table "public.sigterm_probe"' >&2\n"""
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "TRAMPOLIN_PG_BIN": str(bin_dir)}
+    argv = [sys.executable, "-m", "trampolin", "restore", str(archive), "--target", empty_db_url]
+    with subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) as cli:
+        assert cli.stderr is not None
+        assert cli.stderr.readline() == "restoring public.sigterm_probe\n"
+        time.sleep(1)  # the script is written; psql sleeps before the COMMIT
+        cli.send_signal(signal.SIGTERM)
+        _, stderr = cli.communicate(timeout=20)
+    assert cli.returncode == 128 + signal.SIGTERM
+    assert stderr.strip() == "terminated"
+    time.sleep(5)  # past the sleep: a COMMIT would have come by now
     assert backup.user_tables(empty_db_url) == []
 
 

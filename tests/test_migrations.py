@@ -171,11 +171,23 @@ def test_files_are_listed_as_yoyo_lists_them(mdir: Path, write: Write) -> None:
     write("post-apply.sql", "SELECT 1;")
     write("_tmp_yoyonew_x.sql", "SELECT 1;")
     write("README.md", "not a migration")
+    write("..sql", "SELECT 1;")  # an odd name: yoyo's id keeps it whole
     (mdir / "folder.sql").mkdir()
     for directory in (migrations_dir(), mdir):
         ours = [migration.id for migration in read_migration_files(directory)]
         assert ours == [migration.id for migration in read_migrations(str(directory))]
-    assert [m.id for m in read_migration_files(mdir)] == ["0001_a", "0002_b", "0010_c"]
+    assert [m.id for m in read_migration_files(mdir)] == ["..sql", "0001_a", "0002_b", "0010_c"]
+
+
+def test_depends_in_a_directory_whose_name_holds_glob_characters(tmp_path: Path) -> None:
+    """yoyo globs the directory it is given: a sibling must not stand in for it."""
+    odd, sibling = tmp_path / "m[1]", tmp_path / "m1"
+    odd.mkdir()
+    sibling.mkdir()
+    (sibling / "0009_other.sql").write_text("SELECT 1;\n", encoding="utf-8")
+    (odd / "0001_b.sql").write_text("-- depends: 0002_a\nSELECT 1;\n", encoding="utf-8")
+    (odd / "0002_a.sql").write_text("SELECT 1;\n", encoding="utf-8")
+    assert [m.id for m in read_migration_files(odd)] == ["0002_a", "0001_b"]
 
 
 def test_the_real_files_leading_comments_read_as_yoyo_reads_them() -> None:

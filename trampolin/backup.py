@@ -425,7 +425,7 @@ def _restore_into_empty(
     _restore then takes the careful path and says what went wrong.
     """
     program = next(find_programs("pg_restore"), None)
-    if program is None or program.parent != psql.program.parent:
+    if program is None or not _one_build(psql.program, program):
         return None  # the script must go through the psql beside its pg_restore
     question = load_queries("backup").restore_target.sql
     gate = (sql_root() / "psql" / "restore_gate.sql").read_text(encoding="utf-8")
@@ -499,7 +499,7 @@ def _restore(
     # The script goes through the psql that answered, if it is the one beside this
     # pg_restore: a pg_restore's script may hold meta-commands (\restrict, since
     # 17.6, 16.10, 15.14, ...) that only a psql as new as itself knows.
-    fits = overview is not None and psql is not None and psql.program.parent == tool.path.parent
+    fits = overview is not None and psql is not None and _one_build(psql.program, tool.path)
     beside = psql if fits else None
     question = status_question()
     if beside is not None:
@@ -534,7 +534,8 @@ def _restore_into(
         return _Outcome(1, list(psql.errors), [])
     filtered = tool.major >= TRANSACTION_TIMEOUT_SINCE > server
     out = _stream_into(psql, tool.path, archive, progress, started, filtered=filtered, then=then)
-    assert out is not None
+    if out is None:  # nothing ran
+        return _Outcome(1, [f"{tool.path} could not be run"], [])
     return out
 
 
@@ -558,7 +559,8 @@ def _stream_into(
     COMMIT it never got.
 
     ``started()`` is called as soon as pg_restore runs, and ``go()`` asked then: if
-    it says no, both stop and nothing is committed (None). The script passes
+    it says no, or pg_restore cannot run at all, both stop and nothing is run
+    (None). The script passes
     through this process only when it must be ``filtered``: pg_restore 17+ writes
     a transaction_timeout SET that older servers reject. ``then``: psql's last
     question, asked right behind the script (PsqlSession.confirm); its rows come
@@ -566,12 +568,17 @@ def _stream_into(
     """
     argv = [str(program), *RESTORE_FLAGS, "--verbose", "--file=-", str(archive)]
     out = _Outcome(1, [], [])
-    with subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE if filtered else psql.script_input,
-        stderr=subprocess.PIPE,
-    ) as source:
+    try:
+        source = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if filtered else psql.script_input,
+            stderr=subprocess.PIPE,
+        )
+    except OSError:  # not a program this machine can run (it was not probed)
+        psql.abort()
+        return None
+    with source:
         try:
             copier = _Background(lambda: _filter_into(source, psql)) if filtered else None
             started()
@@ -587,12 +594,12 @@ def _stream_into(
                     copier.result()
                 except OSError:  # psql stopped at an error; its errors say which
                     out.returncode = out.returncode or 1
+            if out.returncode == 0 and psql.confirm(then):
+                return out
         except BaseException:  # interrupted or terminated: both stop, nothing commits
             source.kill()
             psql.abort()
             raise
-    if out.returncode == 0 and psql.confirm(then):
-        return out
     psql.abort()  # before any COMMIT pg_restore did not write: rolled back
     out.returncode = out.returncode or 1
     out.errors.extend(psql.errors)
@@ -659,6 +666,13 @@ def _target_overview(rows: list[list[str]] | None) -> tuple[int, bool] | None:
     return int(version) // 10000, has_tables == "t"
 
 
+def _one_build(psql: Path, pg_restore: Path) -> bool:
+    """Whether ``psql`` and ``pg_restore`` lie in one directory once symlinks are
+    followed: one installation, so one build (a folder of symlinks may mix
+    versions)."""
+    return psql.resolve().parent == pg_restore.resolve().parent
+
+
 def status_question() -> str:
     """What migration_status() reads through psql: the session reset to UTC, then the
     migration records, in one round trip."""
@@ -667,7 +681,7 @@ def status_question() -> str:
 
 
 def migration_status(
-    url: str, files: list[MigrationFile], rows: list[list[str]] | None = None
+    url: str, files: list[MigrationFile], rows: list[list[str]] | None
 ) -> tuple[MigrationStatus, ...]:
     """The migration status of the database at ``url`` against ``files``: from psql's
     ``rows`` for status_question(), or through psycopg (Migrator.status) without them."""

@@ -11,6 +11,7 @@ declare ``-- depends:`` and splits a file's statements when it runs.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
@@ -103,12 +104,15 @@ def read_migration_files(directory: Path | None = None) -> list[MigrationFile]:
     directory = directory or migrations_dir()
     if not directory.is_dir():
         raise MigrationError(f"{directory}: no migrations directory")
-    files = [_read_file(path.stem, path) for path in _migration_paths(directory)]
+    files = [_read_file(_migration_id(path), path) for path in _migration_paths(directory)]
     if any(migration.depends for migration in files):
         from yoyo.migrations import read_migrations, topological_sort
 
+        found = read_migrations(glob.escape(str(directory)))  # yoyo globs its sources
         by_id = {migration.id: migration for migration in files}
-        return [by_id[found.id] for found in topological_sort(read_migrations(str(directory)))]
+        if {migration.id for migration in found} != set(by_id):
+            raise MigrationError(f"{directory}: yoyo lists other migrations than trampolin")
+        return [by_id[migration.id] for migration in topological_sort(found)]
     return files
 
 
@@ -125,12 +129,17 @@ def _migration_paths(directory: Path) -> list[Path]:
             continue
         if not path.is_file() or path.name.endswith(".rollback.sql"):
             continue
-        if path.stem.startswith("post-apply"):
+        if _migration_id(path).startswith("post-apply"):
             continue
         if path.suffix != ".sql":
             raise MigrationError(f"{path}: only .sql migrations are supported")
         paths.append(path)
     return paths
+
+
+def _migration_id(path: Path) -> str:
+    """The file name without its extension, as yoyo has it (``..sql`` stays whole)."""
+    return os.path.splitext(path.name)[0]
 
 
 def _read_file(migration_id: str, path: Path) -> MigrationFile:

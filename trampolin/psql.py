@@ -134,7 +134,8 @@ class PsqlSession:
         that psql answers it, and ends, without waiting for a round trip to us;
         answer() reads its rows.
         """
-        sent = self.send(b"\\o\n" + self.end_of_answer + (self._question(then) if then else b""))
+        last = b"" if then is None else self._question(then)
+        sent = self.send(b"\\o\n" + self.end_of_answer + last)
         if then is not None:
             self._close_input()  # psql quits after the last question
         return sent and self._read_answer(deadline=None) is not None
