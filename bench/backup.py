@@ -9,7 +9,9 @@ first is the machine's noise floor. Each restore goes into a freshly created
 empty database, and a CHECKPOINT and a sync precede every timed run (else
 whichever side runs after a restore or a dump pays for its dirty pages). All
 sides use the same pg_dump / pg_restore binary and flags. The verdict is the
-median of the rounds' ratios to raw; target: overhead <= 5 %.
+median of the rounds' ratios to raw (target: overhead <= 5 %), printed with a
+90 % bootstrap interval: on a shared 2-core machine one run may be several
+per cent off, and more rounds (BENCH_ROUNDS) narrow it.
 
     .venv/bin/python bench/backup.py            # $BENCH_SERVER_URL, or 127.0.0.1:5432
     BENCH_ROUNDS=3 BENCH_ROWS=4000000 .venv/bin/python bench/backup.py
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import compileall
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -36,7 +39,7 @@ from trampolin.db import connect, create_database  # noqa: E402
 from trampolin.migrations import Migrator  # noqa: E402
 from trampolin.queries import load_queries, load_query_file  # noqa: E402
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "9"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 TARGET = 1.05
 BENCH_QUERIES = load_query_file(ROOT / "bench" / "backup.sql")
@@ -184,6 +187,7 @@ def report(dumps: Figures, restores: Figures) -> None:
             rounds = zip(figures[side], figures["raw"], strict=True)
             ratios = sorted(mine / base for mine, base in rounds)
             paired = statistics.median(ratios)
+            low, high = median_interval(ratios)
             if side == "raw again":
                 verdict = "(the noise floor)"
             else:
@@ -192,9 +196,19 @@ def report(dumps: Figures, restores: Figures) -> None:
                 )
             print(
                 f"  {what:<20} {ours:6.2f}s vs raw {raw:6.2f}s ({ours - raw:+.2f}s): "
-                f"ratio {paired:.3f} ({100 * (paired - 1):+.1f} %), rounds "
-                f"{ratios[0]:.2f}-{ratios[-1]:.2f}; {verdict}"
+                f"ratio {paired:.3f} ({100 * (paired - 1):+.1f} %, 90 % interval "
+                f"{100 * (low - 1):+.1f} to {100 * (high - 1):+.1f} %); {verdict}"
             )
+
+
+def median_interval(values: list[float], resamples: int = 2000) -> tuple[float, float]:
+    """A 90 % bootstrap interval of the median of ``values``: how far another run of
+    as many rounds on this machine might put it."""
+    rng = random.Random(0)
+    medians = sorted(
+        statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)
+    )
+    return medians[resamples // 20], medians[resamples - 1 - resamples // 20]
 
 
 FIXED_ROUNDS = 12
