@@ -418,8 +418,8 @@ def _restore_into_empty(
     gate (sql/psql/restore_gate.sql), whether to run the script that the first
     pg_restore found writes into it at once: only if the target holds no table and
     that pg_restore suits the server. psql's own version stands for that
-    pg_restore's (it must be the psql beside it), so that nothing waits for a
-    ``pg_restore --version``; it runs alongside, for the result.
+    pg_restore's (both must come from one directory: _one_build), so that nothing
+    waits for a ``pg_restore --version``; it runs alongside, for the result.
 
     None, with nothing run, if the gate said no or anything is not as expected:
     _restore then takes the careful path and says what went wrong.
