@@ -52,6 +52,21 @@ def toolset(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The argv of every child process started during the test, in order."""
+    started: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    class RecordingPopen(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            started.append([str(arg) for arg in args])
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    return started
+
+
+@pytest.fixture
 def sample(conn: psycopg.Connection[Any], q: QueryFile) -> psycopg.Connection[Any]:
     """The test database, with sample rows in every table."""
     q.insert_sample_data.exec(conn)
@@ -252,7 +267,11 @@ def test_a_pg_restore_that_cannot_run_beside_psql_is_passed_over(
 
 
 def test_a_folder_of_symlinks_is_no_proof_of_one_build(
-    db_url: str, empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str,
+    empty_db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spawned: list[list[str]],
 ) -> None:
     """psql's version stands for pg_restore's only where both really lie together: a
     symlinked psql from elsewhere makes the restore probe and choose the careful way."""
@@ -263,15 +282,7 @@ def test_a_folder_of_symlinks_is_no_proof_of_one_build(
     (mixed / "psql").symlink_to(real.path.with_name("psql"))
     program_running(mixed / "pg_restore", real.path)
     monkeypatch.setenv("TRAMPOLIN_PG_BIN", str(mixed))
-    spawned: list[list[str]] = []
-    real_popen = subprocess.Popen
-
-    class RecordingPopen(real_popen):  # type: ignore[misc,valid-type]
-        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
-            spawned.append([str(arg) for arg in args])
-            super().__init__(args, *rest, **kwargs)
-
-    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    spawned.clear()  # only the restore's children
     restored = restore(archive, empty_db_url)
     assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
     assert any("--list" in argv for argv in spawned)  # the careful path
@@ -287,6 +298,7 @@ def test_the_script_goes_through_the_psql_beside_pg_restore(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     layout: str,
+    spawned: list[list[str]],
 ) -> None:
     """pg_restore's script may hold meta-commands only its own psql knows (\\restrict)."""
     archive = dump(db_url, tmp_path / "db.dump").path
@@ -298,15 +310,7 @@ def test_the_script_goes_through_the_psql_beside_pg_restore(
     beside = first if layout == "together" else second
     program_running(beside / "pg_restore", real.path)
     monkeypatch.setenv("TRAMPOLIN_PG_BIN", f"{first}{os.pathsep}{second}")
-    spawned: list[list[str]] = []
-    real_popen = subprocess.Popen
-
-    class RecordingPopen(real_popen):  # type: ignore[misc,valid-type]
-        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
-            spawned.append([str(arg) for arg in args])
-            super().__init__(args, *rest, **kwargs)
-
-    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    spawned.clear()  # only the restore's children
     restored = restore(archive, empty_db_url)
     assert [m.state for m in restored.migrations] == ["applied"] * MIGRATIONS
     restores = [argv for argv in spawned if "--clean" in argv]
