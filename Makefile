@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint twins bench clean
 
 $(BIN)/trampolin: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ run: $(BIN)/trampolin
 lint: $(BIN)/trampolin
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/async_to_sync.py --check
 	$(BIN)/mypy
+
+# Rewrite the sync twins from the async repositories (see tools/async_to_sync.py).
+twins: $(BIN)/trampolin
+	$(BIN)/python tools/async_to_sync.py
 
 # The repository tests, run a second time through PgBouncer in transaction mode.
 POOLED_TESTS := $(wildcard tests/test_db.py tests/test_auth.py tests/test_subscriptions.py tests/test_csv_uploads.py)

@@ -1,12 +1,12 @@
 """The Auth.js (NextAuth) adapter contract in Python, on the app's own tables, plus roles.
 
-``AuthAdapter(conn)`` does what Auth.js's Prisma adapter did, in snake_case.
-Session and verification tokens are stored as SHA-256 digests only: every
-method hashes the caller's raw token, and returned objects carry that raw
-token back. Unknown ids, tokens and accounts give None; constraint clashes
-raise Conflict, bad values InvalidInput, unknown roles NotFound. The adapter
-never commits or rolls back: inside a caller's transaction each write runs
-in a savepoint, so a failed call leaves that transaction usable.
+``AuthAdapter(conn)`` (and ``AsyncAuthAdapter(aconn)``, awaited) does what
+Auth.js's Prisma adapter did, in snake_case. Session and verification tokens
+are stored as SHA-256 digests only: every method hashes the caller's raw
+token, and returned objects carry that raw token back. Unknown ids, tokens and
+accounts give None; constraint clashes raise Conflict, bad values InvalidInput,
+unknown roles NotFound. Writes run in ``db.atomic``: never a commit or
+rollback of the caller's transaction.
 """
 
 from __future__ import annotations
@@ -14,20 +14,28 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
 import psycopg
+from psycopg import AsyncConnection, Connection
 from psycopg import errors as pgerrors
 
+from trampolin import queries
 from trampolin.db import atomic
 from trampolin.errors import Conflict, InvalidInput, NotFound
-from trampolin.queries import load_queries
+from trampolin.values import (
+    aware_time,
+    first_line,
+    optional_aware_time,
+    optional_text,
+    text,
+    user_key,
+)
 
-_auth = load_queries("auth")
-_roles = load_queries("roles")
+_auth = queries.load("auth")
+_roles = queries.load("roles")
 
 #: The fields ``update_user`` accepts (role goes through ``set_role``).
 UPDATABLE_USER_FIELDS = ("name", "email", "email_verified", "image")
@@ -83,44 +91,337 @@ class Pruned:
     verification_tokens: int
 
 
-def check_email_address(email: str) -> str:
-    """``email`` if it looks like an address a person typed correctly, else InvalidInput.
-
-    For people's input (the CLI); the adapter itself stores what Auth.js gives it.
-    """
-    if "\x00" in email:
-        raise InvalidInput(f"email {email!r}: a NUL byte (PostgreSQL text cannot hold it)")
-    local, at, domain = email.rpartition("@")
-    if (
-        not (at and local and domain)
-        or len(email) > 320
-        or any(ch.isspace() or not ch.isprintable() for ch in email)
-    ):
-        raise InvalidInput(f"email {email!r}: expected an address like name@example.com")
-    return email
-
-
 def hash_token(token: str) -> bytes:
     """The 32-byte SHA-256 digest stored in place of a session or verification token."""
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 def _token_hash(field: str, token: object) -> bytes:
-    """hash_token of a checked token (as _text checks, with one encode: a hot path)."""
-    if not isinstance(token, str):
-        raise InvalidInput(f"{field} must be a string, not {type(token).__name__}")
-    if "\x00" in token:
-        raise _nul(field)
-    try:
-        return hashlib.sha256(token.encode("utf-8")).digest()
-    except UnicodeEncodeError:
-        raise _surrogate(field) from None
+    """hash_token of a token that text() accepts."""
+    return hash_token(text(field, token))
+
+
+class AsyncAuthAdapter:
+    """Users, accounts, sessions, verification tokens and roles on one psycopg connection."""
+
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self.conn = conn
+
+    # -- users ---------------------------------------------------------------
+
+    async def create_user(
+        self,
+        *,
+        email: str,
+        name: str | None = None,
+        image: str | None = None,
+        email_verified: datetime | None = None,
+    ) -> User:
+        """A new user with no role; Conflict if the email is taken (in any case)."""
+        params = {
+            "email": text("email", email),
+            "name": optional_text("name", name),
+            "image": optional_text("image", image),
+            "email_verified": optional_aware_time("email_verified", email_verified),
+        }
+        try:
+            async with atomic(self.conn):
+                row = await _auth.create_user.one(self.conn, **params)
+        except psycopg.Error as exc:
+            _translate(exc, params)
+        assert row is not None
+        return _user(row)
+
+    async def get_user(self, id: uuid.UUID | str) -> User | None:
+        """The user with that id, or None."""
+        user_id = user_key(id)
+        if user_id is None:
+            return None
+        row = await _auth.get_user.one(self.conn, id=user_id)
+        return _user(row) if row else None
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        """The user with that email, compared case-insensitively, or None."""
+        row = await _auth.get_user_by_email.one(self.conn, email=text("email", email))
+        return _user(row) if row else None
+
+    async def get_user_by_account(self, provider: str, provider_account_id: str) -> User | None:
+        """The user who linked that provider account, or None."""
+        row = await _auth.get_user_by_account.one(
+            self.conn,
+            provider=text("provider", provider),
+            provider_account_id=text("provider_account_id", provider_account_id),
+        )
+        return _user(row) if row else None
+
+    async def update_user(self, id: uuid.UUID | str, **fields: Any) -> User | None:
+        """Change only the given fields (None clears one); None if the user is unknown."""
+        unknown = sorted(set(fields) - set(UPDATABLE_USER_FIELDS))
+        if unknown:
+            raise InvalidInput(
+                f"update_user: unknown field(s) {', '.join(unknown)} "
+                f"(allowed: {', '.join(UPDATABLE_USER_FIELDS)}; use set_role for the role)"
+            )
+        user_id = user_key(id)
+        if user_id is None:
+            return None
+        if not fields:
+            return await self.get_user(user_id)  # nothing to change: do not touch updated_at
+        if "email" in fields and fields["email"] is None:
+            raise InvalidInput("email cannot be cleared: every user has one")
+        params: dict[str, Any] = {"id": user_id}
+        for column in UPDATABLE_USER_FIELDS:
+            params[f"set_{column}"] = column in fields
+            value = fields.get(column)
+            params[column] = (
+                optional_aware_time(column, value)
+                if column == "email_verified"
+                else optional_text(column, value)
+            )
+        try:
+            async with atomic(self.conn):
+                row = await _auth.update_user.one(self.conn, **params)
+        except psycopg.Error as exc:
+            _translate(exc, params)
+        return _user(row) if row else None
+
+    async def delete_user(self, id: uuid.UUID | str) -> None:
+        """Delete the user with its accounts and sessions; nothing if unknown."""
+        user_id = user_key(id)
+        if user_id is None:
+            return
+        async with atomic(self.conn):
+            await _auth.delete_user.execrows(self.conn, id=user_id)
+
+    # -- accounts ------------------------------------------------------------
+
+    async def link_account(
+        self,
+        *,
+        user_id: uuid.UUID | str,
+        type: str,
+        provider: str,
+        provider_account_id: str,
+        refresh_token: str | None = None,
+        access_token: str | None = None,
+        expires_at: int | None = None,
+        token_type: str | None = None,
+        scope: str | None = None,
+        id_token: str | None = None,
+        session_state: str | None = None,
+    ) -> Account:
+        """Link a provider account; Conflict if (provider, provider_account_id) is taken."""
+        if expires_at is not None and (
+            not isinstance(expires_at, int) or isinstance(expires_at, bool)
+        ):
+            raise InvalidInput(f"expires_at must be an integer (seconds), not {expires_at!r}")
+        params = {
+            "user_id": _write_id(user_id),
+            "type": text("type", type),
+            "provider": text("provider", provider),
+            "provider_account_id": text("provider_account_id", provider_account_id),
+            "refresh_token": optional_text("refresh_token", refresh_token),
+            "access_token": optional_text("access_token", access_token),
+            "expires_at": expires_at,
+            "token_type": optional_text("token_type", token_type),
+            "scope": optional_text("scope", scope),
+            "id_token": optional_text("id_token", id_token),
+            "session_state": optional_text("session_state", session_state),
+        }
+        try:
+            async with atomic(self.conn):
+                row = await _auth.link_account.one(self.conn, **params)
+        except psycopg.Error as exc:
+            _translate(exc, params)
+        assert row is not None
+        return Account(**row)
+
+    async def unlink_account(self, provider: str, provider_account_id: str) -> None:
+        """Remove that account link (the user stays); nothing if unknown."""
+        params = {
+            "provider": text("provider", provider),
+            "provider_account_id": text("provider_account_id", provider_account_id),
+        }
+        async with atomic(self.conn):
+            await _auth.unlink_account.execrows(self.conn, **params)
+
+    # -- sessions ------------------------------------------------------------
+
+    async def create_session(
+        self, *, session_token: str, user_id: uuid.UUID | str, expires: datetime
+    ) -> Session:
+        """A new session, stored under the token's hash; Conflict if the token is in use."""
+        params = {
+            "token_hash": _token_hash("session_token", session_token),
+            "user_id": _write_id(user_id),
+            "expires": aware_time("expires", expires),
+        }
+        try:
+            async with atomic(self.conn):
+                row = await _auth.create_session.one(self.conn, **params)
+        except psycopg.Error as exc:
+            _translate(exc, params)
+        assert row is not None
+        return Session(session_token, row["user_id"], row["expires"])
+
+    async def get_session_and_user(self, session_token: str) -> tuple[Session, User] | None:
+        """The live session and its user in one round trip; None if unknown or expired.
+
+        An expired session is deleted by the same statement. No savepoint: one
+        statement is atomic, and validated input cannot fail it (except that
+        deleting an expired session fails in a read-only transaction).
+        """
+        row = await _auth.get_session_and_user.one_tuple(
+            self.conn, token_hash=_token_hash("session_token", session_token)
+        )
+        if row is None:
+            return None
+        # The hot path reads a tuple row, not a dict: user_id, expires, then the
+        # fields of User in order (the query keeps that order).
+        return Session(session_token, row[0], row[1]), User(*row[2:])
+
+    async def update_session(self, session_token: str, *, expires: datetime) -> Session | None:
+        """Move the session's expiry; None if the token is unknown."""
+        params = {
+            "token_hash": _token_hash("session_token", session_token),
+            "expires": aware_time("expires", expires),
+        }
+        async with atomic(self.conn):
+            row = await _auth.update_session.one(self.conn, **params)
+        return Session(session_token, row["user_id"], row["expires"]) if row else None
+
+    async def delete_session(self, session_token: str) -> None:
+        """Forget the session (sign out); nothing if unknown."""
+        token_hash = _token_hash("session_token", session_token)
+        async with atomic(self.conn):
+            await _auth.delete_session.execrows(self.conn, token_hash=token_hash)
+
+    # -- verification tokens -------------------------------------------------
+
+    async def create_verification_token(
+        self, *, identifier: str, token: str, expires: datetime
+    ) -> VerificationToken:
+        """Store a single-use token (hashed); Conflict if that identifier already has it."""
+        params = {
+            "identifier": text("identifier", identifier),
+            "token_hash": _token_hash("token", token),
+            "expires": aware_time("expires", expires),
+        }
+        try:
+            async with atomic(self.conn):
+                row = await _auth.create_verification_token.one(self.conn, **params)
+        except psycopg.Error as exc:
+            _translate(exc, params)
+        assert row is not None
+        return VerificationToken(row["identifier"], token, row["expires"])
+
+    async def use_verification_token(self, identifier: str, token: str) -> VerificationToken | None:
+        """Consume the token: the first caller gets it, later ones None; expired gives None.
+
+        An expired token is deleted as well (unlike Auth.js core, which would
+        report "expired": here it is simply unusable). Inside a caller's
+        transaction, a concurrent caller waits for that transaction to end.
+        """
+        params = {
+            "identifier": text("identifier", identifier),
+            "token_hash": _token_hash("token", token),
+        }
+        async with atomic(self.conn):
+            row = await _auth.use_verification_token.one(self.conn, **params)
+        if row is None or not row["is_valid"]:
+            return None
+        return VerificationToken(row["identifier"], token, row["expires"])
+
+    # -- roles ---------------------------------------------------------------
+
+    async def set_role(self, user_id: uuid.UUID | str, role_name: str | None) -> User | None:
+        """Give the user that role (None removes it); None if the user is unknown.
+
+        NotFound if no role has that name.
+        """
+        target = user_key(user_id)
+        async with atomic(self.conn):
+            role_id = None if role_name is None else await self._role_id(role_name)
+            if target is None:
+                return None
+            row = await _roles.set_user_role.one(self.conn, user_id=target, role_id=role_id)
+        return _user(row) if row else None
+
+    async def users_with_role(self, name: str) -> list[User]:
+        """The users holding that role, by email; NotFound if no role has that name."""
+        rows = await _roles.users_with_role.many(self.conn, role_id=await self._role_id(name))
+        return [_user(row) for row in rows]
+
+    async def list_users(self) -> list[User]:
+        """Every user, by email."""
+        return [_user(row) for row in await _roles.list_users.many(self.conn)]
+
+    async def _role_id(self, name: str) -> int:
+        row = await _roles.get_role_id.one(self.conn, name=text("role", name))
+        if row is None:
+            raise NotFound(f"no role named {name!r} (seeded roles: admin, user)")
+        return int(row["id"])
+
+    # -- maintenance ---------------------------------------------------------
+
+    async def prune_expired(self) -> Pruned:
+        """Delete every expired session and verification token (for a cron job)."""
+        async with atomic(self.conn):
+            row = await _auth.prune_expired.one(self.conn)
+        assert row is not None
+        return Pruned(int(row["sessions"]), int(row["verification_tokens"]))
+
+
+def prune_expired(conn: Connection[Any]) -> Pruned:
+    """Delete every expired session and verification token; the counts."""
+    return AuthAdapter(conn).prune_expired()
+
+
+def _user(row: Mapping[str, Any]) -> User:
+    return User(**row)
+
+
+def _write_id(value: object) -> uuid.UUID:
+    """The id of a user that a write refers to; NotFound if it cannot be one."""
+    user_id = user_key(value)
+    if user_id is None:
+        raise NotFound(f"no user with id {value!r}")
+    return user_id
+
+
+def _translate(exc: psycopg.Error, params: Mapping[str, Any]) -> NoReturn:
+    """Raise the TrampolinError that names what clashed; re-raise anything unexpected."""
+    constraint = exc.diag.constraint_name
+    if isinstance(exc, pgerrors.UniqueViolation):
+        if constraint == "users_email_key":
+            raise Conflict(f"a user with email {params['email']!r} already exists") from None
+        if constraint == "accounts_provider_provider_account_id_key":
+            raise Conflict(
+                f"account {params['provider_account_id']!r} of provider "
+                f"{params['provider']!r} is already linked"
+            ) from None
+        if constraint == "sessions_pkey":
+            raise Conflict("a session with that session token already exists") from None
+        if constraint == "verification_tokens_pkey":
+            raise Conflict(
+                f"identifier {params['identifier']!r} already has that verification token"
+            ) from None
+    if isinstance(exc, pgerrors.ForeignKeyViolation) and "user_id" in params:
+        raise NotFound(f"no user with id {params['user_id']}") from None
+    if isinstance(exc, pgerrors.NumericValueOutOfRange):
+        raise InvalidInput(f"a number is out of range: {first_line(exc)}") from None
+    if isinstance(exc, pgerrors.ProgramLimitExceeded):
+        raise InvalidInput(f"a value is too long to index: {first_line(exc)}") from None
+    raise exc
+
+
+# -- Sync twins: generated from the Async classes above by tools/async_to_sync.py --
 
 
 class AuthAdapter:
     """Users, accounts, sessions, verification tokens and roles on one psycopg connection."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: Connection[Any]) -> None:
         self.conn = conn
 
     # -- users ---------------------------------------------------------------
@@ -135,13 +436,13 @@ class AuthAdapter:
     ) -> User:
         """A new user with no role; Conflict if the email is taken (in any case)."""
         params = {
-            "email": _text("email", email),
-            "name": _opt_text("name", name),
-            "image": _opt_text("image", image),
-            "email_verified": _opt_time("email_verified", email_verified),
+            "email": text("email", email),
+            "name": optional_text("name", name),
+            "image": optional_text("image", image),
+            "email_verified": optional_aware_time("email_verified", email_verified),
         }
         try:
-            with self._atomic():
+            with atomic(self.conn):
                 row = _auth.create_user.one(self.conn, **params)
         except psycopg.Error as exc:
             _translate(exc, params)
@@ -150,7 +451,7 @@ class AuthAdapter:
 
     def get_user(self, id: uuid.UUID | str) -> User | None:
         """The user with that id, or None."""
-        user_id = _lookup_id(id)
+        user_id = user_key(id)
         if user_id is None:
             return None
         row = _auth.get_user.one(self.conn, id=user_id)
@@ -158,15 +459,15 @@ class AuthAdapter:
 
     def get_user_by_email(self, email: str) -> User | None:
         """The user with that email, compared case-insensitively, or None."""
-        row = _auth.get_user_by_email.one(self.conn, email=_text("email", email))
+        row = _auth.get_user_by_email.one(self.conn, email=text("email", email))
         return _user(row) if row else None
 
     def get_user_by_account(self, provider: str, provider_account_id: str) -> User | None:
         """The user who linked that provider account, or None."""
         row = _auth.get_user_by_account.one(
             self.conn,
-            provider=_text("provider", provider),
-            provider_account_id=_text("provider_account_id", provider_account_id),
+            provider=text("provider", provider),
+            provider_account_id=text("provider_account_id", provider_account_id),
         )
         return _user(row) if row else None
 
@@ -178,7 +479,7 @@ class AuthAdapter:
                 f"update_user: unknown field(s) {', '.join(unknown)} "
                 f"(allowed: {', '.join(UPDATABLE_USER_FIELDS)}; use set_role for the role)"
             )
-        user_id = _lookup_id(id)
+        user_id = user_key(id)
         if user_id is None:
             return None
         if not fields:
@@ -190,10 +491,12 @@ class AuthAdapter:
             params[f"set_{column}"] = column in fields
             value = fields.get(column)
             params[column] = (
-                _opt_time(column, value) if column == "email_verified" else _opt_text(column, value)
+                optional_aware_time(column, value)
+                if column == "email_verified"
+                else optional_text(column, value)
             )
         try:
-            with self._atomic():
+            with atomic(self.conn):
                 row = _auth.update_user.one(self.conn, **params)
         except psycopg.Error as exc:
             _translate(exc, params)
@@ -201,10 +504,10 @@ class AuthAdapter:
 
     def delete_user(self, id: uuid.UUID | str) -> None:
         """Delete the user with its accounts and sessions; nothing if unknown."""
-        user_id = _lookup_id(id)
+        user_id = user_key(id)
         if user_id is None:
             return
-        with self._atomic():
+        with atomic(self.conn):
             _auth.delete_user.execrows(self.conn, id=user_id)
 
     # -- accounts ------------------------------------------------------------
@@ -231,19 +534,19 @@ class AuthAdapter:
             raise InvalidInput(f"expires_at must be an integer (seconds), not {expires_at!r}")
         params = {
             "user_id": _write_id(user_id),
-            "type": _text("type", type),
-            "provider": _text("provider", provider),
-            "provider_account_id": _text("provider_account_id", provider_account_id),
-            "refresh_token": _opt_text("refresh_token", refresh_token),
-            "access_token": _opt_text("access_token", access_token),
+            "type": text("type", type),
+            "provider": text("provider", provider),
+            "provider_account_id": text("provider_account_id", provider_account_id),
+            "refresh_token": optional_text("refresh_token", refresh_token),
+            "access_token": optional_text("access_token", access_token),
             "expires_at": expires_at,
-            "token_type": _opt_text("token_type", token_type),
-            "scope": _opt_text("scope", scope),
-            "id_token": _opt_text("id_token", id_token),
-            "session_state": _opt_text("session_state", session_state),
+            "token_type": optional_text("token_type", token_type),
+            "scope": optional_text("scope", scope),
+            "id_token": optional_text("id_token", id_token),
+            "session_state": optional_text("session_state", session_state),
         }
         try:
-            with self._atomic():
+            with atomic(self.conn):
                 row = _auth.link_account.one(self.conn, **params)
         except psycopg.Error as exc:
             _translate(exc, params)
@@ -253,10 +556,10 @@ class AuthAdapter:
     def unlink_account(self, provider: str, provider_account_id: str) -> None:
         """Remove that account link (the user stays); nothing if unknown."""
         params = {
-            "provider": _text("provider", provider),
-            "provider_account_id": _text("provider_account_id", provider_account_id),
+            "provider": text("provider", provider),
+            "provider_account_id": text("provider_account_id", provider_account_id),
         }
-        with self._atomic():
+        with atomic(self.conn):
             _auth.unlink_account.execrows(self.conn, **params)
 
     # -- sessions ------------------------------------------------------------
@@ -268,10 +571,10 @@ class AuthAdapter:
         params = {
             "token_hash": _token_hash("session_token", session_token),
             "user_id": _write_id(user_id),
-            "expires": _time("expires", expires),
+            "expires": aware_time("expires", expires),
         }
         try:
-            with self._atomic():
+            with atomic(self.conn):
                 row = _auth.create_session.one(self.conn, **params)
         except psycopg.Error as exc:
             _translate(exc, params)
@@ -298,16 +601,16 @@ class AuthAdapter:
         """Move the session's expiry; None if the token is unknown."""
         params = {
             "token_hash": _token_hash("session_token", session_token),
-            "expires": _time("expires", expires),
+            "expires": aware_time("expires", expires),
         }
-        with self._atomic():
+        with atomic(self.conn):
             row = _auth.update_session.one(self.conn, **params)
         return Session(session_token, row["user_id"], row["expires"]) if row else None
 
     def delete_session(self, session_token: str) -> None:
         """Forget the session (sign out); nothing if unknown."""
         token_hash = _token_hash("session_token", session_token)
-        with self._atomic():
+        with atomic(self.conn):
             _auth.delete_session.execrows(self.conn, token_hash=token_hash)
 
     # -- verification tokens -------------------------------------------------
@@ -317,12 +620,12 @@ class AuthAdapter:
     ) -> VerificationToken:
         """Store a single-use token (hashed); Conflict if that identifier already has it."""
         params = {
-            "identifier": _text("identifier", identifier),
+            "identifier": text("identifier", identifier),
             "token_hash": _token_hash("token", token),
-            "expires": _time("expires", expires),
+            "expires": aware_time("expires", expires),
         }
         try:
-            with self._atomic():
+            with atomic(self.conn):
                 row = _auth.create_verification_token.one(self.conn, **params)
         except psycopg.Error as exc:
             _translate(exc, params)
@@ -337,10 +640,10 @@ class AuthAdapter:
         transaction, a concurrent caller waits for that transaction to end.
         """
         params = {
-            "identifier": _text("identifier", identifier),
+            "identifier": text("identifier", identifier),
             "token_hash": _token_hash("token", token),
         }
-        with self._atomic():
+        with atomic(self.conn):
             row = _auth.use_verification_token.one(self.conn, **params)
         if row is None or not row["is_valid"]:
             return None
@@ -353,8 +656,8 @@ class AuthAdapter:
 
         NotFound if no role has that name.
         """
-        target = _lookup_id(user_id)
-        with self._atomic(statements=2):
+        target = user_key(user_id)
+        with atomic(self.conn):
             role_id = None if role_name is None else self._role_id(role_name)
             if target is None:
                 return None
@@ -371,7 +674,7 @@ class AuthAdapter:
         return [_user(row) for row in _roles.list_users.many(self.conn)]
 
     def _role_id(self, name: str) -> int:
-        row = _roles.get_role_id.one(self.conn, name=_text("role", name))
+        row = _roles.get_role_id.one(self.conn, name=text("role", name))
         if row is None:
             raise NotFound(f"no role named {name!r} (seeded roles: admin, user)")
         return int(row["id"])
@@ -380,108 +683,7 @@ class AuthAdapter:
 
     def prune_expired(self) -> Pruned:
         """Delete every expired session and verification token (for a cron job)."""
-        with self._atomic():
+        with atomic(self.conn):
             row = _auth.prune_expired.one(self.conn)
         assert row is not None
         return Pruned(int(row["sessions"]), int(row["verification_tokens"]))
-
-    def _atomic(self, statements: int = 1) -> AbstractContextManager[object]:
-        """See trampolin.db.atomic: a savepoint in a transaction, never a commit."""
-        return atomic(self.conn, statements)
-
-
-def prune_expired(conn: psycopg.Connection[Any]) -> Pruned:
-    """Delete every expired session and verification token; the counts."""
-    return AuthAdapter(conn).prune_expired()
-
-
-# -- values in and out -------------------------------------------------------
-
-
-def _user(row: Mapping[str, Any]) -> User:
-    return User(**row)
-
-
-def _text(field: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be a string, not {type(value).__name__}")
-    if "\x00" in value:
-        raise _nul(field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _surrogate(field) from None
-    return value
-
-
-def _nul(field: str) -> InvalidInput:
-    return InvalidInput(f"{field} contains a NUL byte, which PostgreSQL text cannot hold")
-
-
-def _surrogate(field: str) -> InvalidInput:
-    return InvalidInput(f"{field} is not valid Unicode (lone surrogate)")
-
-
-def _opt_text(field: str, value: object) -> str | None:
-    return None if value is None else _text(field, value)
-
-
-def _time(field: str, value: object) -> datetime:
-    if not isinstance(value, datetime):
-        raise InvalidInput(f"{field} must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput(f"{field} must be timezone-aware (a naive datetime is ambiguous)")
-    return value
-
-
-def _opt_time(field: str, value: object) -> datetime | None:
-    return None if value is None else _time(field, value)
-
-
-def _lookup_id(value: object) -> uuid.UUID | None:
-    """A user id to look up; None for anything that cannot be one (so: not found)."""
-    if isinstance(value, uuid.UUID):
-        return value
-    if isinstance(value, str):
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            return None
-    raise InvalidInput(f"a user id must be a UUID or a string, not {type(value).__name__}")
-
-
-def _write_id(value: object) -> uuid.UUID:
-    user_id = _lookup_id(value)
-    if user_id is None:
-        raise NotFound(f"no user with id {value!r}")
-    return user_id
-
-
-def _translate(exc: psycopg.Error, params: Mapping[str, Any]) -> NoReturn:
-    """Raise the TrampolinError that names what clashed; re-raise anything unexpected."""
-    constraint = exc.diag.constraint_name
-    if isinstance(exc, pgerrors.UniqueViolation):
-        if constraint == "users_email_key":
-            raise Conflict(f"a user with email {params['email']!r} already exists") from None
-        if constraint == "accounts_provider_provider_account_id_key":
-            raise Conflict(
-                f"account {params['provider_account_id']!r} of provider "
-                f"{params['provider']!r} is already linked"
-            ) from None
-        if constraint == "sessions_pkey":
-            raise Conflict("a session with that session token already exists") from None
-        if constraint == "verification_tokens_pkey":
-            raise Conflict(
-                f"identifier {params['identifier']!r} already has that verification token"
-            ) from None
-    if isinstance(exc, pgerrors.ForeignKeyViolation) and "user_id" in params:
-        raise NotFound(f"no user with id {params['user_id']}") from None
-    if isinstance(exc, pgerrors.NumericValueOutOfRange):
-        raise InvalidInput(f"a number is out of range: {_first_line(exc)}") from None
-    if isinstance(exc, pgerrors.ProgramLimitExceeded):
-        raise InvalidInput(f"a value is too long to index: {_first_line(exc)}") from None
-    raise exc
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -28,10 +28,11 @@ def user_add(ctx: Context, email: str, name: str | None, role: str | None) -> No
     The user and the role are written in one transaction: an unknown role
     leaves no user behind.
     """
-    from trampolin.auth import AuthAdapter, check_email_address
+    from trampolin.auth import AuthAdapter
     from trampolin.db import connect
+    from trampolin.values import email_address
 
-    check_email_address(email)
+    email_address(email)
     with connect(ctx.url, autocommit=True) as conn, conn.transaction():
         auth = AuthAdapter(conn)
         user = auth.create_user(email=email, name=name)
