@@ -27,10 +27,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from trampolin import queries
 from trampolin.auth import AuthAdapter, hash_token
 from trampolin.db import create_database
 from trampolin.migrations import Migrator
-from trampolin.queries import load_queries, load_query_file
 from trampolin.seed import run_seed
 
 USERS = 100_000
@@ -42,7 +42,7 @@ WRITES_PER_ROUND = 1_500
 TARGET = 0.85
 T = TypeVar("T")
 
-bench_sql = load_query_file(Path(__file__).with_suffix(".sql"))
+bench_sql = queries.load_file(Path(__file__).with_suffix(".sql"))
 
 
 @contextmanager
@@ -60,7 +60,7 @@ def scratch_database() -> Iterator[str]:
         yield url
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
-            load_queries("admin").drop_database.exec(admin, identifiers={"database": name})
+            queries.load("admin").drop_database.exec(admin, identifiers={"database": name})
 
 
 def load(conn: psycopg.Connection[Any]) -> tuple[list[uuid.UUID], list[str]]:

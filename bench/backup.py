@@ -33,16 +33,19 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trampolin import backup, pgtools  # noqa: E402
+from trampolin import (  # noqa: E402
+    backup,
+    pgtools,
+    queries,
+)
 from trampolin.cli.context import human_size  # noqa: E402
 from trampolin.db import connect, create_database  # noqa: E402
 from trampolin.migrations import Migrator  # noqa: E402
-from trampolin.queries import load_queries, load_query_file  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 TARGET = 1.05
-BENCH_QUERIES = load_query_file(ROOT / "bench" / "backup.sql")
+BENCH_QUERIES = queries.load_file(ROOT / "bench" / "backup.sql")
 
 
 def server_url() -> str:
@@ -61,7 +64,7 @@ def db(url: str, name: str) -> str:
 
 def drop(admin: str, name: str) -> None:
     with connect(admin, autocommit=True) as conn:
-        load_queries("admin").drop_database.exec(conn, identifiers={"database": name})
+        queries.load("admin").drop_database.exec(conn, identifiers={"database": name})
 
 
 def fresh(admin: str, name: str) -> str:

@@ -21,8 +21,8 @@ DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
 @contextmanager
 def scratch_database(prefix: str) -> Iterator[str]:
     """A new database on $BENCH_SERVER_URL (default the local server), dropped afterwards."""
+    from trampolin import queries
     from trampolin.db import connect, create_database
-    from trampolin.queries import load_queries
 
     server = os.environ.get("BENCH_SERVER_URL", DEFAULT_SERVER).rstrip("/")
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
@@ -31,7 +31,7 @@ def scratch_database(prefix: str) -> Iterator[str]:
         yield f"{server}/{name}"
     finally:
         with connect(f"{server}/postgres", autocommit=True) as conn:
-            load_queries("admin").drop_database.exec(conn, identifiers={"database": name})
+            queries.load("admin").drop_database.exec(conn, identifiers={"database": name})
 
 
 def wall_time(command: Sequence[str | Path], env: dict[str, str] | None = None) -> float:

@@ -46,11 +46,11 @@ from psycopg.types.json import Jsonb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from trampolin import queries  # noqa: E402
 from trampolin.csv_uploads import CsvUploads  # noqa: E402
-from trampolin.queries import load_query_file  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-BENCH = load_query_file(HERE / "csv_import.sql")
+BENCH = queries.load_file(HERE / "csv_import.sql")
 ADMIN_URL = (
     os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
     + "/postgres"
@@ -121,7 +121,7 @@ def database() -> Iterator[str]:
         Migrator(url).apply()
         yield url
     finally:
-        admin = load_query_file(ROOT / "sql" / "queries" / "admin.sql")
+        admin = queries.load_file(ROOT / "sql" / "queries" / "admin.sql")
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             admin.drop_database.exec(conn, identifiers={"database": name})
 
@@ -170,9 +170,9 @@ def backend_cpu(conn: psycopg.Connection[Any]) -> float | None:
 
 def run_variant(url: str, user_id: uuid.UUID, path: Path, variant: str) -> tuple[float, ...]:
     """One loader in this process: wall seconds, client CPU seconds, server CPU seconds."""
-    from trampolin.queries import load_queries
+    from trampolin import queries
 
-    q = load_queries("csv_uploads")
+    q = queries.load("csv_uploads")
     with psycopg.connect(url, autocommit=True) as conn:
         server_before = backend_cpu(conn)
         client_before = time.process_time()
@@ -310,7 +310,7 @@ def main() -> int:
             row = BENCH.insert_user.one(conn, email="bench-csv@example.com")
             assert row is not None
             user_id = uuid.UUID(str(row["id"]))
-            admin = load_query_file(ROOT / "sql" / "queries" / "admin.sql")
+            admin = queries.load_file(ROOT / "sql" / "queries" / "admin.sql")
             version = admin.server_version.one(conn)
         server = version["version"] if version else "?"
         print(f"server: PostgreSQL {server}; client: {os.cpu_count()} cpus")

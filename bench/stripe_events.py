@@ -39,11 +39,11 @@ from psycopg.types.json import Jsonb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from trampolin import queries  # noqa: E402
 from trampolin.db import connect  # noqa: E402
-from trampolin.queries import load_query_file  # noqa: E402
 from trampolin.subscriptions import Subscriptions  # noqa: E402
 
-BENCH = load_query_file(Path(__file__).resolve().parent / "stripe_events.sql")
+BENCH = queries.load_file(Path(__file__).resolve().parent / "stripe_events.sql")
 SERVER = os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 DATA = ROOT / "tests" / "data" / "stripe"
 TARGET = 0.5
@@ -53,9 +53,9 @@ CHUNK = 50
 @contextmanager
 def database() -> Iterator[str]:
     """A scratch database on $BENCH_SERVER_URL, migrated, dropped afterwards."""
+    from trampolin import queries
     from trampolin.db import create_database
     from trampolin.migrations import Migrator
-    from trampolin.queries import load_queries
 
     name = f"bench_stripe_{uuid.uuid4().hex[:8]}"
     create_database(f"{SERVER}/postgres", name)
@@ -65,7 +65,7 @@ def database() -> Iterator[str]:
         yield url
     finally:
         with connect(f"{SERVER}/postgres", autocommit=True) as conn:
-            load_queries("admin").drop_database.exec(conn, identifiers={"database": name})
+            queries.load("admin").drop_database.exec(conn, identifiers={"database": name})
 
 
 def make_events(count: int, tag: str) -> list[dict[str, Any]]:

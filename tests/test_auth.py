@@ -25,8 +25,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SERVER
-from tests.support import run_cli
+from tests.support import run_cli, shared_server
+from tests.twins import Side
+from trampolin import queries
 from trampolin.auth import (
     Account,
     AuthAdapter,
@@ -40,9 +41,8 @@ from trampolin.auth import (
 from trampolin.cli import main
 from trampolin.db import connect
 from trampolin.errors import Conflict, InvalidInput, NotFound, TrampolinError
-from trampolin.queries import load_query_file
 
-raw = load_query_file(Path(__file__).parent / "sql" / "auth.sql")
+raw = queries.load_file(Path(__file__).parent / "sql" / "auth.sql")
 
 # -- Part 1: the Auth.js shared adapter test suite ---------------------------
 #
@@ -105,25 +105,37 @@ def suite_conn() -> Iterator[psycopg.Connection[Any]]:
     from trampolin.seed import run_seed
 
     name = f"trampolin_authjs_{uuid.uuid4().hex[:12]}"
-    SERVER.create_database(name)
+    shared_server().create_database(name)
     try:
-        url = SERVER.url(name)
+        url = shared_server().url(name)
         Migrator(url).apply()
         run_seed(url)
         with connect(url, autocommit=True) as connection:
             yield connection
     finally:
-        SERVER.drop_database(name)
+        shared_server().drop_database(name)
+
+
+@pytest.fixture(scope="module", params=["sync", "async"])
+def suite_side(
+    request: pytest.FixtureRequest, suite_conn: psycopg.Connection[Any]
+) -> Iterator[Side]:
+    """The suite runs once per side, on a database of its own."""
+    chosen = Side(request.param, shared_server().url(suite_conn.info.dbname), suite_conn)
+    try:
+        yield chosen
+    finally:
+        chosen.close()
 
 
 @pytest.fixture(scope="module")
-def state() -> SuiteState:
+def state(suite_side: Side) -> SuiteState:
     return SuiteState()
 
 
 @pytest.fixture
-def adapter(suite_conn: psycopg.Connection[Any]) -> AuthAdapter:
-    return AuthAdapter(suite_conn)
+def adapter(suite_side: Side) -> AuthAdapter:
+    return suite_side.repo(AuthAdapter)
 
 
 def db_user(conn: psycopg.Connection[Any], user_id: Any) -> dict[str, Any] | None:
@@ -339,8 +351,8 @@ MakeUser = Callable[..., uuid.UUID]
 
 
 @pytest.fixture
-def auth(conn: psycopg.Connection[Any]) -> AuthAdapter:
-    return AuthAdapter(conn)
+def auth(side: Side) -> AuthAdapter:
+    return side.repo(AuthAdapter)
 
 
 def later(**delta: float) -> datetime:
@@ -453,13 +465,15 @@ def test_get_session_and_user_is_one_statement_live_or_expired(
     auth.create_session(session_token="live", user_id=user_id, expires=later(hours=1))
     auth.create_session(session_token="old", user_id=user_id, expires=earlier(seconds=1))
     statements: list[object] = []
-    execute = psycopg.Cursor.execute
+    for cursor_class in (psycopg.Cursor, psycopg.AsyncCursor):
 
-    def counting(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
-        statements.append(query)
-        return execute(self, query, *args, **kwargs)
+        def counting(
+            self: Any, query: Any, *args: Any, execute: Any = cursor_class.execute, **kwargs: Any
+        ) -> Any:
+            statements.append(query)
+            return execute(self, query, *args, **kwargs)  # a coroutine on the async side
 
-    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+        monkeypatch.setattr(cursor_class, "execute", counting)
     assert auth.get_session_and_user("live") is not None
     assert len(statements) == 1
     assert auth.get_session_and_user("old") is None
@@ -515,34 +529,30 @@ def test_prune_deletes_only_expired_rows_and_counts_them(
 
 
 def test_use_verification_token_is_single_use_under_concurrency(
-    auth: AuthAdapter, db_url: str
+    auth: AuthAdapter, side: Side
 ) -> None:
     threads_count = 8
     auth.create_verification_token(identifier="race@x", token="once", expires=later(minutes=5))
-    connections = [connect(db_url, autocommit=True) for _ in range(threads_count)]
     barrier = threading.Barrier(threads_count)
     results: list[VerificationToken | None] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
-    def consume(connection: psycopg.Connection[Any]) -> None:
+    def consume() -> None:
         try:
-            barrier.wait(timeout=30)
-            got = AuthAdapter(connection).use_verification_token("race@x", "once")
+            with side.connect(AuthAdapter) as own:
+                barrier.wait(timeout=30)
+                got = own.use_verification_token("race@x", "once")
             with lock:
                 results.append(got)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    workers = [threading.Thread(target=consume, args=(c,)) for c in connections]
-    try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(timeout=60)
-    finally:
-        for connection in connections:
-            connection.close()
+    workers = [threading.Thread(target=consume) for _ in range(threads_count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
     assert errors == []
     assert len(results) == threads_count
     winners = [r for r in results if r is not None]
@@ -551,7 +561,7 @@ def test_use_verification_token_is_single_use_under_concurrency(
 
 
 def test_concurrent_callers_in_transactions_still_get_it_once(
-    auth: AuthAdapter, db_url: str
+    auth: AuthAdapter, side: Side
 ) -> None:
     auth.create_verification_token(identifier="tx@x", token="once", expires=later(minutes=5))
     barrier = threading.Barrier(4)
@@ -559,10 +569,11 @@ def test_concurrent_callers_in_transactions_still_get_it_once(
     lock = threading.Lock()
 
     def consume() -> None:
-        with connect(db_url) as connection:  # not autocommit: an implicit transaction
+        # Not autocommit: the adapter works inside the connection's implicit transaction.
+        with side.connect(AuthAdapter, autocommit=False) as own:
             barrier.wait(timeout=30)
-            got = AuthAdapter(connection).use_verification_token("tx@x", "once")
-            connection.commit()
+            got = own.use_verification_token("tx@x", "once")
+            own.conn.commit()
             with lock:
                 results.append(got)
 
@@ -578,10 +589,8 @@ def test_concurrent_callers_in_transactions_still_get_it_once(
 # Transactions: never committed or rolled back by the adapter; usable after an error.
 
 
-def test_conflict_leaves_the_callers_transaction_usable(
-    auth: AuthAdapter, conn: psycopg.Connection[Any]
-) -> None:
-    with conn.transaction():
+def test_conflict_leaves_the_callers_transaction_usable(auth: AuthAdapter, side: Side) -> None:
+    with side.transaction():
         first = auth.create_user(email="a@example.com")
         with pytest.raises(Conflict):
             auth.create_user(email="A@example.com")
@@ -596,29 +605,30 @@ def test_conflict_leaves_the_callers_transaction_usable(
     assert auth.get_user_by_account("p", "1") == first
 
 
-def test_adapter_never_commits_an_implicit_transaction(db_url: str) -> None:
-    with connect(db_url) as connection:  # autocommit off
-        auth = AuthAdapter(connection)
+def test_adapter_never_commits_an_implicit_transaction(
+    side: Side, conn: psycopg.Connection[Any]
+) -> None:
+    with side.connect(AuthAdapter, autocommit=False) as auth:
         user = auth.create_user(email="kept@example.com")
         with pytest.raises(Conflict):
             auth.create_user(email="KEPT@example.com")
         auth.create_session(session_token="s", user_id=user.id, expires=later(days=1))
         assert auth.set_role(user.id, "admin") is not None
         assert auth.get_session_and_user("s") is not None
-        connection.rollback()
+        auth.conn.rollback()
         assert auth.get_user(user.id) is None
-        assert count(connection, "count_sessions") == 0
-        connection.rollback()
+        assert count(conn, "count_sessions") == 0
+        auth.conn.rollback()
 
 
 def test_a_rolled_back_outer_transaction_undoes_the_adapters_writes(
-    auth: AuthAdapter, conn: psycopg.Connection[Any]
+    auth: AuthAdapter, side: Side
 ) -> None:
     class Undo(Exception):
         pass
 
     def write_then_fail() -> None:
-        with conn.transaction():
+        with side.transaction():
             auth.create_user(email="gone@example.com")
             raise Undo
 
@@ -627,10 +637,10 @@ def test_a_rolled_back_outer_transaction_undoes_the_adapters_writes(
     assert auth.get_user_by_email("gone@example.com") is None
 
 
-def test_autocommit_writes_are_visible_to_other_connections(auth: AuthAdapter, db_url: str) -> None:
+def test_autocommit_writes_are_visible_to_other_connections(auth: AuthAdapter, side: Side) -> None:
     user = auth.create_user(email="seen@example.com")
-    with connect(db_url, autocommit=True) as other:
-        assert AuthAdapter(other).get_user(user.id) == user
+    with side.connect(AuthAdapter) as other:
+        assert other.get_user(user.id) == user
 
 
 # Unknown ids, tokens and accounts give None; deletes do nothing.
@@ -829,10 +839,8 @@ def test_wrong_types_and_naive_datetimes_are_invalid_input(auth: AuthAdapter) ->
     assert auth.get_user(user.id) == user
 
 
-def test_an_email_too_long_to_index_is_invalid_input(
-    auth: AuthAdapter, conn: psycopg.Connection[Any]
-) -> None:
-    with conn.transaction():
+def test_an_email_too_long_to_index_is_invalid_input(auth: AuthAdapter, side: Side) -> None:
+    with side.transaction():
         with pytest.raises(InvalidInput, match="too long"):
             auth.create_user(email=secrets.token_hex(5000) + "@example.com")
         auth.create_user(email="short@example.com")
@@ -884,11 +892,9 @@ def test_the_role_shows_in_every_user_lookup(auth: AuthAdapter) -> None:
         assert looked_up.role == "admin"
 
 
-def test_unknown_role_is_not_found_naming_it(
-    auth: AuthAdapter, conn: psycopg.Connection[Any]
-) -> None:
+def test_unknown_role_is_not_found_naming_it(auth: AuthAdapter, side: Side) -> None:
     user = auth.create_user(email="x@example.com")
-    with conn.transaction():
+    with side.transaction():
         with pytest.raises(NotFound, match="'superuser'"):
             auth.set_role(user.id, "superuser")
         with pytest.raises(NotFound, match="'superuser'"):

@@ -18,14 +18,14 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.support import TestServer, program_running, run_cli
-from trampolin import backup, pgtools
+from trampolin import backup, pgtools, queries
 from trampolin import psql as psql_module
 from trampolin.backup import dump, restore, verify
 from trampolin.errors import BackupError
 from trampolin.migration_files import MigrationStatus, read_migration_files
 from trampolin.migrations import Migrator
 from trampolin.psql import psql_session
-from trampolin.queries import QueryFile, load_query_file
+from trampolin.queries import QueryFile
 
 TABLES = 13
 
@@ -34,7 +34,7 @@ MIGRATIONS = len(read_migration_files())
 
 @pytest.fixture
 def q() -> QueryFile:
-    return load_query_file(ROOT / "tests" / "sql" / "backup.sql")
+    return queries.load_file(ROOT / "tests" / "sql" / "backup.sql")
 
 
 @pytest.fixture(params=["default", "pg18"])
@@ -690,27 +690,6 @@ def test_cli_dump_restore_verify(db_url: str, empty_db_url: str, tmp_path: Path)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.splitlines()[-1].startswith(f"ok: {archive} (")
     assert f"{TABLES} tables" in verified.stdout.splitlines()[-1]
-
-
-def test_cli_restore_into_an_empty_database_loads_neither_psycopg_nor_yoyo(
-    db_url: str, empty_db_url: str, tmp_path: Path
-) -> None:
-    """The restore's questions go through psql and the migration files are read without
-    yoyo: their imports (~80 ms, ~30 ms) are not the restore's cost."""
-    archive = dump(db_url, tmp_path / "db.dump").path
-    probe = (
-        "import sys\n"
-        "from trampolin.cli import main\n"
-        "try:\n"
-        "    main(sys.argv[1:])\n"
-        "except SystemExit as exit:\n"
-        "    assert exit.code == 0, exit.code\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'yoyo')))\n"
-    )
-    argv = [sys.executable, "-c", probe, "restore", "-q", str(archive), "--target", empty_db_url]
-    result = subprocess.run(argv, capture_output=True, text=True, check=True)
-    assert f"{MIGRATIONS} applied" in result.stdout
-    assert result.stdout.strip().endswith("[]"), result.stdout
 
 
 def test_sigterm_stops_the_dump_and_leaves_nothing_behind(db_url: str, tmp_path: Path) -> None:

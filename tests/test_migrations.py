@@ -7,6 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from trampolin import queries
 from trampolin.errors import InvalidInput, MigrationDrift, MigrationError
 from trampolin.migration_files import (
     _directives,
@@ -15,9 +16,8 @@ from trampolin.migration_files import (
     read_migration_files,
 )
 from trampolin.migrations import Migrator
-from trampolin.queries import load_query_file
 
-CHECKS = load_query_file(Path(__file__).parent / "sql" / "checks.sql")
+CHECKS = queries.load_file(Path(__file__).parent / "sql" / "checks.sql")
 Write = Callable[[str, str], Path]
 
 

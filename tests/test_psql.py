@@ -7,16 +7,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from trampolin import pgtools
+from trampolin import pgtools, queries
 from trampolin import psql as psql_module
-from trampolin.paths import sql_root
 from trampolin.psql import psql_session
-from trampolin.queries import QueryFile, load_queries, load_query_file
+from trampolin.queries import QueryFile, sql_root
 
 
 @pytest.fixture
 def q() -> QueryFile:
-    return load_query_file(ROOT / "tests" / "sql" / "psql.sql")
+    return queries.load_file(ROOT / "tests" / "sql" / "psql.sql")
 
 
 def test_one_session_answers_one_question_after_another(db_url: str, q: QueryFile) -> None:
@@ -73,7 +72,7 @@ def test_a_failing_script_is_not_confirmed_and_its_last_question_not_asked(
 
 
 GATE = (sql_root() / "psql" / "restore_gate.sql").read_text()
-QUESTION = load_queries("backup").restore_target.sql
+QUESTION = queries.load("backup").restore_target.sql
 COLUMNS = ["version_num", "has_tables"]
 
 

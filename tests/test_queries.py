@@ -1,75 +1,18 @@
-"""The named-query loader: parsing (no database) and running (real database)."""
+"""Named queries on a real connection: kinds, parameters, both connection types."""
 
-from pathlib import Path
+import asyncio
 from typing import Any
 
 import psycopg
 import pytest
 
-from trampolin.errors import QueryFileError
-from trampolin.queries import load_queries, parse_queries, sql_root
-
-PATH = Path("area.sql")
-
-
-def test_parses_names_kinds_docs_and_lines() -> None:
-    text = """-- File header comment.
-
--- name: get_thing :one
--- The thing with that id.
--- Second doc line.
-SELECT * FROM things
-WHERE id = %(id)s;
-
--- name: list_things :many
-SELECT * FROM things WHERE owner = %(owner)s AND kind = %(kind)s;
-"""
-    queries = parse_queries(text, PATH)
-    assert list(queries) == ["get_thing", "list_things"]
-    get = queries["get_thing"]
-    assert (get.kind, get.line) == ("one", 3)
-    assert get.doc == "The thing with that id.\nSecond doc line."
-    assert get.sql == "SELECT * FROM things\nWHERE id = %(id)s;"
-    assert queries["list_things"].params == {"owner", "kind"}
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("-- name: Bad :one\nSELECT 1;", "area.sql:1: expected '-- name: snake_case_name :kind'"),
-        ("-- name: thing :maybe\nSELECT 1;", "area.sql:1: unknown kind :maybe"),
-        ("-- name: thing\nSELECT 1;", "area.sql:1: expected"),
-        ("-- name: thing :one\n-- only docs\n", "area.sql:1: query thing has no SQL"),
-        ("SELECT 1;\n-- name: thing :one\nSELECT 1;", "area.sql:1: SQL before the first"),
-        (
-            "-- name: thing :one\nSELECT 1;\n\n-- name: thing :many\nSELECT 2;",
-            "area.sql:4: query thing is defined twice (first at line 1)",
-        ),
-    ],
-)
-def test_malformed_files_name_file_and_line(text: str, message: str) -> None:
-    with pytest.raises(QueryFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        parse_queries(text, PATH)
-
-
-def test_every_shipped_query_file_parses() -> None:
-    files = sorted((sql_root() / "queries").glob("*.sql"))
-    assert files
-    for path in files:
-        assert len(load_queries(path.stem)) > 0
-
-
-def test_unknown_file_and_unknown_query_are_clear() -> None:
-    with pytest.raises(QueryFileError, match="no such query file"):
-        load_queries("nope")
-    with pytest.raises(AttributeError, match=r"admin\.sql has no query named 'nope'"):
-        _ = load_queries("admin").nope
+from trampolin import queries
 
 
 def test_calling_with_the_wrong_kind_or_missing_params_fails(
     conn: psycopg.Connection[Any],
 ) -> None:
-    admin = load_queries("admin")
+    admin = queries.load("admin")
     with pytest.raises(TypeError, match=r"database_exists \(admin.sql:\d+\) is :one, not :many"):
         admin.database_exists.many(conn, name="x")
     with pytest.raises(TypeError, match="needs name"):
@@ -78,5 +21,23 @@ def test_calling_with_the_wrong_kind_or_missing_params_fails(
 
 def test_values_are_bound_parameters(conn: psycopg.Connection[Any]) -> None:
     hostile = "x'; DROP TABLE users; --"
-    assert load_queries("admin").database_exists.one(conn, name=hostile) is None
-    assert load_queries("admin").server_version.one(conn) is not None
+    assert queries.load("admin").database_exists.one(conn, name=hostile) is None
+    assert queries.load("admin").server_version.one(conn) is not None
+
+
+def test_every_kind_runs_on_an_async_connection_too(db_url: str) -> None:
+    from trampolin.db import async_connect
+
+    admin = queries.load("admin")
+
+    async def run() -> None:
+        async with await async_connect(db_url, autocommit=True) as aconn:
+            assert await admin.database_exists.one(aconn, name="nope") is None
+            version = await admin.server_version.one_tuple(aconn)
+            assert version is not None
+            assert version[0] > 0
+            assert await queries.load("roles").list_users.many(aconn) == []
+            with pytest.raises(TypeError, match="needs name"):
+                await admin.database_exists.one(aconn)
+
+    asyncio.run(run())

@@ -23,15 +23,15 @@ import stripe
 from click.testing import CliRunner
 
 from tests.support import run_cli
+from trampolin import queries
 from trampolin.cli import main
 from trampolin.db import connect
 from trampolin.errors import Conflict, InvalidInput, InvalidSignature, NotFound, TrampolinError
-from trampolin.queries import load_query_file
 from trampolin.subscriptions import Subscriptions, parse_webhook
 
 DATA = Path(__file__).parent / "data" / "stripe"
 SECRET = "whsec_test_0123456789abcdef"
-T = load_query_file(Path(__file__).parent / "sql" / "billing.sql")
+T = queries.load_file(Path(__file__).parent / "sql" / "billing.sql")
 
 PRE_UPDATED = "pre_basil_2024-06-20_customer.subscription.updated.json"
 BASIL_CREATED = "basil_2025-06-30_customer.subscription.created.json"
@@ -1080,9 +1080,9 @@ def test_a_link_and_a_metadata_match_of_one_user_do_not_deadlock(
 
 def test_the_delivery_statement_stays_short_enough_for_psycopgs_cache() -> None:
     """psycopg re-parses statements of 4096 characters or more on every call."""
-    from trampolin.queries import load_queries
+    from trampolin import queries
 
-    assert len(load_queries("subscriptions").apply_snapshot.sql) < 4096
+    assert len(queries.load("subscriptions").apply_snapshot.sql) < 4096
 
 
 # -- review fixes: the rank on the row, never committing, bad input ------------------------

@@ -28,8 +28,8 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 
+from trampolin import queries
 from trampolin.errors import BackupError, TrampolinError
-from trampolin.paths import sql_root
 from trampolin.pgtools import (
     Connection,
     Tool,
@@ -42,7 +42,7 @@ from trampolin.pgtools import (
     server_major,
 )
 from trampolin.psql import PsqlSession, psql_session
-from trampolin.queries import load_queries
+from trampolin.queries import sql_root
 
 if TYPE_CHECKING:
     from trampolin.migration_files import MigrationFile, MigrationStatus
@@ -356,13 +356,13 @@ def user_tables(url: str, *, exact: bool = False) -> list[TableRows]:
     small, else estimated."""
     from trampolin.db import connect
 
-    queries = load_queries("backup")
+    backup_queries = queries.load("backup")
     tables = []
     with connect(url, autocommit=True) as conn:
-        for row in queries.user_tables.many(conn):
+        for row in backup_queries.user_tables.many(conn):
             schema, name = row["schema_name"], row["table_name"]
             if exact or row["bytes"] < COUNT_BELOW_BYTES:
-                query = queries.count_rows.composed({"schema": schema, "table": name})
+                query = backup_queries.count_rows.composed({"schema": schema, "table": name})
                 counted = conn.execute(query).fetchone()
                 assert counted is not None
                 tables.append(TableRows(schema, name, int(counted[0])))
@@ -427,7 +427,7 @@ def _restore_into_empty(
     program = next(find_programs("pg_restore"), None)
     if program is None or not _one_build(psql.program, program):
         return None  # the script must go through the psql beside its pg_restore
-    question = load_queries("backup").restore_target.sql
+    question = queries.load("backup").restore_target.sql
     gate = (sql_root() / "psql" / "restore_gate.sql").read_text(encoding="utf-8")
     columns = ["version_num", "has_tables"]
     variables = {"tool_version_num": ":VERSION_NUM"}  # psql puts in its own
@@ -469,7 +469,7 @@ def _restore(
     # whenever that tool fits the server (else the listing is made again).
     early = _Background(lambda: list_archive(path))
     try:
-        question = load_queries("backup").restore_target.sql
+        question = queries.load("backup").restore_target.sql
         overview = _target_overview(psql.ask(question) if psql else None)
         if overview is None:  # no psql, or it failed: psycopg says why
             major = server_major(target_url)
@@ -676,8 +676,8 @@ def _one_build(psql: Path, pg_restore: Path) -> bool:
 def status_question() -> str:
     """What migration_status() reads through psql: the session reset to UTC, then the
     migration records, in one round trip."""
-    reset = load_queries("backup").fresh_session_in_utc.sql
-    return f"{reset}\n{load_queries('migrations').applied_migrations.sql}"
+    reset = queries.load("backup").fresh_session_in_utc.sql
+    return f"{reset}\n{queries.load('migrations').applied_migrations.sql}"
 
 
 def migration_status(
@@ -892,7 +892,7 @@ def _drop(server_url: str, names: list[str]) -> None:
 
     if not names:
         return
-    drop = load_queries("admin").drop_database
+    drop = queries.load("admin").drop_database
     with connect(server_url, autocommit=True) as conn:
         for name in names:
             drop.exec(conn, identifiers={"database": name})

@@ -43,9 +43,9 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg.rows import DictRow
 
+from trampolin import queries
 from trampolin.db import atomic
 from trampolin.errors import Conflict, CsvFormatError, InvalidInput, NotFound
-from trampolin.queries import load_queries
 
 MAX_FIELD_CHARS = 16 * 1024 * 1024
 """The longest field accepted (characters): a bound on memory for a runaway quote."""
@@ -125,7 +125,7 @@ class CsvUploads:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
-        self.q = load_queries("csv_uploads")
+        self.q = queries.load("csv_uploads")
 
     def import_csv(
         self,
@@ -196,7 +196,7 @@ class CsvUploads:
 
     def _atomic(self) -> AbstractContextManager[object]:
         """A transaction block that never ends the caller's transaction (see db.atomic)."""
-        return atomic(self.conn, statements=2)
+        return atomic(self.conn)
 
     def _fail(self, upload_id: int, message: str, file_size: int) -> None:
         with self._atomic():

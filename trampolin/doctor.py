@@ -34,10 +34,10 @@ def run_checks(
 ) -> list[Check]:
     """Every check, in order; a failure to connect ends the list early."""
 
+    from trampolin import queries
     from trampolin.db import DEFAULT_STATEMENT_TIMEOUT, connect, connection_path, pins_sessions
-    from trampolin.queries import load_queries
 
-    doctor = load_queries("doctor")
+    doctor = queries.load("doctor")
     checks: list[Check] = []
     try:
         target = service()
@@ -65,7 +65,7 @@ def run_checks(
                 f"connect {connect_ms:.1f} ms, round trip {statistics.median(round_trips):.2f} ms",
             )
         )
-        version = load_queries("admin").server_version.one(conn)
+        version = queries.load("admin").server_version.one(conn)
         assert version is not None
         major = int(version["version_num"]) // 10000
         checks.append(
@@ -133,9 +133,9 @@ def _pooler_checks(
 
 
 def _schema_checks(target: DatabaseTarget) -> list[Check]:
+    from trampolin import queries
     from trampolin.db import connect
     from trampolin.migrations import Migrator
-    from trampolin.queries import load_queries
 
     checks: list[Check] = []
     try:
@@ -154,7 +154,7 @@ def _schema_checks(target: DatabaseTarget) -> list[Check]:
         detail += ": run `trampolin migrate`"
     checks.append(Check("migrations", "fail" if drift or pending else "ok", detail))
 
-    doctor = load_queries("doctor")
+    doctor = queries.load("doctor")
     with connect(target.url, autocommit=True) as conn:
         present = doctor.roles_table_exists.one(conn)
         if present is None or not present["present"]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from trampolin.errors import InvalidInput, MigrationError
-from trampolin.paths import sql_root
+from trampolin.queries import sql_root
 
 State = Literal["applied", "pending", "edited", "missing"]
 

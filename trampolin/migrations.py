@@ -20,6 +20,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.pq import TransactionStatus
 
+from trampolin import queries
 from trampolin.db import connect, connection_path, pins_sessions
 from trampolin.errors import ConfigError, InvalidInput, MigrationDrift, MigrationError
 from trampolin.migration_files import (
@@ -31,7 +32,6 @@ from trampolin.migration_files import (
     migrations_dir,
     read_migration_files,
 )
-from trampolin.queries import load_queries
 
 # pg_advisory_lock key: the first 8 bytes of sha256("trampolin.migrate").
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"trampolin.migrate").digest()[:8], "big", signed=True)
@@ -58,7 +58,7 @@ class Migrator:
         self.lock_timeout = lock_timeout
         self.lock_wait = lock_wait
         self.report = report
-        self.queries = load_queries("migrations")
+        self.queries = queries.load("migrations")
 
     def status(self) -> list[MigrationStatus]:
         """Every migration: applied, pending, edited (checksum differs) or missing (no file)."""

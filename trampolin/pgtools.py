@@ -167,11 +167,11 @@ def choose_tool(name: str, candidates: Iterable[Tool], server_major: int) -> Too
 
 def server_major(url: str) -> int:
     """The major version of the server at ``url`` (e.g. 15)."""
+    from trampolin import queries
     from trampolin.db import connect
-    from trampolin.queries import load_queries
 
     with connect(url, autocommit=True) as conn:
-        row = load_queries("admin").server_version.one(conn)
+        row = queries.load("admin").server_version.one(conn)
     assert row is not None
     return int(row["version_num"]) // 10000
 

@@ -8,7 +8,7 @@ import psycopg
 
 from trampolin.db import connect
 from trampolin.errors import TrampolinError
-from trampolin.paths import sql_root
+from trampolin.queries import sql_root
 
 
 def seed_path() -> Path:

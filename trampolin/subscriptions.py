@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import psycopg
 from psycopg.types.json import Jsonb
 
+from trampolin import queries
 from trampolin.db import atomic
 from trampolin.errors import Conflict, InvalidInput, InvalidSignature, NotFound
-from trampolin.queries import load_queries
 
 if TYPE_CHECKING:
     import stripe
@@ -50,7 +50,7 @@ _MAX_BIGINT = 2**63 - 1
 # A NUL character, as json.dumps writes it (and not an escaped backslash before "u0000").
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
-_q = load_queries("subscriptions")
+_q = queries.load("subscriptions")
 
 
 @dataclass(frozen=True)
@@ -353,7 +353,7 @@ class Subscriptions:
             if _is_snapshot(event.type):
                 return self._process_snapshot(event, retry)
             if event.type == "checkout.session.completed":
-                with atomic(self.conn, statements=2):
+                with atomic(self.conn):
                     return self._apply_checkout(event, retry)
             with atomic(self.conn):
                 return self._record(event, "ignored", retry)
@@ -363,7 +363,7 @@ class Subscriptions:
     def _process_snapshot(self, event: _Event, retry: tuple[str, ...]) -> Outcome:
         params = {**event.params(), **_snapshot(event)}
         if not self._idle_autocommit():
-            with atomic(self.conn, statements=2):
+            with atomic(self.conn):
                 outcome = self._apply_snapshot(params, retry)
                 return self._settle_unmatched(params) if outcome == "unmatched" else outcome
         # On an idle autocommit connection the statement is its own transaction:
@@ -372,7 +372,7 @@ class Subscriptions:
         if outcome != "unmatched":
             return outcome
         try:
-            with atomic(self.conn, statements=2):
+            with atomic(self.conn):
                 return self._settle_unmatched(params)
         except Exception as exc:  # the event is stored as unmatched by now
             return self._fail(event, ("unmatched",), exc)
@@ -460,7 +460,7 @@ class Subscriptions:
         stripe_customer_id = _text("stripe_customer_id", stripe_customer_id)
         if not stripe_customer_id:
             raise InvalidInput("empty Stripe customer id")
-        with atomic(self.conn, statements=2):
+        with atomic(self.conn):
             _q.lock_customer.exec(self.conn, customer_id=stripe_customer_id)
             return self._link(uid, stripe_customer_id)
 
@@ -505,7 +505,7 @@ class Subscriptions:
         results: dict[str, str] = {}
         ids = _q.event_ids_with_outcome.many(self.conn, outcome=outcome, limit=limit)
         for row in ids:
-            with atomic(self.conn, statements=2):
+            with atomic(self.conn):
                 locked = _q.lock_event_with_outcome.one(
                     self.conn, event_id=row["id"], outcome=outcome
                 )
