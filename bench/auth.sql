@@ -41,3 +41,13 @@ RETURNING identifier, expires;
 -- name: no_fsync_wait :exec
 -- This session's commits return before the WAL reaches disk (bench writes only).
 SET synchronous_commit = off;
+
+-- name: baseline_session_and_user_asyncpg :one
+-- baseline_session_and_user in asyncpg's placeholder style ($1), for bench/async_auth.py.
+SELECT s.user_id, s.expires,
+       u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
+       u.created_at, u.updated_at
+FROM sessions AS s
+JOIN users AS u ON u.id = s.user_id
+LEFT JOIN roles AS r ON r.id = u.role_id
+WHERE s.session_token_hash = $1 AND s.expires > statement_timestamp();
