@@ -13,12 +13,24 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-import stripe
 
+from tests.stripe_support import (
+    ALL_FILES,
+    BASIL_CREATED,
+    BASIL_DELETED,
+    BASIL_UPDATED,
+    CHECKOUT,
+    INVOICE_FAILED,
+    INVOICE_PAID,
+    PRE_UPDATED,
+    SECRET,
+    load,
+    raw,
+    sign,
+)
 from trampolin import stripe_payload
 from trampolin.errors import InvalidInput, InvalidSignature, TrampolinError
 from trampolin.stripe_payload import (
@@ -28,37 +40,9 @@ from trampolin.stripe_payload import (
     read_subscription,
 )
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "stripe"
-SECRET = "whsec_test_0123456789abcdef"
-
-PRE_UPDATED = "pre_basil_2024-06-20_customer.subscription.updated.json"
-BASIL_CREATED = "basil_2025-06-30_customer.subscription.created.json"
-BASIL_UPDATED = "basil_2025-08-27_customer.subscription.updated.json"
-BASIL_DELETED = "derived_basil_2025-08-27_customer.subscription.deleted.json"
-CHECKOUT = "pre_basil_2023-08-16_checkout.session.completed.json"
-INVOICE_PAID = "pre_basil_2023-08-16_invoice.paid.json"
-INVOICE_FAILED = "derived_basil_2025-03-31_invoice.payment_failed.json"
-ALL_FILES = sorted(p.name for p in DATA.glob("*.json"))
-
-
-def raw(name: str) -> bytes:
-    return (DATA / name).read_bytes()
-
-
-def load(name: str) -> dict[str, Any]:
-    return dict(json.loads(raw(name)))
-
-
-def sign(payload: bytes, secret: str = SECRET, timestamp: int | None = None) -> str:
-    return str(
-        stripe.WebhookSignature.generate_signature_header(
-            payload.decode(), secret, timestamp=timestamp
-        )
-    )
-
 
 def with_object(name: str, **fields: Any) -> dict[str, Any]:
-    """A fixture whose data.object has these fields changed."""
+    """A fixture whose data.object has these fields changed (any value, any type)."""
     event = load(name)
     event["data"]["object"].update(fields)
     return event
