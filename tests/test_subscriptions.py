@@ -399,6 +399,27 @@ def test_checkout_with_metadata_user_id(
     assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": customer_of(CHECKOUT)}
 
 
+def test_checkout_prefers_the_client_reference_to_the_metadata(
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    first, second = make_user(), make_user()
+    checkout = variant(CHECKOUT, client_reference_id=str(first), metadata={"user_id": str(second)})
+    assert subs.apply_stripe_event(checkout) == "applied"
+    assert T.user_customer.one(conn, user_id=first) == {"stripe_customer_id": customer_of(CHECKOUT)}
+    assert T.user_customer.one(conn, user_id=second) == {"stripe_customer_id": None}
+
+
+def test_checkout_passes_over_a_named_id_that_is_no_user(
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    user = make_user()
+    checkout = variant(
+        CHECKOUT, client_reference_id=str(uuid.uuid4()), metadata={"user_id": str(user)}
+    )
+    assert subs.apply_stripe_event(checkout) == "applied"
+    assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": customer_of(CHECKOUT)}
+
+
 def test_checkout_naming_nobody_is_unmatched_until_the_customer_is_linked(
     subs: Subscriptions, make_user: MakeUser
 ) -> None:

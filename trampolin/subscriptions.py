@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal, cast
 
@@ -358,9 +358,11 @@ def _event_params(event: Envelope) -> dict[str, Any]:
 
 def _snapshot_params(event: Envelope) -> dict[str, Any]:
     """The parameters of apply_snapshot: the event, its rank, the subscription it carries."""
-    snapshot = asdict(read_subscription(event))
-    snapshot["metadata"] = Jsonb(snapshot["metadata"])
-    return {**_event_params(event), **snapshot, "rank": event.rank}
+    snapshot = read_subscription(event)
+    # A shallow copy of the fields: dataclasses.asdict would deep-copy each value.
+    columns = {field.name: getattr(snapshot, field.name) for field in fields(snapshot)}
+    columns["metadata"] = Jsonb(snapshot.metadata)
+    return {**_event_params(event), **columns, "rank": event.rank}
 
 
 def _describe(exc: BaseException) -> str:
