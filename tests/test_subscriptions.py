@@ -553,6 +553,9 @@ def test_unknown_ids_give_none(subs: Subscriptions, make_user: MakeUser) -> None
     assert subs.has_access("not-a-uuid") is False
     assert subs.event("evt_nope") is None
     assert subs.event_payload("evt_nope") is None
+    for not_an_id in (123, None, b"x"):
+        with pytest.raises(InvalidInput, match="a user id must be a UUID or a string"):
+            subs.get_for_user(not_an_id)  # type: ignore[arg-type]
 
 
 # -- other events, bad input -----------------------------------------------------------

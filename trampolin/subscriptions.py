@@ -1,15 +1,11 @@
 """Stripe webhook events -> subscriptions: record, apply in order, link customers, replay.
 
-Stripe delivers each event at least once, in any order, and retries for days.
-``Subscriptions(conn)`` (and ``AsyncSubscriptions(aconn)``, awaited) records
-every event in ``stripe_events`` in the same transaction as its effect. A
-subscription row only moves forward along the event's ordering key, so
-duplicates and older events change nothing and concurrent deliveries converge
-(sql/queries/subscriptions.sql explains how). An event whose customer is not
-linked to a user yet is kept as ``unmatched`` and replayed when the customer is
-linked; one whose effect raised is kept as ``failed`` with the error and tried
-again on its next delivery or by ``replay``. Every write runs in ``db.atomic``.
-Reading the payloads is trampolin.stripe_payload's job (pure).
+``AsyncSubscriptions(aconn)`` is written here; ``Subscriptions(conn)`` is its generated
+twin. Each event is recorded in ``stripe_events`` with its effect, in ``db.atomic``. A
+subscription moves only forward along the events' ordering key, so duplicates and older
+events change nothing (sql/queries/subscriptions.sql says how). ``unmatched`` events (no
+user for the customer yet) are replayed when it is linked; ``failed`` ones keep their
+error and are tried again. Reading the payloads is trampolin.stripe_payload's job.
 """
 
 from __future__ import annotations
@@ -75,7 +71,7 @@ ACCESS_STATUSES = frozenset({"active", "trialing", "past_due"})
 MAX_EVENTS_LIMIT = 10_000
 
 _q = queries.load("subscriptions")
-_ACCESS = sorted(ACCESS_STATUSES)
+_ACCESS_STATUS_LIST = sorted(ACCESS_STATUSES)  # as a query parameter
 
 
 @dataclass(frozen=True)
@@ -303,7 +299,9 @@ class AsyncSubscriptions:
         uid = user_key(user_id)
         if uid is None:
             return None
-        row = await _q.subscription_for_user.one(self.conn, user_id=uid, access_statuses=_ACCESS)
+        row = await _q.subscription_for_user.one(
+            self.conn, user_id=uid, access_statuses=_ACCESS_STATUS_LIST
+        )
         return Subscription(**row) if row else None
 
     async def get_by_stripe_id(self, stripe_subscription_id: str) -> Subscription | None:
@@ -319,7 +317,7 @@ class AsyncSubscriptions:
         uid = user_key(user_id)
         if uid is None:
             return False
-        row = await _q.has_access.one(self.conn, user_id=uid, access_statuses=_ACCESS)
+        row = await _q.has_access.one(self.conn, user_id=uid, access_statuses=_ACCESS_STATUS_LIST)
         return bool(row and row["has_access"])
 
     async def events(self, outcome: str | None = None, limit: int = 100) -> list[StripeEvent]:
@@ -550,7 +548,9 @@ class Subscriptions:
         uid = user_key(user_id)
         if uid is None:
             return None
-        row = _q.subscription_for_user.one(self.conn, user_id=uid, access_statuses=_ACCESS)
+        row = _q.subscription_for_user.one(
+            self.conn, user_id=uid, access_statuses=_ACCESS_STATUS_LIST
+        )
         return Subscription(**row) if row else None
 
     def get_by_stripe_id(self, stripe_subscription_id: str) -> Subscription | None:
@@ -566,7 +566,7 @@ class Subscriptions:
         uid = user_key(user_id)
         if uid is None:
             return False
-        row = _q.has_access.one(self.conn, user_id=uid, access_statuses=_ACCESS)
+        row = _q.has_access.one(self.conn, user_id=uid, access_statuses=_ACCESS_STATUS_LIST)
         return bool(row and row["has_access"])
 
     def events(self, outcome: str | None = None, limit: int = 100) -> list[StripeEvent]:
