@@ -904,18 +904,12 @@ def _in_transaction(side: Side) -> Iterator[Subscriptions]:
         yield subs
 
 
-def _wait_for_advisory_waiter(conn: psycopg.Connection[Any]) -> None:
-    """Until another session waits on the customer lock (a condition, not a timing)."""
+def _wait_for_lock_waiter(conn: psycopg.Connection[Any], *, advisory: bool = False) -> None:
+    """Until another session of this database waits on a lock (with ``advisory``, on the
+    customer lock): a condition, not a timing."""
+    waiters = T.advisory_waiters if advisory else T.lock_waiters
     deadline = time.monotonic() + 60
-    while T.advisory_waiters.one(conn) == {"n": 0}:
-        assert time.monotonic() < deadline, "nobody ever waited for the customer lock"
-        time.sleep(0.01)
-
-
-def _wait_for_lock_waiter(conn: psycopg.Connection[Any]) -> None:
-    """Until another session of this database waits on a lock (a condition, not a timing)."""
-    deadline = time.monotonic() + 60
-    while T.lock_waiters.one(conn) == {"n": 0}:
+    while waiters.one(conn) == {"n": 0}:
         assert time.monotonic() < deadline, "nobody ever waited for the lock"
         time.sleep(0.01)
 
@@ -1029,7 +1023,7 @@ def test_an_event_judged_unmatched_during_a_link_waits_and_applies(
     with _in_transaction(side) as linking:
         assert linking.link_customer(user, "cus_interleave") == {}
         worker.start()
-        _wait_for_advisory_waiter(conn)  # it saw no link, and now waits on the lock
+        _wait_for_lock_waiter(conn, advisory=True)  # it saw no link, and now waits on the lock
     worker.join()
     assert results == ["applied"]
 
@@ -1046,7 +1040,7 @@ def test_a_link_waits_for_an_unmatched_event_then_replays_it(
     with _in_transaction(side) as delivering:
         assert delivering.apply_stripe_event(event) == "unmatched"
         worker.start()
-        _wait_for_advisory_waiter(conn)  # the link waits for this delivery to commit
+        _wait_for_lock_waiter(conn, advisory=True)  # the link waits for this delivery to commit
     worker.join()
     assert results == [{event["id"]: "applied"}]
     assert subs.has_access(user)
