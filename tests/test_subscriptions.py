@@ -1,7 +1,10 @@
-"""trampolin.subscriptions: verified webhooks, the event log, order-safe sync, replay.
+"""trampolin.subscriptions: the event log, order-safe sync, linking, replay, the CLI.
 
-Payloads are real Stripe deliveries (tests/data/stripe, see its README), signed here
-with a made-up secret. Nothing talks to Stripe.
+Every repository test runs on both twins (the ``side`` fixture): Subscriptions
+on a sync connection and AsyncSubscriptions on an async one; the concurrency
+tests on real threads, each with a connection of its own (``side.connect``).
+Payloads are real Stripe deliveries (tests/stripe_support.py); reading them is
+tested without a database in tests/unit/test_stripe_payload.py.
 """
 
 from __future__ import annotations
@@ -19,160 +22,53 @@ from typing import Any
 
 import psycopg
 import pytest
-import stripe
 from click.testing import CliRunner
 
+from tests.stripe_support import (
+    BASIL_CREATED,
+    BASIL_DELETED,
+    BASIL_UPDATED,
+    CHECKOUT,
+    DATA,
+    INVOICE_FAILED,
+    INVOICE_PAID,
+    PRE_UPDATED,
+    SECRET,
+    customer_of,
+    load,
+    raw,
+    sign,
+    sub_id_of,
+    variant,
+)
 from tests.support import run_cli
+from tests.twins import Side
 from trampolin import queries
 from trampolin.cli import main
-from trampolin.db import connect
-from trampolin.errors import Conflict, InvalidInput, InvalidSignature, NotFound, TrampolinError
+from trampolin.errors import Conflict, InvalidInput, NotFound
 from trampolin.subscriptions import Subscriptions, parse_webhook
 
-DATA = Path(__file__).parent / "data" / "stripe"
-SECRET = "whsec_test_0123456789abcdef"
 T = queries.load_file(Path(__file__).parent / "sql" / "billing.sql")
-
-PRE_UPDATED = "pre_basil_2024-06-20_customer.subscription.updated.json"
-BASIL_CREATED = "basil_2025-06-30_customer.subscription.created.json"
-BASIL_UPDATED = "basil_2025-08-27_customer.subscription.updated.json"
-BASIL_DELETED = "derived_basil_2025-08-27_customer.subscription.deleted.json"
-CHECKOUT = "pre_basil_2023-08-16_checkout.session.completed.json"
-INVOICE_PAID = "pre_basil_2023-08-16_invoice.paid.json"
-INVOICE_FAILED = "derived_basil_2025-03-31_invoice.payment_failed.json"
-ALL_FILES = sorted(p.name for p in DATA.glob("*.json"))
 
 MakeUser = Callable[..., uuid.UUID]
 
 
-def raw(name: str) -> bytes:
-    return (DATA / name).read_bytes()
-
-
-def load(name: str) -> dict[str, Any]:
-    return dict(json.loads(raw(name)))
-
-
-def sign(payload: bytes, secret: str = SECRET, timestamp: int | None = None) -> str:
-    return str(
-        stripe.WebhookSignature.generate_signature_header(
-            payload.decode(), secret, timestamp=timestamp
-        )
-    )
-
-
-def variant(
-    name: str,
-    *,
-    event_id: str | None = None,
-    created: int | None = None,
-    event_type: str | None = None,
-    customer: str | None = None,
-    subscription_id: str | None = None,
-    **sub_fields: Any,
-) -> dict[str, Any]:
-    """A fixture with a few fields changed (the envelope, or the data object's fields)."""
-    event = load(name)
-    if event_id is not None:
-        event["id"] = event_id
-    if created is not None:
-        event["created"] = created
-    if event_type is not None:
-        event["type"] = event_type
-    obj = event["data"]["object"]
-    if customer is not None:
-        obj["customer"] = customer
-    if subscription_id is not None:
-        obj["id"] = subscription_id
-    obj.update(sub_fields)
-    return event
-
-
-def sub_id_of(name: str) -> str:
-    return str(load(name)["data"]["object"]["id"])
-
-
-def customer_of(name: str) -> str:
-    return str(load(name)["data"]["object"]["customer"])
+@pytest.fixture
+def subs(side: Side) -> Subscriptions:
+    """The repository under test: the sync class, or its async twin."""
+    return side.repo(Subscriptions)
 
 
 @pytest.fixture
-def subs(conn: psycopg.Connection[Any]) -> Subscriptions:
-    return Subscriptions(conn)
+def linked_user(conn: psycopg.Connection[Any], make_user: MakeUser) -> Callable[[str], uuid.UUID]:
+    """A new user linked to that customer (set up on the sync side)."""
 
-
-@pytest.fixture
-def linked_user(subs: Subscriptions, make_user: MakeUser) -> Callable[[str], uuid.UUID]:
     def make(customer: str) -> uuid.UUID:
         user = make_user()
-        assert subs.link_customer(user, customer) == {}
+        assert Subscriptions(conn).link_customer(user, customer) == {}
         return user
 
     return make
-
-
-# -- parse_webhook ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", ALL_FILES)
-def test_parse_webhook_accepts_each_real_payload(name: str) -> None:
-    payload = raw(name)
-    event = parse_webhook(payload, sign(payload), SECRET)
-    assert event["id"] == load(name)["id"]
-    assert event.to_dict(for_json=True) == json.loads(payload)
-
-
-def test_parse_webhook_accepts_a_rotated_secret() -> None:
-    payload = raw(BASIL_UPDATED)
-    header = sign(payload, "whsec_old") + "," + sign(payload).split(",")[1]
-    assert parse_webhook(payload, header, SECRET)["type"] == "customer.subscription.updated"
-
-
-@pytest.mark.parametrize(
-    ("payload", "header"),
-    [
-        pytest.param(
-            raw(BASIL_UPDATED), sign(raw(BASIL_UPDATED), "whsec_other"), id="wrong-secret"
-        ),
-        pytest.param(
-            raw(BASIL_UPDATED).replace(b'"status": "active"', b'"status": "trialing"'),
-            sign(raw(BASIL_UPDATED)),
-            id="tampered-body",
-        ),
-        pytest.param(raw(BASIL_UPDATED) + b" ", sign(raw(BASIL_UPDATED)), id="extra-byte"),
-        pytest.param(
-            raw(BASIL_UPDATED),
-            sign(raw(BASIL_UPDATED), timestamp=int(time.time()) - 301),
-            id="stale-timestamp",
-        ),
-        pytest.param(b"{not json", sign(b"{not json"), id="not-json"),
-        pytest.param(b"[1, 2]", sign(b"[1, 2]"), id="json-array"),
-        pytest.param(b"{}", sign(b"{}"), id="json-object-not-an-event"),
-        pytest.param(b"\xff\xfe", "t=1,v1=00", id="not-utf8"),
-        pytest.param(raw(BASIL_UPDATED), "", id="empty-header"),
-        pytest.param(raw(BASIL_UPDATED), "garbage", id="garbage-header"),
-        pytest.param(raw(BASIL_UPDATED), "t=123", id="no-v1"),
-    ],
-)
-def test_parse_webhook_rejects(payload: bytes, header: str) -> None:
-    with pytest.raises(InvalidSignature) as caught:
-        parse_webhook(payload, header, SECRET)
-    assert isinstance(caught.value, TrampolinError)
-    assert SECRET not in str(caught.value)
-
-
-def test_parse_webhook_rejects_an_empty_secret() -> None:
-    payload = raw(BASIL_UPDATED)
-    with pytest.raises(InvalidSignature):
-        parse_webhook(payload, sign(payload), "")
-
-
-def test_parse_webhook_tolerance_is_configurable() -> None:
-    payload = raw(BASIL_UPDATED)
-    header = sign(payload, timestamp=int(time.time()) - 1000)
-    assert parse_webhook(payload, header, SECRET, tolerance=2000)["id"]
-    with pytest.raises(InvalidSignature, match="tolerance"):
-        parse_webhook(payload, header, SECRET, tolerance=600)
 
 
 # -- applying snapshots: both API shapes ----------------------------------------
@@ -334,17 +230,17 @@ def _lifecycle(customer: str, sub_id: str, start: int) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in-transaction"])
 def test_every_delivery_order_converges_to_the_newest_state(
     subs: Subscriptions,
-    conn: psycopg.Connection[Any],
+    side: Side,
     linked_user: Callable[[str], uuid.UUID],
     in_transaction: bool,
 ) -> None:
-    """On an idle autocommit connection a delivery is one statement; else a savepoint."""
+    """Each delivery is a transaction of its own, or a savepoint in the caller's."""
     customer = "cus_order"
     linked_user(customer)
     for n, order in enumerate(itertools.permutations(range(4))):
         sub_id = f"sub_order{n}"
         events = _lifecycle(customer, sub_id, 1_700_000_000)
-        with conn.transaction() if in_transaction else contextlib.nullcontext():
+        with side.transaction() if in_transaction else contextlib.nullcontext():
             outcomes = [subs.apply_stripe_event(events[i]) for i in order]
         assert set(outcomes) <= {"applied", "stale"}
         sub = subs.get_by_stripe_id(sub_id)
@@ -407,17 +303,46 @@ def test_same_second_same_type_ties_go_to_the_greater_event_id(
     assert (x["last_event_id"], y["last_event_id"]) == ("evt_B_sub_x", "evt_D_sub_y")
 
 
+def test_the_rank_is_stored_with_each_event_and_backfilled_by_its_migration(
+    direct_db_url: str, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    """A migration test: the sync side is enough."""
+    subs = Subscriptions(conn)
+    from trampolin.migration_files import read_migration_files
+    from trampolin.migrations import Migrator
+
+    customer = "cus_rank3"
+    linked_user(customer)
+    kinds = {"sub_r0": BASIL_CREATED, "sub_r1": BASIL_UPDATED, "sub_r2": BASIL_DELETED}
+    for n, (sub_id, name) in enumerate(kinds.items()):
+        event = variant(name, event_id=f"evt_r{n}", customer=customer, subscription_id=sub_id)
+        assert subs.apply_stripe_event(event) == "applied"
+
+    def ranks() -> dict[str, tuple[int, Any]]:
+        rows = {s: T.subscription_row.one(conn, stripe_subscription_id=s) for s in kinds}
+        return {s: (r["last_event_rank"], r["updated_at"]) for s, r in rows.items() if r}
+
+    before = ranks()
+    assert {s: rank for s, (rank, _) in before.items()} == {"sub_r0": 0, "sub_r1": 1, "sub_r2": 2}
+    migrator = Migrator(direct_db_url)  # migrations need a direct connection
+    ids = [m.id for m in read_migration_files()]
+    since_0006 = ids[ids.index("0006_subscription_event_rank") :]  # and those after it
+    assert [m.id for m in migrator.rollback(count=len(since_0006))] == since_0006[::-1]
+    assert [m.id for m in migrator.apply()] == since_0006
+    assert ranks() == before  # same ranks, and updated_at untouched by the backfill
+
+
 # -- which user: unmatched, link_customer, checkout, metadata ---------------------
 
 
 @pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in-transaction"])
 def test_unmatched_is_kept_and_replayed_by_link_customer(
-    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser, in_transaction: bool
+    subs: Subscriptions, side: Side, make_user: MakeUser, in_transaction: bool
 ) -> None:
     created, updated = load(BASIL_CREATED), load(BASIL_UPDATED)
     updated["data"]["object"]["customer"] = created["data"]["object"]["customer"]
     updated["data"]["object"]["id"] = created["data"]["object"]["id"]
-    with conn.transaction() if in_transaction else contextlib.nullcontext():
+    with side.transaction() if in_transaction else contextlib.nullcontext():
         assert subs.apply_stripe_event(updated) == "unmatched"
         assert subs.apply_stripe_event(created) == "unmatched"
     assert subs.get_by_stripe_id(sub_id_of(BASIL_CREATED)) is None
@@ -470,6 +395,27 @@ def test_checkout_with_metadata_user_id(
 ) -> None:
     user = make_user()
     checkout = variant(CHECKOUT, client_reference_id=None, metadata={"user_id": str(user)})
+    assert subs.apply_stripe_event(checkout) == "applied"
+    assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": customer_of(CHECKOUT)}
+
+
+def test_checkout_prefers_the_client_reference_to_the_metadata(
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    first, second = make_user(), make_user()
+    checkout = variant(CHECKOUT, client_reference_id=str(first), metadata={"user_id": str(second)})
+    assert subs.apply_stripe_event(checkout) == "applied"
+    assert T.user_customer.one(conn, user_id=first) == {"stripe_customer_id": customer_of(CHECKOUT)}
+    assert T.user_customer.one(conn, user_id=second) == {"stripe_customer_id": None}
+
+
+def test_checkout_passes_over_a_named_id_that_is_no_user(
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    user = make_user()
+    checkout = variant(
+        CHECKOUT, client_reference_id=str(uuid.uuid4()), metadata={"user_id": str(user)}
+    )
     assert subs.apply_stripe_event(checkout) == "applied"
     assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": customer_of(CHECKOUT)}
 
@@ -607,9 +553,12 @@ def test_unknown_ids_give_none(subs: Subscriptions, make_user: MakeUser) -> None
     assert subs.has_access("not-a-uuid") is False
     assert subs.event("evt_nope") is None
     assert subs.event_payload("evt_nope") is None
+    for not_an_id in (123, None, b"x"):
+        with pytest.raises(InvalidInput, match="a user id must be a UUID or a string"):
+            subs.get_for_user(not_an_id)  # type: ignore[arg-type]
 
 
-# -- other events, bad events ---------------------------------------------------------
+# -- other events, bad input -----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -644,20 +593,13 @@ def test_unknown_types_are_ignored(subs: Subscriptions) -> None:
     "event",
     [
         {},
-        {"type": "customer.subscription.updated", "created": 1},
-        {"id": "", "type": "x", "created": 1},
-        {"id": "evt_1", "created": 1},
-        {"id": "evt_1", "type": "x"},
         {"id": "evt_1", "type": "x", "created": "yesterday"},
-        {"id": "evt_1", "type": "x", "created": True},
-        "evt_1",
         None,
-        {"id": "evt_1", "type": "x", "created": 1, "data": {"amount": 1.5j}},
         {"id": "evt_1", "type": "x", "created": 1, "data": {"amount": float("nan")}},
-        {"id": "evt_1", "type": "x", "created": 1, "data": {"when": time}},
     ],
 )
-def test_not_an_event_is_invalid_input(subs: Subscriptions, event: Any) -> None:
+def test_not_an_event_is_invalid_input_and_not_recorded(subs: Subscriptions, event: Any) -> None:
+    """Every kind of non-event: tests/unit/test_stripe_payload.py."""
     with pytest.raises(InvalidInput):
         subs.apply_stripe_event(event)
     assert subs.events() == []
@@ -688,582 +630,6 @@ def test_a_malformed_snapshot_fails_and_is_recorded(
     assert recorded.outcome == "failed"
     assert recorded.error
     assert T.count_subscriptions.one(conn) == {"n": 0}
-
-
-# -- failures and replay ----------------------------------------------------------------
-
-
-@pytest.fixture
-def broken(conn: psycopg.Connection[Any]) -> Iterator[Callable[[], None]]:
-    """Writes to subscriptions fail until the returned function is called."""
-    T.break_subscriptions.exec(conn)
-    state = {"broken": True}
-
-    def repair() -> None:
-        T.repair_subscriptions.exec(conn)
-        state["broken"] = False
-
-    yield repair
-    if state["broken"]:
-        repair()
-
-
-def test_a_failing_effect_is_rolled_back_and_recorded(
-    subs: Subscriptions,
-    conn: psycopg.Connection[Any],
-    linked_user: Callable[[str], uuid.UUID],
-    broken: Callable[[], None],
-) -> None:
-    user = linked_user(customer_of(BASIL_UPDATED))
-    event = load(BASIL_UPDATED)
-    assert subs.apply_stripe_event(event) == "failed"
-    recorded = subs.event(event["id"])
-    assert recorded is not None
-    assert recorded.outcome == "failed"
-    assert recorded.error is not None
-    assert "simulated failure" in recorded.error
-    assert subs.get_for_user(user) is None
-    assert subs.apply_stripe_event(event) == "failed"  # still broken: tried again, failed again
-    broken()
-    assert subs.apply_stripe_event(event) == "applied"  # Stripe's retry heals it
-    assert subs.apply_stripe_event(event) == "duplicate"
-    recorded = subs.event(event["id"])
-    assert recorded is not None
-    assert recorded.error is None
-    assert recorded.outcome == "applied"
-
-
-def test_replay_failed(
-    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID], broken: Callable[[], None]
-) -> None:
-    user = linked_user(customer_of(BASIL_UPDATED))
-    events = [load(BASIL_UPDATED), load(BASIL_DELETED), load(INVOICE_PAID)]
-    assert [subs.apply_stripe_event(e) for e in events] == ["failed", "failed", "ignored"]
-    assert subs.replay("failed") == {events[0]["id"]: "failed", events[1]["id"]: "failed"}
-    broken()
-    seen: list[tuple[str, str]] = []
-    replayed = subs.replay("failed", on_event=lambda i, o: seen.append((i, o)))
-    assert replayed == {events[0]["id"]: "applied", events[1]["id"]: "applied"}
-    assert seen == list(replayed.items())
-    assert subs.replay("failed") == {}
-    sub = subs.get_for_user(user)
-    assert sub is not None
-    assert sub.status == "canceled"
-
-
-def test_a_failure_inside_a_callers_transaction_keeps_it_usable(
-    subs: Subscriptions,
-    conn: psycopg.Connection[Any],
-    linked_user: Callable[[str], uuid.UUID],
-    broken: Callable[[], None],
-) -> None:
-    linked_user(customer_of(BASIL_UPDATED))
-    with conn.transaction():
-        assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "failed"
-        assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
-    assert sorted(e.outcome for e in subs.events()) == ["failed", "ignored"]
-
-
-def test_a_callers_rollback_undoes_the_event_too(
-    subs: Subscriptions, conn: psycopg.Connection[Any]
-) -> None:
-    class Undo(Exception):
-        pass
-
-    def apply_then_undo() -> None:
-        with conn.transaction():
-            assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
-            raise Undo
-
-    with pytest.raises(Undo):
-        apply_then_undo()
-    assert subs.events() == []
-
-
-def test_replay_unmatched_applies_what_now_matches(
-    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser
-) -> None:
-    event = load(BASIL_UPDATED)
-    assert subs.apply_stripe_event(event) == "unmatched"
-    assert subs.replay() == {event["id"]: "unmatched"}
-    user = make_user()
-    # Linked behind the library's back (e.g. by hand in SQL): replay picks it up.
-    conn.execute(
-        "UPDATE users SET stripe_customer_id = %s WHERE id = %s", (customer_of(BASIL_UPDATED), user)
-    )
-    assert subs.replay("unmatched", limit=5) == {event["id"]: "applied"}
-
-
-@pytest.mark.parametrize(("outcome", "limit"), [("applied", None), ("bogus", None), ("failed", 0)])
-def test_replay_refuses_bad_arguments(subs: Subscriptions, outcome: str, limit: int | None) -> None:
-    with pytest.raises(InvalidInput):
-        subs.replay(outcome, limit=limit)
-
-
-def test_events_filters_and_limits(subs: Subscriptions) -> None:
-    for n in range(5):
-        subs.apply_stripe_event(variant(INVOICE_PAID, event_id=f"evt_inv{n}"))
-    subs.apply_stripe_event(load(BASIL_UPDATED))
-    assert len(subs.events()) == 6
-    assert len(subs.events(limit=2)) == 2
-    assert [e.id for e in subs.events("unmatched")] == [load(BASIL_UPDATED)["id"]]
-    assert subs.events("applied") == []
-    with pytest.raises(InvalidInput):
-        subs.events("bogus")
-    with pytest.raises(InvalidInput):
-        subs.events(limit=0)
-
-
-# -- concurrency ----------------------------------------------------------------------------
-
-
-def _race(db_url: str, jobs: list[Callable[[Subscriptions], Any]]) -> list[Any]:
-    """Run each job on its own connection, all released at once; results or exceptions."""
-    barrier = threading.Barrier(len(jobs))
-    results: list[Any] = [None] * len(jobs)
-
-    def run(i: int) -> None:
-        with connect(db_url, autocommit=True) as conn:
-            subs = Subscriptions(conn)
-            barrier.wait()
-            try:
-                results[i] = jobs[i](subs)
-            except Exception as exc:
-                results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
-def _deliver(event: dict[str, Any]) -> Callable[[Subscriptions], str]:
-    return lambda subs: subs.apply_stripe_event(event)
-
-
-def _link(user: uuid.UUID, customer: str) -> Callable[[Subscriptions], dict[str, str]]:
-    return lambda subs: subs.link_customer(user, customer)
-
-
-def test_concurrent_deliveries_of_one_event_apply_it_once(
-    db_url: str, subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
-) -> None:
-    linked_user("cus_race")
-    for round_ in range(5):
-        event = variant(
-            BASIL_CREATED,
-            event_id=f"evt_race{round_}",
-            customer="cus_race",
-            subscription_id=f"sub_race{round_}",
-        )
-        results = _race(db_url, [_deliver(event)] * 6)
-        assert Counter(results) == {"applied": 1, "duplicate": 5}, results
-    assert len(subs.events()) == 5
-
-
-def test_concurrent_different_events_converge_to_the_newest(
-    db_url: str, subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
-) -> None:
-    linked_user("cus_race")
-    for round_ in range(5):
-        sub_id = f"sub_conv{round_}"
-        events = [
-            variant(
-                BASIL_UPDATED,
-                event_id=f"evt_conv{round_}_{n}",
-                created=1_700_000_000 + n,
-                customer="cus_race",
-                subscription_id=sub_id,
-                status=["trialing", "active", "past_due", "unpaid", "active", "canceled"][n],
-            )
-            for n in range(6)
-        ]
-        results = _race(db_url, [_deliver(e) for e in events])
-        assert set(results) <= {"applied", "stale"}, results
-        assert results[-1] == "applied"
-        sub = subs.get_by_stripe_id(sub_id)
-        assert sub is not None
-        assert sub.status == "canceled"
-
-
-def test_concurrent_links_of_one_customer_to_two_users(
-    db_url: str, conn: psycopg.Connection[Any], make_user: MakeUser
-) -> None:
-    first, second = make_user(), make_user()
-    results = _race(db_url, [_link(first, "cus_both"), _link(second, "cus_both")])
-    assert sorted(type(r).__name__ for r in results) == ["Conflict", "dict"], results
-    winner = first if results[0] == {} else second
-    assert T.user_customer.one(conn, user_id=winner) == {"stripe_customer_id": "cus_both"}
-
-
-def test_concurrent_link_and_delivery_lose_nothing(
-    db_url: str, subs: Subscriptions, make_user: MakeUser
-) -> None:
-    for round_ in range(8):
-        user, customer = make_user(), f"cus_link{round_}"
-        event = variant(BASIL_UPDATED, event_id=f"evt_link{round_}", customer=customer)
-        event["data"]["object"]["id"] = f"sub_link{round_}"
-        results = _race(
-            db_url,
-            [_link(user, customer), _deliver(event)],
-        )
-        assert not any(isinstance(r, Exception) for r in results), results
-        recorded = subs.event(event["id"])
-        assert recorded is not None, results
-        assert recorded.outcome == "applied", results
-        assert subs.has_access(user)
-
-
-# -- CLI --------------------------------------------------------------------------------------
-
-
-def _cli(db_url: str, *args: str) -> Any:
-    return CliRunner().invoke(main, ["--database-url", db_url, "stripe", *args])
-
-
-def test_cli_apply_events_replay(
-    db_url: str, subs: Subscriptions, make_user: MakeUser, tmp_path: Path
-) -> None:
-    result = _cli(db_url, "apply", str(DATA / BASIL_UPDATED))
-    assert result.exit_code == 0, result.output
-    assert "evt_1SBiOdBe0ycHroRBN3pieuMu customer.subscription.updated: unmatched" in result.output
-    assert "duplicate" in _cli(db_url, "apply", str(DATA / BASIL_UPDATED)).output
-
-    listing = _cli(db_url, "events", "--outcome", "unmatched")
-    assert listing.exit_code == 0
-    assert "evt_1SBiOdBe0ycHroRBN3pieuMu" in listing.output
-    assert "no events with outcome applied" in _cli(db_url, "events", "--outcome", "applied").output
-
-    nothing = _cli(db_url, "replay", "--outcome", "failed")
-    assert nothing.exit_code == 0
-    assert "nothing to do" in nothing.output
-
-    subs.conn.execute(
-        "UPDATE users SET stripe_customer_id = %s WHERE id = %s",
-        (customer_of(BASIL_UPDATED), make_user()),
-    )
-    replay = _cli(db_url, "replay")
-    assert replay.exit_code == 0, replay.output
-    assert "evt_1SBiOdBe0ycHroRBN3pieuMu applied" in replay.output
-    assert "replayed 1 unmatched event(s): 1 applied" in replay.output
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [(b"{not json", "not JSON"), (b"[1]", "expected a JSON object"), (b"{}", "no id")],
-)
-def test_cli_apply_refuses_bad_files(
-    db_url: str, tmp_path: Path, content: bytes, message: str
-) -> None:
-    path = tmp_path / "event.json"
-    path.write_bytes(content)
-    result = run_cli("stripe", "apply", str(path), env={"DATABASE_URL": db_url})
-    assert result.returncode == 1
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_cli_apply_reports_a_failure(
-    db_url: str, tmp_path: Path, linked_user: Callable[[str], uuid.UUID]
-) -> None:
-    linked_user(customer_of(BASIL_UPDATED))
-    path = tmp_path / "event.json"
-    path.write_text(json.dumps(variant(BASIL_UPDATED, status="bogus")))
-    result = _cli(db_url, "apply", str(path))
-    assert result.exit_code == 1
-    assert "failed" in result.output
-    assert "subscriptions_status_check" in result.output
-
-
-def test_cli_refuses_bad_options(db_url: str) -> None:
-    assert _cli(db_url, "events", "--outcome", "bogus").exit_code == 2
-    assert _cli(db_url, "events", "--limit", "0").exit_code == 2
-    assert _cli(db_url, "replay", "--outcome", "applied").exit_code == 2
-    assert _cli(db_url, "apply", "/nonexistent.json").exit_code == 2
-
-
-def test_cli_help_and_migrate_do_not_import_stripe() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from trampolin.cli import main\n"
-        "r = CliRunner().invoke(main, ['--help'])\n"
-        "assert r.exit_code == 0 and 'stripe' in r.output\n"
-        "r = CliRunner().invoke(main, ['stripe', '--help'])\n"
-        "assert r.exit_code == 0\n"
-        "import trampolin.migrations\n"
-        "assert 'stripe' not in sys.modules, 'stripe imported'\n"
-        "import trampolin.subscriptions\n"
-        "assert 'stripe' not in sys.modules, 'stripe imported by trampolin.subscriptions'\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-
-
-def _wait_for_advisory_waiter(conn: psycopg.Connection[Any]) -> None:
-    """Until another session waits on the customer lock (a condition, not a timing)."""
-    deadline = time.monotonic() + 60
-    while T.advisory_waiters.one(conn) == {"n": 0}:
-        assert time.monotonic() < deadline, "nobody ever waited for the customer lock"
-        time.sleep(0.01)
-
-
-def test_an_event_judged_unmatched_during_a_link_waits_and_applies(
-    db_url: str, conn: psycopg.Connection[Any], subs: Subscriptions, make_user: MakeUser
-) -> None:
-    user = make_user()
-    event = variant(BASIL_UPDATED, customer="cus_interleave")
-    results: list[Any] = []
-    worker = threading.Thread(target=lambda: results.extend(_race(db_url, [_deliver(event)])))
-    with connect(db_url, autocommit=True) as linking, linking.transaction():
-        assert Subscriptions(linking).link_customer(user, "cus_interleave") == {}
-        worker.start()
-        _wait_for_advisory_waiter(conn)  # it saw no link, and now waits on the lock
-    worker.join()
-    assert results == ["applied"]
-
-
-def test_a_link_waits_for_an_unmatched_event_then_replays_it(
-    db_url: str, conn: psycopg.Connection[Any], subs: Subscriptions, make_user: MakeUser
-) -> None:
-    user = make_user()
-    event = variant(BASIL_UPDATED, customer="cus_interleave")
-    results: list[Any] = []
-    worker = threading.Thread(
-        target=lambda: results.extend(_race(db_url, [_link(user, "cus_interleave")]))
-    )
-    with connect(db_url, autocommit=True) as delivering, delivering.transaction():
-        assert Subscriptions(delivering).apply_stripe_event(event) == "unmatched"
-        worker.start()
-        _wait_for_advisory_waiter(conn)  # the link waits for this delivery to commit
-    worker.join()
-    assert results == [{event["id"]: "applied"}]
-    assert subs.has_access(user)
-
-
-def test_a_link_and_a_metadata_match_of_one_user_do_not_deadlock(
-    db_url: str, conn: psycopg.Connection[Any], subs: Subscriptions, make_user: MakeUser
-) -> None:
-    """The link holds the user row; a delivery naming that user must wait before its insert."""
-    user = make_user()
-    by_metadata = variant(
-        BASIL_UPDATED, customer="cus_dl", subscription_id="sub_dl", metadata={"user_id": str(user)}
-    )
-    by_link = variant(
-        BASIL_CREATED,
-        customer="cus_dl",
-        subscription_id="sub_dl",
-        created=by_metadata["created"] - 1,
-    )
-    results: list[Any] = []
-    worker = threading.Thread(target=lambda: results.extend(_race(db_url, [_deliver(by_metadata)])))
-    with connect(db_url, autocommit=True) as linking, linking.transaction():
-        linking_subs = Subscriptions(linking)
-        assert linking_subs.link_customer(user, "cus_dl") == {}  # holds the user row
-        worker.start()
-        deadline = time.monotonic() + 60
-        while T.lock_waiters.one(conn) == {"n": 0}:
-            assert time.monotonic() < deadline, "the delivery never waited for the link"
-            time.sleep(0.01)
-        assert linking_subs.apply_stripe_event(by_link) == "applied"  # inserts sub_dl
-    worker.join()
-    assert results == ["applied"]
-    sub = subs.get_by_stripe_id("sub_dl")
-    assert sub is not None
-    assert sub.status == "active"
-
-
-def test_the_delivery_statement_stays_short_enough_for_psycopgs_cache() -> None:
-    """psycopg re-parses statements of 4096 characters or more on every call."""
-    from trampolin import queries
-
-    assert len(queries.load("subscriptions").apply_snapshot.sql) < 4096
-
-
-# -- review fixes: the rank on the row, never committing, bad input ------------------------
-
-
-def _wait_for_lock_waiter(conn: psycopg.Connection[Any]) -> None:
-    """Until another session of this database waits on a lock (a condition, not a timing)."""
-    deadline = time.monotonic() + 60
-    while T.lock_waiters.one(conn) == {"n": 0}:
-        assert time.monotonic() < deadline, "nobody ever waited for the lock"
-        time.sleep(0.01)
-
-
-def _apply_in_transaction(db_url: str, event: dict[str, Any]) -> str:
-    """Apply one event in an explicit transaction on a connection of its own."""
-    with connect(db_url, autocommit=True) as own, own.transaction():
-        return Subscriptions(own).apply_stripe_event(event)
-
-
-def _second_waits_for_first(
-    db_url: str, conn: psycopg.Connection[Any], first: dict[str, Any], second: dict[str, Any]
-) -> tuple[str, str]:
-    """Apply ``first`` in an open transaction; ``second`` from another connection,
-    which blocks on the first's lock; then commit the first. Both outcomes."""
-    results: list[Any] = []
-
-    def deliver() -> None:
-        try:
-            results.append(_apply_in_transaction(db_url, second))
-        except Exception as exc:  # reported by the assertion below
-            results.append(exc)
-
-    worker = threading.Thread(target=deliver)
-    with connect(db_url, autocommit=True) as holding, holding.transaction():
-        first_outcome = Subscriptions(holding).apply_stripe_event(first)
-        worker.start()
-        _wait_for_lock_waiter(conn)  # the second delivery now waits for this commit
-    worker.join()
-    assert len(results) == 1, results
-    assert isinstance(results[0], str), results
-    return first_outcome, results[0]
-
-
-@pytest.mark.parametrize("existing", [False, True], ids=["new-row", "existing-row"])
-def test_an_update_waiting_on_a_same_second_deletion_is_stale(
-    db_url: str,
-    conn: psycopg.Connection[Any],
-    subs: Subscriptions,
-    linked_user: Callable[[str], uuid.UUID],
-    existing: bool,
-) -> None:
-    """The reviewer's repro: the waiting update used to read the deletion's rank as 1."""
-    customer, sub_id, second = "cus_rank", "sub_rank", 1_760_000_000
-    linked_user(customer)
-    if existing:
-        earlier = variant(
-            BASIL_CREATED, event_id="evt_rank_0", created=second - 60, customer=customer,
-            subscription_id=sub_id,
-        )  # fmt: skip
-        assert subs.apply_stripe_event(earlier) == "applied"
-    deleted = variant(
-        BASIL_DELETED, event_id="evt_rank_a", created=second, customer=customer,
-        subscription_id=sub_id,
-    )  # fmt: skip
-    updated = variant(
-        BASIL_UPDATED, event_id="evt_rank_b", created=second, customer=customer,
-        subscription_id=sub_id, status="active",
-    )  # fmt: skip
-    assert _second_waits_for_first(db_url, conn, deleted, updated) == ("applied", "stale")
-    sub = subs.get_by_stripe_id(sub_id)
-    assert sub is not None
-    assert sub.status == "canceled"
-    recorded = subs.event("evt_rank_b")
-    assert recorded is not None
-    assert recorded.outcome == "stale"
-    row = T.subscription_row.one(conn, stripe_subscription_id=sub_id)
-    assert row is not None
-    assert (row["last_event_id"], row["last_event_rank"]) == ("evt_rank_a", 2)
-
-
-@pytest.mark.parametrize("created_first", [True, False], ids=["created-first", "updated-first"])
-def test_same_second_created_and_updated_concurrently_the_update_wins(
-    db_url: str,
-    conn: psycopg.Connection[Any],
-    subs: Subscriptions,
-    linked_user: Callable[[str], uuid.UUID],
-    created_first: bool,
-) -> None:
-    """The update's id sorts first, so only the rank can make it win."""
-    customer, sub_id, second = "cus_rank2", "sub_rank2", 1_760_000_000
-    linked_user(customer)
-    created = variant(
-        BASIL_CREATED, event_id="evt_rank_z", created=second, customer=customer,
-        subscription_id=sub_id, status="incomplete",
-    )  # fmt: skip
-    updated = variant(
-        BASIL_UPDATED, event_id="evt_rank_a", created=second, customer=customer,
-        subscription_id=sub_id, status="active",
-    )  # fmt: skip
-    if created_first:
-        assert _second_waits_for_first(db_url, conn, created, updated) == ("applied", "applied")
-    else:
-        assert _second_waits_for_first(db_url, conn, updated, created) == ("applied", "stale")
-    sub = subs.get_by_stripe_id(sub_id)
-    assert sub is not None
-    assert sub.status == "active"
-    row = T.subscription_row.one(conn, stripe_subscription_id=sub_id)
-    assert row is not None
-    assert (row["last_event_id"], row["last_event_rank"]) == ("evt_rank_a", 1)
-
-
-def test_the_rank_is_stored_with_each_event_and_backfilled_by_its_migration(
-    direct_db_url: str,
-    conn: psycopg.Connection[Any],
-    subs: Subscriptions,
-    linked_user: Callable[[str], uuid.UUID],
-) -> None:
-    from trampolin.migration_files import read_migration_files
-    from trampolin.migrations import Migrator
-
-    customer = "cus_rank3"
-    linked_user(customer)
-    kinds = {"sub_r0": BASIL_CREATED, "sub_r1": BASIL_UPDATED, "sub_r2": BASIL_DELETED}
-    for n, (sub_id, name) in enumerate(kinds.items()):
-        event = variant(name, event_id=f"evt_r{n}", customer=customer, subscription_id=sub_id)
-        assert subs.apply_stripe_event(event) == "applied"
-
-    def ranks() -> dict[str, tuple[int, Any]]:
-        rows = {s: T.subscription_row.one(conn, stripe_subscription_id=s) for s in kinds}
-        return {s: (r["last_event_rank"], r["updated_at"]) for s, r in rows.items() if r}
-
-    before = ranks()
-    assert {s: rank for s, (rank, _) in before.items()} == {"sub_r0": 0, "sub_r1": 1, "sub_r2": 2}
-    migrator = Migrator(direct_db_url)  # migrations need a direct connection
-    ids = [m.id for m in read_migration_files()]
-    since_0006 = ids[ids.index("0006_subscription_event_rank") :]  # and those after it
-    assert [m.id for m in migrator.rollback(count=len(since_0006))] == since_0006[::-1]
-    assert [m.id for m in migrator.apply()] == since_0006
-    assert ranks() == before  # same ranks, and updated_at untouched by the backfill
-
-
-def test_a_non_autocommit_connection_commits_nothing_by_itself(
-    db_url: str, conn: psycopg.Connection[Any], make_user: MakeUser
-) -> None:
-    """Every write joins the caller's implicit transaction; its rollback undoes all."""
-    user, other = make_user(), make_user()
-    checkout = variant(CHECKOUT, client_reference_id=str(other))
-    with connect(db_url) as caller:  # autocommit off, no transaction open
-        subs = Subscriptions(caller)
-        assert subs.link_customer(user, customer_of(BASIL_UPDATED)) == {}
-        assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "applied"
-        assert subs.apply_stripe_event(variant(BASIL_CREATED, customer="cus_nobody")) == (
-            "unmatched"
-        )
-        assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
-        assert subs.apply_stripe_event(checkout) == "applied"
-        bad = variant(BASIL_UPDATED, event_id="evt_bad", status="bogus")
-        assert subs.apply_stripe_event(bad) == "failed"
-        with pytest.raises(Conflict):
-            subs.link_customer(user, customer_of(CHECKOUT))
-        assert subs.replay("failed") == {"evt_bad": "failed"}
-        assert subs.has_access(user)  # the caller's transaction is still usable
-        assert caller.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
-        caller.rollback()
-    assert T.count_events.one(conn) == {"n": 0}
-    assert T.count_subscriptions.one(conn) == {"n": 0}
-    assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": None}
-    assert T.user_customer.one(conn, user_id=other) == {"stripe_customer_id": None}
-
-
-def test_a_non_autocommit_connection_keeps_what_the_caller_commits(
-    db_url: str, conn: psycopg.Connection[Any], make_user: MakeUser
-) -> None:
-    user = make_user()
-    with connect(db_url) as caller:
-        subs = Subscriptions(caller)
-        assert subs.link_customer(user, customer_of(BASIL_UPDATED)) == {}
-        assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "applied"
-        caller.commit()
-    assert Subscriptions(conn).has_access(user)
-    assert T.count_events.one(conn) == {"n": 1}
 
 
 @pytest.mark.parametrize("created", [100_000_000_000_000, -100_000_000_000_000])
@@ -1332,6 +698,541 @@ def test_replay_refuses_a_limit_beyond_bigint(subs: Subscriptions, limit: Any) -
 def test_events_accepts_the_largest_limit(subs: Subscriptions) -> None:
     assert subs.events(limit=10_000) == []
     assert subs.replay(limit=2**63 - 1) == {}
+
+
+# -- failures and replay ----------------------------------------------------------------
+
+
+@pytest.fixture
+def broken(conn: psycopg.Connection[Any]) -> Iterator[Callable[[], None]]:
+    """Writes to subscriptions fail until the returned function is called."""
+    T.break_subscriptions.exec(conn)
+    state = {"broken": True}
+
+    def repair() -> None:
+        T.repair_subscriptions.exec(conn)
+        state["broken"] = False
+
+    yield repair
+    if state["broken"]:
+        repair()
+
+
+def test_a_failing_effect_is_rolled_back_and_recorded(
+    subs: Subscriptions,
+    conn: psycopg.Connection[Any],
+    linked_user: Callable[[str], uuid.UUID],
+    broken: Callable[[], None],
+) -> None:
+    user = linked_user(customer_of(BASIL_UPDATED))
+    event = load(BASIL_UPDATED)
+    assert subs.apply_stripe_event(event) == "failed"
+    recorded = subs.event(event["id"])
+    assert recorded is not None
+    assert recorded.outcome == "failed"
+    assert recorded.error is not None
+    assert "simulated failure" in recorded.error
+    assert subs.get_for_user(user) is None
+    assert subs.apply_stripe_event(event) == "failed"  # still broken: tried again, failed again
+    broken()
+    assert subs.apply_stripe_event(event) == "applied"  # Stripe's retry heals it
+    assert subs.apply_stripe_event(event) == "duplicate"
+    recorded = subs.event(event["id"])
+    assert recorded is not None
+    assert recorded.error is None
+    assert recorded.outcome == "applied"
+
+
+def test_replay_failed(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID], broken: Callable[[], None]
+) -> None:
+    user = linked_user(customer_of(BASIL_UPDATED))
+    events = [load(BASIL_UPDATED), load(BASIL_DELETED), load(INVOICE_PAID)]
+    assert [subs.apply_stripe_event(e) for e in events] == ["failed", "failed", "ignored"]
+    assert subs.replay("failed") == {events[0]["id"]: "failed", events[1]["id"]: "failed"}
+    broken()
+    seen: list[tuple[str, str]] = []
+    replayed = subs.replay("failed", on_event=lambda i, o: seen.append((i, o)))
+    assert replayed == {events[0]["id"]: "applied", events[1]["id"]: "applied"}
+    assert seen == list(replayed.items())
+    assert subs.replay("failed") == {}
+    sub = subs.get_for_user(user)
+    assert sub is not None
+    assert sub.status == "canceled"
+
+
+def test_a_failure_inside_a_callers_transaction_keeps_it_usable(
+    subs: Subscriptions,
+    side: Side,
+    linked_user: Callable[[str], uuid.UUID],
+    broken: Callable[[], None],
+) -> None:
+    linked_user(customer_of(BASIL_UPDATED))
+    with side.transaction():
+        assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "failed"
+        assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
+    assert sorted(e.outcome for e in subs.events()) == ["failed", "ignored"]
+
+
+def test_a_callers_rollback_undoes_the_event_too(subs: Subscriptions, side: Side) -> None:
+    class Undo(Exception):
+        pass
+
+    def apply_then_undo() -> None:
+        with side.transaction():
+            assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
+            raise Undo
+
+    with pytest.raises(Undo):
+        apply_then_undo()
+    assert subs.events() == []
+
+
+def test_replay_unmatched_applies_what_now_matches(
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    event = load(BASIL_UPDATED)
+    assert subs.apply_stripe_event(event) == "unmatched"
+    assert subs.replay() == {event["id"]: "unmatched"}
+    user = make_user()
+    # Linked behind the library's back (e.g. by hand in SQL): replay picks it up.
+    T.link_by_hand.exec(conn, user_id=user, customer_id=customer_of(BASIL_UPDATED))
+    assert subs.replay("unmatched", limit=5) == {event["id"]: "applied"}
+
+
+@pytest.mark.parametrize(("outcome", "limit"), [("applied", None), ("bogus", None), ("failed", 0)])
+def test_replay_refuses_bad_arguments(subs: Subscriptions, outcome: str, limit: int | None) -> None:
+    with pytest.raises(InvalidInput):
+        subs.replay(outcome, limit=limit)
+
+
+def test_events_filters_and_limits(subs: Subscriptions) -> None:
+    for n in range(5):
+        subs.apply_stripe_event(variant(INVOICE_PAID, event_id=f"evt_inv{n}"))
+    subs.apply_stripe_event(load(BASIL_UPDATED))
+    assert len(subs.events()) == 6
+    assert len(subs.events(limit=2)) == 2
+    assert [e.id for e in subs.events("unmatched")] == [load(BASIL_UPDATED)["id"]]
+    assert subs.events("applied") == []
+    with pytest.raises(InvalidInput):
+        subs.events("bogus")
+    with pytest.raises(InvalidInput):
+        subs.events(limit=0)
+
+
+# -- the caller's transaction -------------------------------------------------------------
+
+
+def test_a_non_autocommit_connection_commits_nothing_by_itself(
+    side: Side, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    """Every write joins the caller's implicit transaction; its rollback undoes all."""
+    user, other = make_user(), make_user()
+    checkout = variant(CHECKOUT, client_reference_id=str(other))
+    # autocommit off, no transaction open
+    with side.connect(Subscriptions, autocommit=False) as subs:
+        assert subs.link_customer(user, customer_of(BASIL_UPDATED)) == {}
+        assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "applied"
+        assert subs.apply_stripe_event(variant(BASIL_CREATED, customer="cus_nobody")) == (
+            "unmatched"
+        )
+        assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
+        assert subs.apply_stripe_event(checkout) == "applied"
+        bad = variant(BASIL_UPDATED, event_id="evt_bad", status="bogus")
+        assert subs.apply_stripe_event(bad) == "failed"
+        with pytest.raises(Conflict):
+            subs.link_customer(user, customer_of(CHECKOUT))
+        assert subs.replay("failed") == {"evt_bad": "failed"}
+        assert subs.has_access(user)  # the caller's transaction is still usable
+        assert subs.conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        subs.conn.rollback()
+    assert T.count_events.one(conn) == {"n": 0}
+    assert T.count_subscriptions.one(conn) == {"n": 0}
+    assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": None}
+    assert T.user_customer.one(conn, user_id=other) == {"stripe_customer_id": None}
+
+
+def test_a_non_autocommit_connection_keeps_what_the_caller_commits(
+    side: Side, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    user = make_user()
+    with side.connect(Subscriptions, autocommit=False) as subs:
+        assert subs.link_customer(user, customer_of(BASIL_UPDATED)) == {}
+        assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "applied"
+        subs.conn.commit()
+    assert Subscriptions(conn).has_access(user)
+    assert T.count_events.one(conn) == {"n": 1}
+
+
+# -- concurrency ----------------------------------------------------------------------------
+
+
+def _race(side: Side, jobs: list[Callable[[Subscriptions], Any]]) -> list[Any]:
+    """Run each job in a thread with a connection of its own, all released at once;
+    results or exceptions."""
+    barrier = threading.Barrier(len(jobs))
+    results: list[Any] = [None] * len(jobs)
+
+    def run(i: int) -> None:
+        with side.connect(Subscriptions) as subs:
+            barrier.wait()
+            try:
+                results[i] = jobs[i](subs)
+            except Exception as exc:
+                results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _deliver(event: dict[str, Any]) -> Callable[[Subscriptions], str]:
+    return lambda subs: subs.apply_stripe_event(event)
+
+
+def _link(user: uuid.UUID, customer: str) -> Callable[[Subscriptions], dict[str, str]]:
+    return lambda subs: subs.link_customer(user, customer)
+
+
+@contextlib.contextmanager
+def _in_transaction(side: Side) -> Iterator[Subscriptions]:
+    """The repository on a connection of its own, inside an open transaction."""
+    with side.connect(Subscriptions) as subs, subs.conn.transaction():
+        yield subs
+
+
+def _wait_for_lock_waiter(conn: psycopg.Connection[Any], *, advisory: bool = False) -> None:
+    """Until another session of this database waits on a lock (with ``advisory``, on the
+    customer lock): a condition, not a timing."""
+    waiters = T.advisory_waiters if advisory else T.lock_waiters
+    deadline = time.monotonic() + 60
+    while waiters.one(conn) == {"n": 0}:
+        assert time.monotonic() < deadline, "nobody ever waited for the lock"
+        time.sleep(0.01)
+
+
+def _apply_in_transaction(side: Side, event: dict[str, Any]) -> str:
+    """Apply one event in an explicit transaction on a connection of its own."""
+    with _in_transaction(side) as own:
+        return own.apply_stripe_event(event)
+
+
+def _second_waits_for_first(
+    side: Side, conn: psycopg.Connection[Any], first: dict[str, Any], second: dict[str, Any]
+) -> tuple[str, str]:
+    """Apply ``first`` in an open transaction; ``second`` from another connection,
+    which blocks on the first's lock; then commit the first. Both outcomes."""
+    results: list[Any] = []
+
+    def deliver() -> None:
+        try:
+            results.append(_apply_in_transaction(side, second))
+        except Exception as exc:  # reported by the assertion below
+            results.append(exc)
+
+    worker = threading.Thread(target=deliver)
+    with _in_transaction(side) as holding:
+        first_outcome = holding.apply_stripe_event(first)
+        worker.start()
+        _wait_for_lock_waiter(conn)  # the second delivery now waits for this commit
+    worker.join()
+    assert len(results) == 1, results
+    assert isinstance(results[0], str), results
+    return first_outcome, results[0]
+
+
+def test_concurrent_deliveries_of_one_event_apply_it_once(
+    side: Side, subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    linked_user("cus_race")
+    for round_ in range(5):
+        event = variant(
+            BASIL_CREATED,
+            event_id=f"evt_race{round_}",
+            customer="cus_race",
+            subscription_id=f"sub_race{round_}",
+        )
+        results = _race(side, [_deliver(event)] * 6)
+        assert Counter(results) == {"applied": 1, "duplicate": 5}, results
+    assert len(subs.events()) == 5
+
+
+def test_concurrent_different_events_converge_to_the_newest(
+    side: Side, subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    linked_user("cus_race")
+    for round_ in range(5):
+        sub_id = f"sub_conv{round_}"
+        events = [
+            variant(
+                BASIL_UPDATED,
+                event_id=f"evt_conv{round_}_{n}",
+                created=1_700_000_000 + n,
+                customer="cus_race",
+                subscription_id=sub_id,
+                status=["trialing", "active", "past_due", "unpaid", "active", "canceled"][n],
+            )
+            for n in range(6)
+        ]
+        results = _race(side, [_deliver(e) for e in events])
+        assert set(results) <= {"applied", "stale"}, results
+        assert results[-1] == "applied"
+        sub = subs.get_by_stripe_id(sub_id)
+        assert sub is not None
+        assert sub.status == "canceled"
+
+
+def test_concurrent_links_of_one_customer_to_two_users(
+    side: Side, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    first, second = make_user(), make_user()
+    results = _race(side, [_link(first, "cus_both"), _link(second, "cus_both")])
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "dict"], results
+    winner = first if results[0] == {} else second
+    assert T.user_customer.one(conn, user_id=winner) == {"stripe_customer_id": "cus_both"}
+
+
+def test_concurrent_link_and_delivery_lose_nothing(
+    side: Side, subs: Subscriptions, make_user: MakeUser
+) -> None:
+    for round_ in range(8):
+        user, customer = make_user(), f"cus_link{round_}"
+        event = variant(BASIL_UPDATED, event_id=f"evt_link{round_}", customer=customer)
+        event["data"]["object"]["id"] = f"sub_link{round_}"
+        results = _race(
+            side,
+            [_link(user, customer), _deliver(event)],
+        )
+        assert not any(isinstance(r, Exception) for r in results), results
+        recorded = subs.event(event["id"])
+        assert recorded is not None, results
+        assert recorded.outcome == "applied", results
+        assert subs.has_access(user)
+
+
+def test_an_event_judged_unmatched_during_a_link_waits_and_applies(
+    side: Side, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    user = make_user()
+    event = variant(BASIL_UPDATED, customer="cus_interleave")
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.extend(_race(side, [_deliver(event)])))
+    with _in_transaction(side) as linking:
+        assert linking.link_customer(user, "cus_interleave") == {}
+        worker.start()
+        _wait_for_lock_waiter(conn, advisory=True)  # it saw no link, and now waits on the lock
+    worker.join()
+    assert results == ["applied"]
+
+
+def test_a_link_waits_for_an_unmatched_event_then_replays_it(
+    side: Side, conn: psycopg.Connection[Any], subs: Subscriptions, make_user: MakeUser
+) -> None:
+    user = make_user()
+    event = variant(BASIL_UPDATED, customer="cus_interleave")
+    results: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: results.extend(_race(side, [_link(user, "cus_interleave")]))
+    )
+    with _in_transaction(side) as delivering:
+        assert delivering.apply_stripe_event(event) == "unmatched"
+        worker.start()
+        _wait_for_lock_waiter(conn, advisory=True)  # the link waits for this delivery to commit
+    worker.join()
+    assert results == [{event["id"]: "applied"}]
+    assert subs.has_access(user)
+
+
+def test_a_link_and_a_metadata_match_of_one_user_do_not_deadlock(
+    side: Side, conn: psycopg.Connection[Any], subs: Subscriptions, make_user: MakeUser
+) -> None:
+    """The link holds the user row; a delivery naming that user must wait before its insert."""
+    user = make_user()
+    by_metadata = variant(
+        BASIL_UPDATED, customer="cus_dl", subscription_id="sub_dl", metadata={"user_id": str(user)}
+    )
+    by_link = variant(
+        BASIL_CREATED,
+        customer="cus_dl",
+        subscription_id="sub_dl",
+        created=by_metadata["created"] - 1,
+    )
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.extend(_race(side, [_deliver(by_metadata)])))
+    with _in_transaction(side) as linking:
+        assert linking.link_customer(user, "cus_dl") == {}  # holds the user row
+        worker.start()
+        _wait_for_lock_waiter(conn)  # the delivery waits for the link
+        assert linking.apply_stripe_event(by_link) == "applied"  # inserts sub_dl
+    worker.join()
+    assert results == ["applied"]
+    sub = subs.get_by_stripe_id("sub_dl")
+    assert sub is not None
+    assert sub.status == "active"
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-row", "existing-row"])
+def test_an_update_waiting_on_a_same_second_deletion_is_stale(
+    side: Side,
+    conn: psycopg.Connection[Any],
+    subs: Subscriptions,
+    linked_user: Callable[[str], uuid.UUID],
+    existing: bool,
+) -> None:
+    """The reviewer's repro: the waiting update used to read the deletion's rank as 1."""
+    customer, sub_id, second = "cus_rank", "sub_rank", 1_760_000_000
+    linked_user(customer)
+    if existing:
+        earlier = variant(
+            BASIL_CREATED, event_id="evt_rank_0", created=second - 60, customer=customer,
+            subscription_id=sub_id,
+        )  # fmt: skip
+        assert subs.apply_stripe_event(earlier) == "applied"
+    deleted = variant(
+        BASIL_DELETED, event_id="evt_rank_a", created=second, customer=customer,
+        subscription_id=sub_id,
+    )  # fmt: skip
+    updated = variant(
+        BASIL_UPDATED, event_id="evt_rank_b", created=second, customer=customer,
+        subscription_id=sub_id, status="active",
+    )  # fmt: skip
+    assert _second_waits_for_first(side, conn, deleted, updated) == ("applied", "stale")
+    sub = subs.get_by_stripe_id(sub_id)
+    assert sub is not None
+    assert sub.status == "canceled"
+    recorded = subs.event("evt_rank_b")
+    assert recorded is not None
+    assert recorded.outcome == "stale"
+    row = T.subscription_row.one(conn, stripe_subscription_id=sub_id)
+    assert row is not None
+    assert (row["last_event_id"], row["last_event_rank"]) == ("evt_rank_a", 2)
+
+
+@pytest.mark.parametrize("created_first", [True, False], ids=["created-first", "updated-first"])
+def test_same_second_created_and_updated_concurrently_the_update_wins(
+    side: Side,
+    conn: psycopg.Connection[Any],
+    subs: Subscriptions,
+    linked_user: Callable[[str], uuid.UUID],
+    created_first: bool,
+) -> None:
+    """The update's id sorts first, so only the rank can make it win."""
+    customer, sub_id, second = "cus_rank2", "sub_rank2", 1_760_000_000
+    linked_user(customer)
+    created = variant(
+        BASIL_CREATED, event_id="evt_rank_z", created=second, customer=customer,
+        subscription_id=sub_id, status="incomplete",
+    )  # fmt: skip
+    updated = variant(
+        BASIL_UPDATED, event_id="evt_rank_a", created=second, customer=customer,
+        subscription_id=sub_id, status="active",
+    )  # fmt: skip
+    if created_first:
+        assert _second_waits_for_first(side, conn, created, updated) == ("applied", "applied")
+    else:
+        assert _second_waits_for_first(side, conn, updated, created) == ("applied", "stale")
+    sub = subs.get_by_stripe_id(sub_id)
+    assert sub is not None
+    assert sub.status == "active"
+    row = T.subscription_row.one(conn, stripe_subscription_id=sub_id)
+    assert row is not None
+    assert (row["last_event_id"], row["last_event_rank"]) == ("evt_rank_a", 1)
+
+
+def test_the_delivery_statement_stays_short_enough_for_psycopgs_cache() -> None:
+    """psycopg re-parses statements of 4096 characters or more on every call."""
+    from trampolin import queries
+
+    assert len(queries.load("subscriptions").apply_snapshot.sql) < 4096
+
+
+# -- CLI --------------------------------------------------------------------------------------
+
+
+def _cli(db_url: str, *args: str) -> Any:
+    return CliRunner().invoke(main, ["--database-url", db_url, "stripe", *args])
+
+
+def test_cli_apply_events_replay(
+    db_url: str, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    result = _cli(db_url, "apply", str(DATA / BASIL_UPDATED))
+    assert result.exit_code == 0, result.output
+    assert "evt_1SBiOdBe0ycHroRBN3pieuMu customer.subscription.updated: unmatched" in result.output
+    assert "duplicate" in _cli(db_url, "apply", str(DATA / BASIL_UPDATED)).output
+
+    listing = _cli(db_url, "events", "--outcome", "unmatched")
+    assert listing.exit_code == 0
+    assert "evt_1SBiOdBe0ycHroRBN3pieuMu" in listing.output
+    assert "no events with outcome applied" in _cli(db_url, "events", "--outcome", "applied").output
+
+    nothing = _cli(db_url, "replay", "--outcome", "failed")
+    assert nothing.exit_code == 0
+    assert "nothing to do" in nothing.output
+
+    T.link_by_hand.exec(conn, user_id=make_user(), customer_id=customer_of(BASIL_UPDATED))
+    replay = _cli(db_url, "replay")
+    assert replay.exit_code == 0, replay.output
+    assert "evt_1SBiOdBe0ycHroRBN3pieuMu applied" in replay.output
+    assert "replayed 1 unmatched event(s): 1 applied" in replay.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"{not json", "not JSON"), (b"[1]", "expected a JSON object"), (b"{}", "no id")],
+)
+def test_cli_apply_refuses_bad_files(
+    db_url: str, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "event.json"
+    path.write_bytes(content)
+    result = run_cli("stripe", "apply", str(path), env={"DATABASE_URL": db_url})
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_apply_reports_a_failure(
+    db_url: str, tmp_path: Path, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    linked_user(customer_of(BASIL_UPDATED))
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(variant(BASIL_UPDATED, status="bogus")))
+    result = _cli(db_url, "apply", str(path))
+    assert result.exit_code == 1
+    assert "failed" in result.output
+    assert "subscriptions_status_check" in result.output
+
+
+def test_cli_refuses_bad_options(db_url: str) -> None:
+    assert _cli(db_url, "events", "--outcome", "bogus").exit_code == 2
+    assert _cli(db_url, "events", "--limit", "0").exit_code == 2
+    assert _cli(db_url, "replay", "--outcome", "applied").exit_code == 2
+    assert _cli(db_url, "apply", "/nonexistent.json").exit_code == 2
+
+
+def test_cli_help_and_migrate_do_not_import_stripe() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from trampolin.cli import main\n"
+        "r = CliRunner().invoke(main, ['--help'])\n"
+        "assert r.exit_code == 0 and 'stripe' in r.output\n"
+        "r = CliRunner().invoke(main, ['stripe', '--help'])\n"
+        "assert r.exit_code == 0\n"
+        "import trampolin.migrations\n"
+        "assert 'stripe' not in sys.modules, 'stripe imported'\n"
+        "import trampolin.subscriptions\n"
+        "assert 'stripe' not in sys.modules, 'stripe imported by trampolin.subscriptions'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def test_cli_apply_refuses_an_out_of_range_created(db_url: str, tmp_path: Path) -> None:

@@ -1,38 +1,58 @@
-"""Stripe webhook events -> subscriptions: verify, record, apply in order, replay.
+"""Stripe webhook events -> subscriptions: record, apply in order, link customers, replay.
 
-Stripe delivers each event at least once, in any order, and retries for days.
-Every event is recorded in ``stripe_events`` in the same transaction as its
-effect. A subscription row only moves forward along the key (event created,
-rank, event id) described in sql/queries/subscriptions.sql, so duplicates and
-older events change nothing and concurrent deliveries converge. An event whose
-customer is not linked to a user yet is kept as ``unmatched`` and replayed when
-the customer is linked. An event whose effect raised is kept as ``failed``
-with the error; it is tried again when Stripe delivers it again, or by replay.
-
-The stripe library is imported only by :func:`parse_webhook`.
+``AsyncSubscriptions(aconn)`` is written here; ``Subscriptions(conn)`` is its generated
+twin. Each event is recorded in ``stripe_events`` with its effect, in ``db.atomic``. A
+subscription moves only forward along the events' ordering key, so duplicates and older
+events change nothing (sql/queries/subscriptions.sql says how). ``unmatched`` events (no
+user for the customer yet) are replayed when it is linked; ``failed`` ones keep their
+error and are tried again. Reading the payloads is trampolin.stripe_payload's job.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, cast
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Literal, cast
 
 import psycopg
+from psycopg import AsyncConnection, Connection
 from psycopg.types.json import Jsonb
 
 from trampolin import queries
 from trampolin.db import atomic
-from trampolin.errors import Conflict, InvalidInput, InvalidSignature, NotFound
+from trampolin.errors import Conflict, InvalidInput, NotFound
+from trampolin.stripe_payload import (
+    CHECKOUT_COMPLETED,
+    DEFAULT_TOLERANCE,
+    Envelope,
+    is_subscription_event,
+    parse_webhook,
+    read_checkout,
+    read_event,
+    read_subscription,
+)
+from trampolin.values import first_line, integer, text, user_key
 
-if TYPE_CHECKING:
-    import stripe
+__all__ = [
+    "ACCESS_STATUSES",
+    "DEFAULT_TOLERANCE",
+    "MAX_EVENTS_LIMIT",
+    "OUTCOMES",
+    "RECORDED_OUTCOMES",
+    "REPLAYABLE",
+    "AsyncSubscriptions",
+    "Outcome",
+    "StripeEvent",
+    "Subscription",
+    "Subscriptions",
+    "parse_webhook",
+]
 
 Outcome = Literal["applied", "duplicate", "stale", "ignored", "unmatched", "failed"]
+#: Every outcome: 'pending' exists only inside the applying transaction, and
+#: 'duplicate' is returned, never stored.
 OUTCOMES: tuple[str, ...] = (
     "pending",
     "applied",
@@ -42,15 +62,16 @@ OUTCOMES: tuple[str, ...] = (
     "unmatched",
     "failed",
 )
+#: The outcomes a committed event can have (`trampolin stripe events --outcome`).
+RECORDED_OUTCOMES: tuple[str, ...] = ("applied", "stale", "ignored", "unmatched", "failed")
+#: The outcomes ``replay`` tries again.
 REPLAYABLE: tuple[str, ...] = ("unmatched", "failed")
+#: The statuses that grant access (the queries take them as %(access_statuses)s).
 ACCESS_STATUSES = frozenset({"active", "trialing", "past_due"})
-DEFAULT_TOLERANCE = 300
 MAX_EVENTS_LIMIT = 10_000
-_MAX_BIGINT = 2**63 - 1
-# A NUL character, as json.dumps writes it (and not an escaped backslash before "u0000").
-_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 _q = queries.load("subscriptions")
+_ACCESS_STATUS_LIST = sorted(ACCESS_STATUSES)  # as a query parameter
 
 
 @dataclass(frozen=True)
@@ -94,246 +115,267 @@ class StripeEvent:
     processed_at: datetime | None
 
 
-def parse_webhook(
-    payload: bytes, sig_header: str, secret: str, *, tolerance: int = DEFAULT_TOLERANCE
-) -> stripe.Event:
-    """The verified event of a webhook request's raw body; InvalidSignature otherwise.
+class AsyncSubscriptions:
+    """Subscriptions and the Stripe event log on one connection."""
 
-    ``payload`` must be the exact bytes Stripe sent: the signature covers them.
-    """
-    import stripe
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self.conn = conn
 
-    try:
-        event: stripe.Event = stripe.Webhook.construct_event(
-            payload, sig_header, secret, tolerance=tolerance
-        )
-    except stripe.SignatureVerificationError as exc:
-        raise InvalidSignature(
-            f"Stripe webhook signature rejected: {exc.user_message or exc}"
-        ) from None
-    except Exception as exc:  # any other failure: not JSON, not UTF-8, not an object
-        raise InvalidSignature(
-            f"Stripe webhook body is not a Stripe event: {type(exc).__name__}: {exc}"
-        ) from None
-    if not isinstance(_field(event, "id"), str) or not isinstance(_field(event, "type"), str):
-        raise InvalidSignature("Stripe webhook body is not a Stripe event: no id or type")
-    return event
+    # -- events in ---------------------------------------------------------
 
+    async def apply_stripe_event(self, event: Any) -> Outcome:
+        """Record and apply one event (a stripe.Event or the event as a dict).
 
-def _field(obj: Any, key: str) -> Any:
-    try:
-        return obj[key]
-    except (KeyError, TypeError):
-        return None
+        Returns 'applied', 'duplicate', 'stale', 'ignored', 'unmatched', or
+        'failed' when applying raised (the effect is rolled back, the event is
+        kept with the error; the next delivery of it tries again).
+        InvalidInput if it is no event.
+        """
+        return await self._process(read_event(event), retry=("failed",))
 
+    async def _process(self, event: Envelope, *, retry: tuple[str, ...]) -> Outcome:
+        """Record and apply; ``retry``: the stored outcomes that do not make it a duplicate.
 
-@dataclass(frozen=True)
-class _Event:
-    """The envelope of an event, as plain JSON data."""
-
-    id: str
-    type: str
-    created: datetime
-    api_version: str | None
-    livemode: bool
-    payload: dict[str, Any]
-    text: str  # the payload as JSON, serialised once
-
-    @property
-    def object(self) -> dict[str, Any]:
-        data = self.payload.get("data")
-        obj = data.get("object") if isinstance(data, dict) else None
-        if not isinstance(obj, dict):
-            raise InvalidInput(f"Stripe event {self.id} has no data.object")
-        return obj
-
-    def ids(self) -> tuple[str | None, str | None]:
-        """The customer and subscription this event concerns, where it says."""
+        A new kind of event gets a branch here and its reader in stripe_payload.
+        """
         try:
-            obj = self.object
-        except InvalidInput:
-            return None, None
-        customer = _id(obj.get("customer"))
-        kind = obj.get("object")
-        if kind == "subscription":
-            return customer, _id(obj.get("id"))
-        if kind == "invoice":
-            sub = obj.get("subscription")  # before 2025-03-31
-            if sub is None:
-                parent = obj.get("parent") or {}
-                sub = (parent.get("subscription_details") or {}).get("subscription")
-            return customer, _id(sub)
-        return customer, _id(obj.get("subscription"))
+            if is_subscription_event(event.type):
+                return await self._apply_subscription(event, retry)
+            async with atomic(self.conn):
+                if event.type == CHECKOUT_COMPLETED:
+                    return await self._apply_checkout(event, retry)
+                return await self._record(event, "ignored", retry)
+        except Exception as exc:
+            return await self._record_failure(event, retry, exc)
 
-    def _dumps(self, _obj: Any) -> str:
-        return self.text
+    async def _record_failure(
+        self, event: Envelope, retry: tuple[str, ...], exc: Exception
+    ) -> Outcome:
+        """Record that applying raised (its effect was rolled back) and say 'failed'."""
+        if self.conn.closed or self.conn.broken:
+            raise exc  # the connection is gone: nothing can be recorded
+        async with atomic(self.conn):
+            return await self._record(event, "failed", retry, error=_describe(exc))
 
-    def params(self) -> dict[str, Any]:
-        customer, subscription = self.ids()
-        return {
-            "event_id": self.id,
-            "type": self.type,
-            "created": self.created,
-            "api_version": self.api_version,
-            "livemode": self.livemode,
-            "customer_id": customer,
-            "subscription_id": subscription,
-            "payload": Jsonb(self.payload, dumps=self._dumps),
-        }
-
-
-def _normalize(event: Any) -> _Event:
-    """Plain JSON data from a stripe.Event or a dict; InvalidInput if it is no event."""
-    if isinstance(event, Mapping):
-        data = dict(event)
-    elif callable(getattr(event, "to_dict", None)):
-        data = event.to_dict(for_json=True)
-    else:
-        raise InvalidInput(f"not a Stripe event: {type(event).__name__}")
-    event_id, kind, created = data.get("id"), data.get("type"), data.get("created")
-    if not isinstance(event_id, str) or not event_id:
-        raise InvalidInput("Stripe event has no id")
-    event_id = _text("Stripe event id", event_id)
-    if not isinstance(kind, str) or not kind:
-        raise InvalidInput(f"Stripe event {event_id} has no type")
-    if not isinstance(created, int) or isinstance(created, bool):
-        raise InvalidInput(f"Stripe event {event_id} has no integer 'created'")
-    try:
-        text = json.dumps(data, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"Stripe event {event_id} is not plain JSON data: {exc}") from None
-    if "\\u0000" in text and _JSON_NUL.search(text):  # the regex only when it may match
-        raise InvalidInput(
-            f"Stripe event {event_id} contains a NUL character, which PostgreSQL cannot store"
+    async def _record(
+        self, event: Envelope, outcome: str, retry: tuple[str, ...], *, error: str | None = None
+    ) -> Outcome:
+        row = await _q.record_event.one(
+            self.conn, **_event_params(event), outcome=outcome, error=error, retry=list(retry)
         )
-    api_version = data.get("api_version")
-    return _Event(
-        id=event_id,
-        type=_text(f"Stripe event {event_id}: type", kind),
-        created=_ts(created, f"Stripe event {event_id}: 'created'"),
-        api_version=api_version if isinstance(api_version, str) else None,
-        livemode=data.get("livemode") is True,
-        payload=data,
-        text=text,
-    )
+        return cast(Outcome, row["outcome"]) if row else "duplicate"
 
+    async def _apply_subscription(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
+        """customer.subscription.*: record the event and upsert its snapshot."""
+        params = _snapshot_params(event)
+        async with atomic(self.conn):
+            outcome = await self._apply_snapshot(params, retry)
+            if outcome == "unmatched":
+                outcome = await self._settle_unmatched(params)
+            return outcome
 
-def _id(value: Any) -> str | None:
-    """An id, whether Stripe sent it as a string or as an expanded object."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
+    async def _apply_snapshot(self, params: dict[str, Any], retry: tuple[str, ...]) -> Outcome:
+        row = await _q.apply_snapshot.one(self.conn, **params, retry=list(retry))
+        assert row is not None  # the statement always returns its outcome
+        return cast(Outcome, row["outcome"])
 
+    async def _settle_unmatched(self, params: dict[str, Any]) -> Outcome:
+        """Decide again under the customer lock, which a link holds until it commits.
 
-def _ts(value: int, field: str) -> datetime:
-    """A Unix timestamp as a datetime; InvalidInput naming ``field`` if out of range."""
-    try:
-        return datetime.fromtimestamp(value, tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        raise InvalidInput(f"{field} is not a usable Unix timestamp: {value}") from None
+        Either this now sees the link, or the link's replay sees this event.
+        """
+        await _q.lock_customer.exec(self.conn, customer_id=params["customer_id"])
+        outcome = await self._apply_snapshot(params, ("unmatched",))
+        if outcome == "duplicate":  # a link's replay got to it first
+            recorded = await self.event(params["event_id"])
+            outcome = cast(Outcome, recorded.outcome if recorded else "unmatched")
+        return outcome
 
+    async def _apply_checkout(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
+        """checkout.session.completed: link its customer to the user it names."""
+        checkout = read_checkout(event)
+        customer = checkout.customer_id
+        if customer is None:
+            return await self._record(event, "ignored", retry)
+        if await self._record(event, "pending", retry) == "duplicate":
+            return "duplicate"
+        await _q.lock_customer.exec(self.conn, customer_id=customer)
+        named = await _q.first_named_user.one(self.conn, user_ids=list(checkout.named_user_ids))
+        outcome: Outcome
+        if named is not None:
+            await self._link(named["id"], customer)
+            outcome = "applied"
+        elif await _q.customer_owner.one(self.conn, customer_id=customer):
+            outcome = "ignored"  # nobody named, but the customer is linked already
+        else:
+            outcome = "unmatched"
+        await _q.set_outcome.exec(self.conn, event_id=event.id, outcome=outcome)
+        return outcome
 
-def _opt_ts(value: Any, field: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInput(f"{field}: expected a Unix timestamp, got {value!r}")
-    return _ts(value, field)
+    # -- linking and replay -------------------------------------------------
 
+    async def link_customer(
+        self, user_id: uuid.UUID | str, stripe_customer_id: str
+    ) -> dict[str, str]:
+        """Link a Stripe customer to a user and replay that customer's unmatched events.
 
-def _text(field: str, value: Any) -> str:
-    """A string PostgreSQL text can hold; InvalidInput naming ``field`` otherwise."""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be a string, not {type(value).__name__}")
-    if "\x00" in value:
-        raise InvalidInput(f"{field} contains a NUL byte, which PostgreSQL text cannot hold")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{field} is not valid Unicode (lone surrogate)") from None
-    return value
+        Returns each replayed event id with its new outcome. NotFound for an
+        unknown user; Conflict if the customer belongs to another user.
+        """
+        uid = user_key(user_id)
+        if uid is None:
+            raise InvalidInput(f"not a user id: {user_id!r}")
+        customer = text("stripe_customer_id", stripe_customer_id)
+        if not customer:
+            raise InvalidInput("empty Stripe customer id")
+        async with atomic(self.conn):
+            await _q.lock_customer.exec(self.conn, customer_id=customer)
+            return await self._link(uid, customer)
 
+    async def _link(self, user_id: uuid.UUID, customer: str) -> dict[str, str]:
+        """Link under the customer lock (held by the caller), then replay."""
+        owner = await _q.customer_owner.one(self.conn, customer_id=customer)
+        if owner is not None and owner["id"] != user_id:
+            raise Conflict(f"Stripe customer {customer} is already linked to user {owner['id']}")
+        if owner is None:
+            try:
+                changed = await _q.set_user_customer.execrows(
+                    self.conn, user_id=user_id, customer_id=customer
+                )
+            except psycopg.errors.UniqueViolation:  # linked behind our back, without the lock
+                raise Conflict(
+                    f"Stripe customer {customer} is already linked to another user"
+                ) from None
+            if not changed:
+                raise NotFound(f"no user {user_id}")
+        replayed: dict[str, str] = {}
+        for row in await _q.lock_unmatched_for_customer.many(self.conn, customer_id=customer):
+            replayed[row["id"]] = await self._process(
+                read_event(row["payload"]), retry=("unmatched",)
+            )
+        return replayed
 
-def _limit(value: Any, maximum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInput(f"limit must be an integer, not {type(value).__name__}")
-    if not 1 <= value <= maximum:
-        raise InvalidInput(f"limit must be between 1 and {maximum}, not {value}")
-    return value
+    async def replay(
+        self,
+        outcome: str = "unmatched",
+        *,
+        limit: int | None = None,
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> dict[str, str]:
+        """Apply again the recorded events with that outcome ('unmatched' or 'failed').
 
+        Oldest first, each in its own transaction; an event another replay is
+        holding is skipped. Returns each event id with its new outcome, and
+        tells ``on_event`` of each as it goes.
+        """
+        if outcome not in REPLAYABLE:
+            raise InvalidInput(f"can only replay {' or '.join(REPLAYABLE)} events, not {outcome!r}")
+        if limit is not None:
+            limit = integer("limit", limit, minimum=1)
+        replayed: dict[str, str] = {}
+        for row in await _q.event_ids_with_outcome.many(self.conn, outcome=outcome, limit=limit):
+            result = await self._replay_one(row["id"], outcome)
+            if result is None:
+                continue  # replayed meanwhile, or held by another replay
+            replayed[row["id"]] = result
+            if on_event is not None:
+                on_event(row["id"], result)
+        return replayed
 
-def _uuid(value: Any) -> uuid.UUID | None:
-    if isinstance(value, str):
-        try:
-            return uuid.UUID(value)
-        except ValueError:
+    async def _replay_one(self, event_id: str, outcome: str) -> Outcome | None:
+        """The event's new outcome; None if it no longer has ``outcome`` or another holds it."""
+        async with atomic(self.conn):
+            locked = await _q.lock_event_with_outcome.one(
+                self.conn, event_id=event_id, outcome=outcome
+            )
+            if locked is None:
+                return None
+            return await self._process(read_event(locked["payload"]), retry=(outcome,))
+
+    # -- reading ----------------------------------------------------------
+
+    async def get_for_user(self, user_id: uuid.UUID | str) -> Subscription | None:
+        """The user's current subscription (access-granting first), or None."""
+        uid = user_key(user_id)
+        if uid is None:
             return None
-    return None
+        row = await _q.subscription_for_user.one(
+            self.conn, user_id=uid, access_statuses=_ACCESS_STATUS_LIST
+        )
+        return Subscription(**row) if row else None
+
+    async def get_by_stripe_id(self, stripe_subscription_id: str) -> Subscription | None:
+        """The subscription with that Stripe id, or None."""
+        row = await _q.subscription_by_stripe_id.one(
+            self.conn,
+            stripe_subscription_id=text("stripe_subscription_id", stripe_subscription_id),
+        )
+        return Subscription(**row) if row else None
+
+    async def has_access(self, user_id: uuid.UUID | str) -> bool:
+        """True if the user has an active, trialing or past_due subscription."""
+        uid = user_key(user_id)
+        if uid is None:
+            return False
+        row = await _q.has_access.one(self.conn, user_id=uid, access_statuses=_ACCESS_STATUS_LIST)
+        return bool(row and row["has_access"])
+
+    async def events(self, outcome: str | None = None, limit: int = 100) -> list[StripeEvent]:
+        """Recorded events, newest first; only those with ``outcome`` if given."""
+        if outcome is not None and outcome not in OUTCOMES:
+            raise InvalidInput(f"unknown outcome {outcome!r} (one of {', '.join(OUTCOMES)})")
+        page = integer("limit", limit, minimum=1, maximum=MAX_EVENTS_LIMIT)
+        rows = await _q.events.many(self.conn, outcome=outcome, limit=page)
+        return [StripeEvent(**row) for row in rows]
+
+    async def event(self, event_id: str) -> StripeEvent | None:
+        """One recorded event, or None."""
+        row = await _q.event_by_id.one(self.conn, event_id=text("event_id", event_id))
+        return StripeEvent(**row) if row else None
+
+    async def event_payload(self, event_id: str) -> dict[str, Any] | None:
+        """The event exactly as received, or None."""
+        row = await _q.event_payload.one(self.conn, event_id=text("event_id", event_id))
+        return cast(dict[str, Any], row["payload"]) if row else None
 
 
-def _is_snapshot(event_type: str) -> bool:
-    """customer.subscription.* events carry the whole subscription."""
-    return event_type.startswith("customer.subscription.")
-
-
-def _snapshot(event: _Event) -> dict[str, Any]:
-    """The subscription columns from a customer.subscription.* payload (both API shapes)."""
-    sub = event.object
-    if sub.get("object") != "subscription":
-        raise InvalidInput(f"{event.type} {event.id}: data.object is not a subscription")
-    sub_id, customer = _id(sub.get("id")), _id(sub.get("customer"))
-    if sub_id is None or customer is None:
-        raise InvalidInput(f"{event.type} {event.id}: subscription without id or customer")
-    items = (sub.get("items") or {}).get("data") or []
-    item: dict[str, Any] = items[0] if items and isinstance(items[0], dict) else {}
-    price = item.get("price") or {}
-    recurring = price.get("recurring") or item.get("plan") or {}
-    # Before 2025-03-31 (basil) the period is on the subscription; since, on each item.
-    period_start = sub.get("current_period_start")
-    period_end = sub.get("current_period_end")
-    if period_start is None and period_end is None:
-        period_start = item.get("current_period_start")
-        period_end = item.get("current_period_end")
-    quantity = item.get("quantity")
-    if quantity is None:
-        quantity = sub.get("quantity")
-    status = sub.get("status")
-    if event.type == "customer.subscription.deleted":
-        status = "canceled"
-    if not isinstance(status, str):
-        raise InvalidInput(f"{event.type} {event.id}: subscription without status")
-    metadata = sub.get("metadata") or {}
-    where = f"{event.type} {event.id}"
+def _event_params(event: Envelope) -> dict[str, Any]:
+    """The parameters that record an event (record_event, apply_snapshot)."""
     return {
-        "subscription_id": sub_id,
-        "customer_id": customer,
-        "status": status,
-        "price_id": _id(price) or _id(item.get("plan")),
-        "quantity": quantity,
-        "interval": recurring.get("interval"),
-        "interval_count": recurring.get("interval_count"),
-        "current_period_start": _opt_ts(period_start, f"{where}: current_period_start"),
-        "current_period_end": _opt_ts(period_end, f"{where}: current_period_end"),
-        "cancel_at_period_end": sub.get("cancel_at_period_end") is True,
-        "cancel_at": _opt_ts(sub.get("cancel_at"), f"{where}: cancel_at"),
-        "canceled_at": _opt_ts(sub.get("canceled_at"), f"{where}: canceled_at"),
-        "ended_at": _opt_ts(sub.get("ended_at"), f"{where}: ended_at"),
-        "trial_start": _opt_ts(sub.get("trial_start"), f"{where}: trial_start"),
-        "trial_end": _opt_ts(sub.get("trial_end"), f"{where}: trial_end"),
-        "metadata": Jsonb(metadata),
-        "metadata_user_id": _uuid(metadata.get("user_id")) if isinstance(metadata, dict) else None,
+        "event_id": event.id,
+        "type": event.type,
+        "created": event.created,
+        "api_version": event.api_version,
+        "livemode": event.livemode,
+        "customer_id": event.customer_id,
+        "subscription_id": event.subscription_id,
+        # Serialised once, by read_event; the same text is stored.
+        "payload": Jsonb(event.payload, dumps=lambda _: event.payload_json),
     }
 
 
+def _snapshot_params(event: Envelope) -> dict[str, Any]:
+    """The parameters of apply_snapshot: the event, its rank, the subscription it carries."""
+    snapshot = read_subscription(event)
+    # A shallow copy of the fields: dataclasses.asdict would deep-copy each value.
+    columns = {field.name: getattr(snapshot, field.name) for field in fields(snapshot)}
+    columns["metadata"] = Jsonb(snapshot.metadata)
+    return {**_event_params(event), **columns, "rank": event.rank}
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    """What a failed event's ``error`` says: the exception's type and first line."""
+    name = type(exc).__name__
+    return f"{name}: {first_line(exc)}" if str(exc).strip() else name
+
+
+# -- Sync twins: generated from the Async classes above by tools/async_to_sync.py --
 
 
 class Subscriptions:
     """Subscriptions and the Stripe event log on one connection."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: Connection[Any]) -> None:
         self.conn = conn
 
     # -- events in ---------------------------------------------------------
@@ -344,63 +386,52 @@ class Subscriptions:
         Returns 'applied', 'duplicate', 'stale', 'ignored', 'unmatched', or
         'failed' when applying raised (the effect is rolled back, the event is
         kept with the error; the next delivery of it tries again).
+        InvalidInput if it is no event.
         """
-        return self._process(_normalize(event), retry=("failed",))
+        return self._process(read_event(event), retry=("failed",))
 
-    def _process(self, event: _Event, *, retry: tuple[str, ...]) -> Outcome:
-        """Apply an event; ``retry``: stored outcomes that do not make it a duplicate."""
+    def _process(self, event: Envelope, *, retry: tuple[str, ...]) -> Outcome:
+        """Record and apply; ``retry``: the stored outcomes that do not make it a duplicate.
+
+        A new kind of event gets a branch here and its reader in stripe_payload.
+        """
         try:
-            if _is_snapshot(event.type):
-                return self._process_snapshot(event, retry)
-            if event.type == "checkout.session.completed":
-                with atomic(self.conn):
-                    return self._apply_checkout(event, retry)
+            if is_subscription_event(event.type):
+                return self._apply_subscription(event, retry)
             with atomic(self.conn):
+                if event.type == CHECKOUT_COMPLETED:
+                    return self._apply_checkout(event, retry)
                 return self._record(event, "ignored", retry)
         except Exception as exc:
-            return self._fail(event, retry, exc)
+            return self._record_failure(event, retry, exc)
 
-    def _process_snapshot(self, event: _Event, retry: tuple[str, ...]) -> Outcome:
-        params = {**event.params(), **_snapshot(event)}
-        if not self._idle_autocommit():
-            with atomic(self.conn):
-                outcome = self._apply_snapshot(params, retry)
-                return self._settle_unmatched(params) if outcome == "unmatched" else outcome
-        # On an idle autocommit connection the statement is its own transaction:
-        # no BEGIN and COMMIT round trips on the common path.
-        outcome = self._apply_snapshot(params, retry)
-        if outcome != "unmatched":
-            return outcome
-        try:
-            with atomic(self.conn):
-                return self._settle_unmatched(params)
-        except Exception as exc:  # the event is stored as unmatched by now
-            return self._fail(event, ("unmatched",), exc)
-
-    def _fail(self, event: _Event, retry: tuple[str, ...], exc: Exception) -> Outcome:
+    def _record_failure(self, event: Envelope, retry: tuple[str, ...], exc: Exception) -> Outcome:
         """Record that applying raised (its effect was rolled back) and say 'failed'."""
         if self.conn.closed or self.conn.broken:
             raise exc  # the connection is gone: nothing can be recorded
         with atomic(self.conn):
             return self._record(event, "failed", retry, error=_describe(exc))
 
-    def _idle_autocommit(self) -> bool:
-        return (
-            self.conn.autocommit
-            and self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        )
-
     def _record(
-        self, event: _Event, outcome: str, retry: Iterable[str], *, error: str | None = None
+        self, event: Envelope, outcome: str, retry: tuple[str, ...], *, error: str | None = None
     ) -> Outcome:
         row = _q.record_event.one(
-            self.conn, **event.params(), outcome=outcome, error=error, retry=list(retry)
+            self.conn, **_event_params(event), outcome=outcome, error=error, retry=list(retry)
         )
         return cast(Outcome, row["outcome"]) if row else "duplicate"
 
-    def _apply_snapshot(self, params: dict[str, Any], retry: Iterable[str]) -> Outcome:
+    def _apply_subscription(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
+        """customer.subscription.*: record the event and upsert its snapshot."""
+        params = _snapshot_params(event)
+        with atomic(self.conn):
+            outcome = self._apply_snapshot(params, retry)
+            if outcome == "unmatched":
+                outcome = self._settle_unmatched(params)
+            return outcome
+
+    def _apply_snapshot(self, params: dict[str, Any], retry: tuple[str, ...]) -> Outcome:
         row = _q.apply_snapshot.one(self.conn, **params, retry=list(retry))
-        assert row is not None
+        assert row is not None  # the statement always returns its outcome
         return cast(Outcome, row["outcome"])
 
     def _settle_unmatched(self, params: dict[str, Any]) -> Outcome:
@@ -415,30 +446,20 @@ class Subscriptions:
             outcome = cast(Outcome, recorded.outcome if recorded else "unmatched")
         return outcome
 
-    def _apply_checkout(self, event: _Event, retry: tuple[str, ...]) -> Outcome:
+    def _apply_checkout(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
         """checkout.session.completed: link its customer to the user it names."""
-        session = event.object
-        customer = _id(session.get("customer"))
+        checkout = read_checkout(event)
+        customer = checkout.customer_id
         if customer is None:
             return self._record(event, "ignored", retry)
         if self._record(event, "pending", retry) == "duplicate":
             return "duplicate"
         _q.lock_customer.exec(self.conn, customer_id=customer)
-        metadata = session.get("metadata") or {}
-        candidates = [session.get("client_reference_id")]
-        if isinstance(metadata, dict):
-            candidates.append(metadata.get("user_id"))
-        user_id = next(
-            (
-                uid
-                for uid in map(_uuid, candidates)
-                if uid is not None and _q.user_exists.one(self.conn, user_id=uid)
-            ),
-            None,
-        )
-        if user_id is not None:
-            self._link(user_id, customer)
-            outcome: Outcome = "applied"
+        named = _q.first_named_user.one(self.conn, user_ids=list(checkout.named_user_ids))
+        outcome: Outcome
+        if named is not None:
+            self._link(named["id"], customer)
+            outcome = "applied"
         elif _q.customer_owner.one(self.conn, customer_id=customer):
             outcome = "ignored"  # nobody named, but the customer is linked already
         else:
@@ -454,15 +475,15 @@ class Subscriptions:
         Returns each replayed event id with its new outcome. NotFound for an
         unknown user; Conflict if the customer belongs to another user.
         """
-        uid = _uuid(str(user_id))
+        uid = user_key(user_id)
         if uid is None:
             raise InvalidInput(f"not a user id: {user_id!r}")
-        stripe_customer_id = _text("stripe_customer_id", stripe_customer_id)
-        if not stripe_customer_id:
+        customer = text("stripe_customer_id", stripe_customer_id)
+        if not customer:
             raise InvalidInput("empty Stripe customer id")
         with atomic(self.conn):
-            _q.lock_customer.exec(self.conn, customer_id=stripe_customer_id)
-            return self._link(uid, stripe_customer_id)
+            _q.lock_customer.exec(self.conn, customer_id=customer)
+            return self._link(uid, customer)
 
     def _link(self, user_id: uuid.UUID, customer: str) -> dict[str, str]:
         """Link under the customer lock (held by the caller), then replay."""
@@ -471,20 +492,19 @@ class Subscriptions:
             raise Conflict(f"Stripe customer {customer} is already linked to user {owner['id']}")
         if owner is None:
             try:
-                with atomic(self.conn):
-                    changed = _q.set_user_customer.execrows(
-                        self.conn, user_id=user_id, customer_id=customer
-                    )
-            except psycopg.errors.UniqueViolation:
+                changed = _q.set_user_customer.execrows(
+                    self.conn, user_id=user_id, customer_id=customer
+                )
+            except psycopg.errors.UniqueViolation:  # linked behind our back, without the lock
                 raise Conflict(
                     f"Stripe customer {customer} is already linked to another user"
                 ) from None
             if not changed:
                 raise NotFound(f"no user {user_id}")
-        results: dict[str, str] = {}
+        replayed: dict[str, str] = {}
         for row in _q.lock_unmatched_for_customer.many(self.conn, customer_id=customer):
-            results[row["id"]] = self._process(_normalize(row["payload"]), retry=("unmatched",))
-        return results
+            replayed[row["id"]] = self._process(read_event(row["payload"]), retry=("unmatched",))
+        return replayed
 
     def replay(
         self,
@@ -496,65 +516,73 @@ class Subscriptions:
         """Apply again the recorded events with that outcome ('unmatched' or 'failed').
 
         Oldest first, each in its own transaction; an event another replay is
-        holding is skipped. Returns each event id with its new outcome.
+        holding is skipped. Returns each event id with its new outcome, and
+        tells ``on_event`` of each as it goes.
         """
         if outcome not in REPLAYABLE:
             raise InvalidInput(f"can only replay {' or '.join(REPLAYABLE)} events, not {outcome!r}")
         if limit is not None:
-            limit = _limit(limit, _MAX_BIGINT)
-        results: dict[str, str] = {}
-        ids = _q.event_ids_with_outcome.many(self.conn, outcome=outcome, limit=limit)
-        for row in ids:
-            with atomic(self.conn):
-                locked = _q.lock_event_with_outcome.one(
-                    self.conn, event_id=row["id"], outcome=outcome
-                )
-                if locked is None:
-                    continue  # replayed meanwhile, or held by another replay
-                result = self._process(_normalize(locked["payload"]), retry=(outcome,))
-            results[row["id"]] = result
+            limit = integer("limit", limit, minimum=1)
+        replayed: dict[str, str] = {}
+        for row in _q.event_ids_with_outcome.many(self.conn, outcome=outcome, limit=limit):
+            result = self._replay_one(row["id"], outcome)
+            if result is None:
+                continue  # replayed meanwhile, or held by another replay
+            replayed[row["id"]] = result
             if on_event is not None:
                 on_event(row["id"], result)
-        return results
+        return replayed
+
+    def _replay_one(self, event_id: str, outcome: str) -> Outcome | None:
+        """The event's new outcome; None if it no longer has ``outcome`` or another holds it."""
+        with atomic(self.conn):
+            locked = _q.lock_event_with_outcome.one(self.conn, event_id=event_id, outcome=outcome)
+            if locked is None:
+                return None
+            return self._process(read_event(locked["payload"]), retry=(outcome,))
 
     # -- reading ----------------------------------------------------------
 
     def get_for_user(self, user_id: uuid.UUID | str) -> Subscription | None:
         """The user's current subscription (access-granting first), or None."""
-        uid = _uuid(str(user_id))
+        uid = user_key(user_id)
         if uid is None:
             return None
-        row = _q.subscription_for_user.one(self.conn, user_id=uid)
+        row = _q.subscription_for_user.one(
+            self.conn, user_id=uid, access_statuses=_ACCESS_STATUS_LIST
+        )
         return Subscription(**row) if row else None
 
     def get_by_stripe_id(self, stripe_subscription_id: str) -> Subscription | None:
+        """The subscription with that Stripe id, or None."""
         row = _q.subscription_by_stripe_id.one(
             self.conn,
-            stripe_subscription_id=_text("stripe_subscription_id", stripe_subscription_id),
+            stripe_subscription_id=text("stripe_subscription_id", stripe_subscription_id),
         )
         return Subscription(**row) if row else None
 
     def has_access(self, user_id: uuid.UUID | str) -> bool:
         """True if the user has an active, trialing or past_due subscription."""
-        uid = _uuid(str(user_id))
+        uid = user_key(user_id)
         if uid is None:
             return False
-        row = _q.has_access.one(self.conn, user_id=uid)
+        row = _q.has_access.one(self.conn, user_id=uid, access_statuses=_ACCESS_STATUS_LIST)
         return bool(row and row["has_access"])
 
     def events(self, outcome: str | None = None, limit: int = 100) -> list[StripeEvent]:
         """Recorded events, newest first; only those with ``outcome`` if given."""
         if outcome is not None and outcome not in OUTCOMES:
             raise InvalidInput(f"unknown outcome {outcome!r} (one of {', '.join(OUTCOMES)})")
-        rows = _q.events.many(self.conn, outcome=outcome, limit=_limit(limit, MAX_EVENTS_LIMIT))
+        page = integer("limit", limit, minimum=1, maximum=MAX_EVENTS_LIMIT)
+        rows = _q.events.many(self.conn, outcome=outcome, limit=page)
         return [StripeEvent(**row) for row in rows]
 
     def event(self, event_id: str) -> StripeEvent | None:
         """One recorded event, or None."""
-        row = _q.event_by_id.one(self.conn, event_id=_text("event_id", event_id))
+        row = _q.event_by_id.one(self.conn, event_id=text("event_id", event_id))
         return StripeEvent(**row) if row else None
 
     def event_payload(self, event_id: str) -> dict[str, Any] | None:
         """The event exactly as received, or None."""
-        row = _q.event_payload.one(self.conn, event_id=_text("event_id", event_id))
+        row = _q.event_payload.one(self.conn, event_id=text("event_id", event_id))
         return cast(dict[str, Any], row["payload"]) if row else None

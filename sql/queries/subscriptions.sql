@@ -5,7 +5,8 @@
 --     (event created, event rank, event id COLLATE "C")
 -- where rank breaks ties between events of the same second:
 --     customer.subscription.created 0 < every other snapshot 1 < deleted 2
--- (Stripe often sends created and updated in the same second) and the event id
+-- (Stripe often sends created and updated in the same second; the ranks are
+-- trampolin.stripe_payload.EVENT_RANKS, passed as %(rank)s) and the event id
 -- makes the order total, so every delivery order converges to the same row.
 -- Two events of the same second and rank are ordered by id: deterministic, but
 -- not necessarily Stripe's order (its ids are not sequential). The row keeps
@@ -65,9 +66,7 @@ written AS (
            %(quantity)s, %(interval)s, %(interval_count)s, %(current_period_start)s,
            %(current_period_end)s, %(cancel_at_period_end)s, %(cancel_at)s, %(canceled_at)s,
            %(ended_at)s, %(trial_start)s, %(trial_end)s, %(metadata)s, %(event_id)s,
-           %(created)s,
-           CASE %(type)s WHEN 'customer.subscription.created' THEN 0
-                         WHEN 'customer.subscription.deleted' THEN 2 ELSE 1 END
+           %(created)s, %(rank)s
     FROM matched, fresh
     WHERE matched.user_id IS NOT NULL AND fresh.fresh
     ON CONFLICT (stripe_subscription_id) DO UPDATE SET
@@ -146,8 +145,12 @@ WHERE id = %(event_id)s;
 -- and be missed by that link's replay.
 SELECT pg_advisory_xact_lock(hashtextextended('trampolin.stripe_customer:' || %(customer_id)s, 0));
 
--- name: user_exists :one
-SELECT id FROM users WHERE id = %(user_id)s;
+-- name: first_named_user :one
+-- The first of the ids a checkout names (in their order) that is a user.
+SELECT id FROM users
+WHERE id = ANY (%(user_ids)s::uuid[])
+ORDER BY array_position(%(user_ids)s::uuid[], id)
+LIMIT 1;
 
 -- name: customer_owner :one
 -- The user linked to a Stripe customer.
@@ -199,14 +202,14 @@ WHERE id = %(event_id)s;
 SELECT payload FROM stripe_events WHERE id = %(event_id)s;
 
 -- name: subscription_for_user :one
--- The user's current subscription: one that grants access (active, trialing,
--- past_due) before any other, then the one whose period ends last.
+-- The user's current subscription: one that grants access (a status in
+-- %(access_statuses)s) before any other, then the one whose period ends last.
 SELECT user_id, stripe_customer_id, stripe_subscription_id, status, price_id, quantity,
        "interval", interval_count, current_period_start, current_period_end,
        cancel_at_period_end, cancel_at, canceled_at, ended_at, trial_start, trial_end
 FROM subscriptions
 WHERE user_id = %(user_id)s
-ORDER BY status IN ('active', 'trialing', 'past_due') DESC,
+ORDER BY status = ANY (%(access_statuses)s::text[]) DESC,
          current_period_end DESC NULLS LAST,
          last_event_created DESC,
          stripe_subscription_id
@@ -220,8 +223,9 @@ FROM subscriptions
 WHERE stripe_subscription_id = %(stripe_subscription_id)s;
 
 -- name: has_access :one
--- Whether the user has a subscription whose status grants access.
+-- Whether the user has a subscription whose status grants access (is in
+-- %(access_statuses)s: trampolin.subscriptions.ACCESS_STATUSES).
 SELECT EXISTS (
     SELECT 1 FROM subscriptions
-    WHERE user_id = %(user_id)s AND status IN ('active', 'trialing', 'past_due')
+    WHERE user_id = %(user_id)s AND status = ANY (%(access_statuses)s::text[])
 ) AS has_access;

@@ -39,3 +39,7 @@ WHERE locktype = 'advisory' AND NOT granted AND database = (
 SELECT count(*) AS n FROM pg_locks
 WHERE NOT granted AND pid <> pg_backend_pid()
   AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database());
+
+-- name: link_by_hand :exec
+-- Link a customer the way a DBA would, behind the library's back (no lock, no replay).
+UPDATE users SET stripe_customer_id = %(customer_id)s WHERE id = %(user_id)s;

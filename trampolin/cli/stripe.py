@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import click
 
 from trampolin.cli.context import Context, pass_context
-
-# The outcomes a stored event can have ('duplicate' is returned, never stored).
-_OUTCOMES = ("applied", "stale", "ignored", "unmatched", "failed")
+from trampolin.db import connect
+from trampolin.errors import InvalidInput
+from trampolin.subscriptions import (
+    MAX_EVENTS_LIMIT,
+    RECORDED_OUTCOMES,
+    REPLAYABLE,
+    Subscriptions,
+)
 
 
 @click.group("stripe")
@@ -19,14 +25,15 @@ def stripe_group() -> None:
 
 
 @stripe_group.command("events")
-@click.option("--outcome", type=click.Choice(_OUTCOMES), help="Only events with this outcome.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1, max=10_000))
+@click.option(
+    "--outcome", type=click.Choice(RECORDED_OUTCOMES), help="Only events with this outcome."
+)
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(min=1, max=MAX_EVENTS_LIMIT)
+)
 @pass_context
 def stripe_events(ctx: Context, outcome: str | None, limit: int) -> None:
     """List recorded events, newest first."""
-    from trampolin.db import connect
-    from trampolin.subscriptions import Subscriptions
-
     with connect(ctx.url, autocommit=True) as conn:
         events = Subscriptions(conn).events(outcome, limit=limit)
     for e in events:
@@ -42,7 +49,7 @@ def stripe_events(ctx: Context, outcome: str | None, limit: int) -> None:
 @stripe_group.command("replay")
 @click.option(
     "--outcome",
-    type=click.Choice(("unmatched", "failed")),
+    type=click.Choice(REPLAYABLE),
     default="unmatched",
     show_default=True,
     help="Which events to apply again.",
@@ -51,11 +58,6 @@ def stripe_events(ctx: Context, outcome: str | None, limit: int) -> None:
 @pass_context
 def stripe_replay(ctx: Context, outcome: str, limit: int | None) -> None:
     """Apply unmatched (no user yet) or failed events again, oldest first."""
-    from collections import Counter
-
-    from trampolin.db import connect
-    from trampolin.subscriptions import Subscriptions
-
     with connect(ctx.url, autocommit=True) as conn:
         results = Subscriptions(conn).replay(
             outcome,
@@ -75,10 +77,6 @@ def stripe_apply(ctx: Context, file: Path) -> None:
 
     The file is trusted: no signature is checked. Exit code 1 if applying failed.
     """
-    from trampolin.db import connect
-    from trampolin.errors import InvalidInput
-    from trampolin.subscriptions import Subscriptions
-
     try:
         event = json.loads(file.read_bytes())
     except (ValueError, UnicodeDecodeError) as exc:
