@@ -72,11 +72,16 @@ def test_nothing_set_is_none_for_the_cli_and_an_error_for_the_library(
 def test_direct_url_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://env@h/db")
     monkeypatch.setenv("DIRECT_URL", "postgresql://direct@h/db")
-    assert direct_target("postgresql://opt@h/db", "postgresql://db@h/db").source == "--direct-url"
-    assert direct_target(None, "postgresql://db@h/db").source == "--database-url"
-    assert direct_target(None, None).source == "DIRECT_URL"  # type: ignore[union-attr]
+
+    def source(direct_option: str | None, option_url: str | None) -> str | None:
+        target = direct_target(direct_option, option_url)
+        return None if target is None else target.source
+
+    assert source("postgresql://opt@h/db", "postgresql://db@h/db") == "--direct-url"
+    assert source(None, "postgresql://db@h/db") == "--database-url"
+    assert source(None, None) == "DIRECT_URL"
     monkeypatch.delenv("DIRECT_URL")
-    assert direct_target(None, None).source == "DATABASE_URL"  # type: ignore[union-attr]
+    assert source(None, None) == "DATABASE_URL"
 
 
 def test_a_pooler_flagged_url_is_refused_for_session_work(monkeypatch: pytest.MonkeyPatch) -> None:
