@@ -244,6 +244,10 @@ def test_no_form_of_password_is_ever_printed(url: str) -> None:
         (["user", "add"], "user add --help"),
         (["no-such-command"], " --help"),
         (["--database-url"], " --help"),
+        (["db", "wait", "--timeout", "nan"], "db wait --help"),
+        (["db", "wait", "--timeout", "inf"], "db wait --help"),
+        (["migrate", "--wait", "-1"], "migrate --help"),
+        (["migrate", "--lock-wait", "soon"], "migrate --help"),
     ],
 )
 def test_usage_errors_are_one_error_line_and_one_hint(args: list[str], where: str) -> None:

@@ -13,7 +13,7 @@ from tests.cli_support import LateServer
 from tests.support import PgBouncer, TestServer, run_cli
 from trampolin import db, queries
 from trampolin.db import connect, connection_path, pins_sessions, wait_until_reachable
-from trampolin.errors import ConfigError, ConnectionFailed
+from trampolin.errors import ConfigError, ConnectionFailed, InvalidInput
 from trampolin.migrations import Migrator
 
 ADMIN = queries.load("admin")
@@ -183,3 +183,9 @@ def test_wait_until_reachable_gives_up_naming_the_last_error() -> None:
     ) as caught:
         wait_until_reachable("postgresql://u:pw@127.0.0.1:1/db", 0.5)
     assert "pw@" not in str(caught.value)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1.0])
+def test_wait_until_reachable_takes_only_a_finite_timeout(timeout: float) -> None:
+    with pytest.raises(InvalidInput, match="number of seconds"):
+        wait_until_reachable("postgresql://u@127.0.0.1:1/db", timeout)

@@ -39,7 +39,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from trampolin import queries
 from trampolin.config import parse_url, redact, resolve
-from trampolin.errors import ConnectionFailed
+from trampolin.errors import ConnectionFailed, InvalidInput
 from trampolin.values import first_line
 
 APPLICATION_NAME = "trampolin"
@@ -354,6 +354,8 @@ def wait_until_reachable(
     managed database being created or restarted refuses connections for a
     while. ``on_retry`` hears each failed try.
     """
+    if not 0 <= timeout < math.inf:
+        raise InvalidInput(f"timeout must be a number of seconds, not {timeout!r}")
     started = time.monotonic()
     deadline = started + timeout
     delay = 0.25

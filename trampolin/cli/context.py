@@ -10,6 +10,9 @@ the command is one of PRISMA_SAFE_COMMANDS.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import click
 
 from trampolin import config, embedded
@@ -113,6 +116,21 @@ def _announce(target: DatabaseTarget) -> None:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+class Seconds(click.FloatRange):
+    """A finite number of seconds within the range (FloatRange alone lets NaN through)."""
+
+    name = "number of seconds"
+
+    def __init__(self, min: float = 0, max: float = 24 * 3600) -> None:
+        super().__init__(min=min, max=max)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        return number
 
 
 def human_size(size: int) -> str:

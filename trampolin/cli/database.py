@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from trampolin import embedded
-from trampolin.cli.context import Context, pass_context
+from trampolin.cli.context import Context, Seconds, pass_context
 from trampolin.seed import run_seed, seed_path
 
 
@@ -42,7 +42,7 @@ def db_url(ctx: Context, show_password: bool, direct: bool) -> None:
     "--timeout",
     default=60.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     metavar="SECONDS",
     help="Give up after this long.",
 )

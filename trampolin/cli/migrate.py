@@ -7,9 +7,9 @@ import sys
 
 import click
 
-from trampolin.cli.context import Context, pass_context
+from trampolin.cli.context import Context, Seconds, pass_context
 from trampolin.migration_files import new_migration
-from trampolin.migrations import DEFAULT_LOCK_TIMEOUT, Migrator
+from trampolin.migrations import DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_WAIT, Migrator
 
 EXIT_PENDING = 3
 EXIT_DRIFT = 4
@@ -23,23 +23,26 @@ _lock_timeout = click.option(
 )
 _lock_wait = click.option(
     "--lock-wait",
-    default=300.0,
+    default=DEFAULT_LOCK_WAIT,
     show_default=True,
-    type=float,
+    type=Seconds(),
+    metavar="SECONDS",
     help="Seconds to wait for another migrate to finish.",
 )
 _wait = click.option(
     "--wait",
     "wait_seconds",
     default=0.0,
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     metavar="SECONDS",
     help="Wait this long for the database to accept connections (deploys that start "
     "before it), retrying with backoff.",
 )
 
 
-def _migrator(ctx: Context, lock_timeout: str | None = None, lock_wait: float = 300.0) -> Migrator:
+def _migrator(
+    ctx: Context, lock_timeout: str | None = None, lock_wait: float = DEFAULT_LOCK_WAIT
+) -> Migrator:
     return Migrator(
         ctx.direct_url("migrate"),
         lock_timeout=lock_timeout or DEFAULT_LOCK_TIMEOUT,
