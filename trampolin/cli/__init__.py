@@ -108,7 +108,7 @@ def _usage_error(exc: click.UsageError) -> NoReturn:
     hint = "trampolin --help"
     if exc.ctx is not None:
         hint = f"{exc.ctx.command_path} --help"
-    click.echo(f"error: {message[:1].lower()}{message[1:]}", err=True)
+    click.echo(f"error: {message}", err=True)
     _fail(f"hint: see `{hint}`", exc.exit_code)
 
 
