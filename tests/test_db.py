@@ -1,5 +1,6 @@
 """Connections, pools, PgBouncer in transaction mode and the direct URL."""
 
+import asyncio
 import threading
 from pathlib import Path
 from typing import Any
@@ -8,10 +9,11 @@ import psycopg
 import pytest
 
 import trampolin
+from tests.cli_support import LateServer
 from tests.support import PgBouncer, TestServer, run_cli
-from trampolin import queries
-from trampolin.db import connect, connection_path, pins_sessions
-from trampolin.errors import ConfigError, ConnectionFailed
+from trampolin import db, queries
+from trampolin.db import connect, connection_path, pins_sessions, wait_until_reachable
+from trampolin.errors import ConfigError, ConnectionFailed, InvalidInput
 from trampolin.migrations import Migrator
 
 ADMIN = queries.load("admin")
@@ -142,3 +144,48 @@ def test_pool_connections_are_autocommit_and_a_unit_of_work_is_a_transaction(
         assert conn.autocommit
         with conn.transaction():
             assert conn.info.transaction_status.name == "INTRANS"
+
+
+def test_the_package_exports_both_pools() -> None:
+    assert trampolin.pool is db.pool
+    assert trampolin.async_pool is db.async_pool
+
+
+def test_async_pool_connections_are_autocommit(direct_db_url: str) -> None:
+    async def check() -> None:
+        async with (
+            trampolin.async_pool(direct_db_url, max_size=1) as pool,
+            pool.connection() as conn,
+        ):
+            assert conn.autocommit
+            assert await ADMIN.server_version.one(conn) is not None
+            assert conn.info.transaction_status.name == "IDLE"  # nothing left open
+
+    asyncio.run(check())
+
+
+def test_wait_until_reachable_retries_until_the_server_answers(
+    server: TestServer, db_name: str
+) -> None:
+    late = LateServer(server, delay=1.0)
+    failures: list[ConnectionFailed] = []
+    try:
+        wait_until_reachable(late.url(db_name), 60, on_retry=failures.append)
+    finally:
+        late.close()
+    assert failures  # refused at first, then accepted
+    assert "cannot connect to" in str(failures[0])
+
+
+def test_wait_until_reachable_gives_up_naming_the_last_error() -> None:
+    with pytest.raises(
+        ConnectionFailed, match=r"gave up waiting after 0.5s: cannot connect"
+    ) as caught:
+        wait_until_reachable("postgresql://u:pw@127.0.0.1:1/db", 0.5)
+    assert "pw@" not in str(caught.value)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1.0])
+def test_wait_until_reachable_takes_only_a_finite_timeout(timeout: float) -> None:
+    with pytest.raises(InvalidInput, match="number of seconds"):
+        wait_until_reachable("postgresql://u@127.0.0.1:1/db", timeout)

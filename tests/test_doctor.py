@@ -45,3 +45,47 @@ def test_pooled_url_without_direct_url_needs_action(
 
     fixed = run_cli("doctor", env={"DATABASE_URL": pooled, "DIRECT_URL": direct_db_url})
     assert fixed.returncode == 0, fixed.stdout
+
+
+def test_direct_url_pointing_at_the_pooler_is_called_a_pooler(
+    pgbouncer: PgBouncer, db_name: str
+) -> None:
+    env = {
+        "DATABASE_URL": pgbouncer.url(db_name),
+        "DIRECT_URL": pgbouncer.url(db_name, flagged=False),
+    }
+    result = run_cli("doctor", "--json", env=env)
+    assert result.returncode == 1
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["direct url"]["level"] == "fail"
+    assert "is a transaction-mode pooler" in checks["direct url"]["detail"]
+    assert "set DIRECT_URL" in checks["direct url"]["detail"]
+
+
+def test_unflagged_pooler_without_direct_url_is_not_direct(
+    pgbouncer: PgBouncer, db_name: str
+) -> None:
+    env = {"DATABASE_URL": pgbouncer.url(db_name, flagged=False), "DIRECT_URL": ""}
+    result = run_cli("doctor", "--json", env=env)
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["pooler"]["level"] == "warn"
+    assert checks["direct url"]["level"] == "fail"
+    assert "is a transaction-mode pooler" in checks["direct url"]["detail"]
+
+
+def test_a_separate_direct_url_is_checked_and_ok(direct_db_url: str) -> None:
+    env = {"DATABASE_URL": direct_db_url, "DIRECT_URL": direct_db_url + "?application_name=deploy"}
+    result = run_cli("doctor", "--json", env=env)
+    assert result.returncode == 0, result.stdout
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["direct url"]["level"] == "ok"
+    assert "(from DIRECT_URL)" in checks["direct url"]["detail"]
+
+
+def test_a_malformed_direct_url_needs_action(direct_db_url: str) -> None:
+    env = {"DATABASE_URL": direct_db_url, "DIRECT_URL": "mysql://u@h/db"}
+    result = run_cli("doctor", "--json", env=env)
+    assert result.returncode == 1
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["direct url"]["level"] == "fail"
+    assert "DIRECT_URL: expected postgresql://" in checks["direct url"]["detail"]

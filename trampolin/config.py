@@ -1,4 +1,5 @@
-"""Where the database is: --database-url, else DATABASE_URL, else the embedded server.
+"""Where the database is: --database-url, else DATABASE_URL, else nothing (the CLI then
+starts its embedded server; see trampolin.cli.context). Nothing here connects or starts.
 
 Session-level work (migrate, seed, dump, restore, verify) prefers a direct
 connection: --direct-url, else DIRECT_URL (Prisma's ``directUrl``), else the
@@ -12,9 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Literal, NamedTuple
+from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
-from urllib.parse import unquote as _unquote
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from trampolin.errors import ConfigError
 
@@ -26,9 +30,13 @@ _SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2
 # Prisma's own URL arguments, which libpq rejects; dropped.
 _PRISMA_ONLY = {"connection_limit", "pool_timeout", "statement_cache_size", "socket_timeout"}
 _TRUE = {"1", "true", "yes", "on"}
+_ENCODING_HINT = "percent-encode / ? # @ % : in the password, e.g. @ as %40"
 
 
-class DatabaseTarget(NamedTuple):
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """A normalised URL, where it came from, and whether it is flagged ?pgbouncer=true."""
+
     url: str
     source: Source
     pgbouncer: bool = False
@@ -73,94 +81,13 @@ def parse_url(url: str, *, origin: str = "database URL") -> tuple[str, bool]:
     normalized = f"postgresql://{parts.netloc}{parts.path}"
     if query:
         normalized += "?" + urlencode(query, quote_via=quote)
-    if fast_conninfo(normalized) is not None:
-        return normalized, pgbouncer
-    from psycopg.conninfo import conninfo_to_dict  # the unusual cases: libpq decides
-
     try:
-        conninfo_to_dict(normalized)
-    except Exception:
+        conninfo_to_dict(normalized)  # libpq's own parser has the last word
+    except psycopg.Error:
         raise ConfigError(
             f"{origin}: not a valid PostgreSQL URL: {redact(normalized)} ({_ENCODING_HINT})"
         ) from None
     return normalized, pgbouncer
-
-
-# libpq connection keywords that every libpq since PostgreSQL 15 knows; a URL using
-# others is left to libpq itself (see fast_conninfo).
-LIBPQ_KEYWORDS = frozenset(
-    {
-        "application_name", "channel_binding", "client_encoding", "connect_timeout", "dbname",
-        "fallback_application_name", "gssencmode", "gsslib", "host", "hostaddr", "keepalives",
-        "keepalives_count", "keepalives_idle", "keepalives_interval", "krbsrvname", "options",
-        "passfile", "password", "port", "replication", "requirepeer", "service",
-        "ssl_max_protocol_version", "ssl_min_protocol_version", "sslcert", "sslcompression",
-        "sslcrl", "sslcrldir", "sslkey", "sslmode", "sslpassword", "sslrootcert", "sslsni",
-        "target_session_attrs", "tcp_user_timeout", "user",
-    }
-)  # fmt: skip
-_PLAIN_NETLOC = re.compile(
-    r"^(?:(?P<userinfo>[^@/?#\[\],]*)@)?(?P<host>[^@:/?#\[\],]*)(?::(?P<port>\d*))?$"
-)
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|%00")
-
-
-def fast_conninfo(url: str) -> dict[str, str] | None:
-    """What libpq's URL parser (psycopg's conninfo_to_dict) makes of a plain URL, or None.
-
-    Pure Python, so that dump and restore need not import psycopg (~80 ms) just
-    to read their URL. Only the plain form is handled: one host (no IPv6
-    brackets, no host list), a numeric port, a one-part path and known keywords
-    in the query string, each once; anything else returns None and the caller
-    asks libpq.
-    """
-    head, sep, rest = url.partition("://")
-    if not sep or head not in ("postgresql", "postgres") or "#" in rest or _BAD_ESCAPE.search(rest):
-        return None
-    location, _, query = rest.partition("?")
-    netloc, slash, path = location.partition("/")
-    match = _PLAIN_NETLOC.match(netloc)
-    if match is None or "/" in path:
-        return None
-    try:
-        return _plain_params(match, path if slash else "", query)
-    except (UnicodeDecodeError, _Unsure):
-        return None
-
-
-class _Unsure(Exception):
-    pass
-
-
-def _plain_params(match: re.Match[str], path: str, query: str) -> dict[str, str]:
-    def unquote(text: str) -> str:
-        return _unquote(text, errors="strict")
-
-    params: dict[str, str] = {}
-    userinfo = match["userinfo"]
-    if userinfo:
-        user, colon, password = userinfo.partition(":")
-        if user:
-            params["user"] = unquote(user)
-        if colon and password:
-            params["password"] = unquote(password)
-    if match["host"]:
-        params["host"] = unquote(match["host"])
-    if match["port"]:
-        params["port"] = match["port"]
-    if path:
-        params["dbname"] = unquote(path)
-    if query:
-        for pair in query.split("&"):
-            key, equals, value = pair.partition("=")
-            key = unquote(key)
-            if not equals or "=" in value or key not in LIBPQ_KEYWORDS or key in params:
-                raise _Unsure(key)
-            params[key] = unquote(value)
-    return params
-
-
-_ENCODING_HINT = "percent-encode / ? # @ % : in the password, e.g. @ as %40"
 
 
 def normalize_url(url: str, *, origin: str = "database URL") -> str:
@@ -187,18 +114,42 @@ def _target(url: str, source: Source) -> DatabaseTarget:
     return DatabaseTarget(normalized, source, pgbouncer)
 
 
-def resolve(option_url: str | None, *, start_embedded: bool = True) -> DatabaseTarget:
-    """The database for services and queries; starts the embedded server when nothing is set."""
+def database_target(option_url: str | None) -> DatabaseTarget | None:
+    """The database for services and queries: --database-url, else DATABASE_URL; None if neither."""
     if option_url:
         return _target(option_url, "--database-url")
     env_url = os.environ.get("DATABASE_URL")
     if env_url:
         return _target(env_url, "DATABASE_URL")
-    if not start_embedded:
-        raise ConfigError("no database: set DATABASE_URL or pass --database-url")
-    from trampolin.embedded import embedded_url
+    return None
 
-    return DatabaseTarget(embedded_url(), "embedded")
+
+def resolve(option_url: str | None) -> DatabaseTarget:
+    """database_target(), or ConfigError when nothing names a database."""
+    target = database_target(option_url)
+    if target is None:
+        raise ConfigError("no database: set DATABASE_URL or pass --database-url")
+    return target
+
+
+def direct_target(
+    direct_option: str | None, option_url: str | None, *, purpose: str = "this command"
+) -> DatabaseTarget | None:
+    """The database for session-level work, never a transaction-mode pooler; None if none is set.
+
+    --direct-url, else --database-url (what the person typed beats the
+    environment), else DIRECT_URL, else DATABASE_URL.
+    """
+    target: DatabaseTarget | None
+    if direct_option:
+        target = _target(direct_option, "--direct-url")
+    elif option_url:
+        target = _target(option_url, "--database-url")
+    elif os.environ.get("DIRECT_URL"):
+        target = _target(os.environ["DIRECT_URL"], "DIRECT_URL")
+    else:
+        target = database_target(None)
+    return None if target is None else require_direct(target, purpose)
 
 
 def require_direct(target: DatabaseTarget, purpose: str) -> DatabaseTarget:
@@ -216,22 +167,3 @@ def target_option(url: str, purpose: str) -> DatabaseTarget:
     """The direct database given by a command's own --target option."""
     normalized, pgbouncer = parse_url(url, origin="--target")
     return require_direct(DatabaseTarget(normalized, "--target", pgbouncer), purpose)
-
-
-def resolve_direct(
-    direct_option: str | None, option_url: str | None, *, purpose: str = "this command"
-) -> DatabaseTarget:
-    """The database for session-level work: a direct URL, never a transaction-mode pooler.
-
-    --direct-url, else --database-url (what the person typed beats the
-    environment), else DIRECT_URL, else DATABASE_URL, else the embedded server.
-    """
-    if direct_option:
-        target = _target(direct_option, "--direct-url")
-    elif option_url:
-        target = _target(option_url, "--database-url")
-    elif os.environ.get("DIRECT_URL"):
-        target = _target(os.environ["DIRECT_URL"], "DIRECT_URL")
-    else:
-        target = resolve(option_url)
-    return require_direct(target, purpose)

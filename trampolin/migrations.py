@@ -72,6 +72,7 @@ class Migrator:
         files = read_migration_files(self.directory)
         done = []
         with connect(self.url, autocommit=True) as conn, self._locked(conn):
+            refuse_unadopted_prisma(conn)
             applied = self._applied(conn, create=True)
             _refuse_drift(compare(files, applied))
             self._adopt_unchecked(conn, files, applied)
@@ -278,6 +279,21 @@ class Migrator:
         finally:
             if not conn.closed and not conn.broken:
                 self.queries.unlock.one(conn, key=LOCK_KEY)
+
+
+def unadopted_prisma(conn: psycopg.Connection[Any]) -> bool:
+    """True for a database that Prisma Migrate made and trampolin has not taken over yet."""
+    row = queries.load("migrations").unadopted_prisma_database.one(conn)
+    return row is not None and bool(row["unadopted"])
+
+
+def refuse_unadopted_prisma(conn: psycopg.Connection[Any]) -> None:
+    """MigrationError, naming `trampolin adopt prisma`, if unadopted_prisma(conn)."""
+    if unadopted_prisma(conn):
+        raise MigrationError(
+            "this database was made by Prisma Migrate (_prisma_migrations) and holds no "
+            "trampolin migrations: take it over with `trampolin adopt prisma`; nothing was changed"
+        )
 
 
 def _refuse_drift(statuses: list[MigrationStatus]) -> None:

@@ -177,15 +177,10 @@ def server_major(url: str) -> int:
 
 
 def _conninfo(url: str) -> dict[str, str]:
-    """libpq's parameters for ``url``; psycopg (an ~80 ms import) only for unusual URLs."""
-    from trampolin.config import fast_conninfo
+    """libpq's parameters for ``url``."""
+    from psycopg.conninfo import conninfo_to_dict
 
-    params = fast_conninfo(url)
-    if params is None:
-        from psycopg.conninfo import conninfo_to_dict
-
-        params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
-    return params
+    return {key: str(value) for key, value in conninfo_to_dict(url).items()}
 
 
 def _make_conninfo(params: dict[str, str]) -> str:

@@ -111,3 +111,11 @@ SELECT indexrelid::regclass::text AS name
 FROM pg_index
 WHERE NOT indisvalid
 ORDER BY 1;
+
+-- name: unadopted_prisma_database :one
+-- Whether Prisma Migrate made this database (its _prisma_migrations table is
+-- on the search path) and trampolin has recorded no migration in it yet. Such
+-- a database is taken over with `trampolin adopt prisma`; migrating it would
+-- create empty tables beside the full ones.
+SELECT to_regclass('_prisma_migrations') IS NOT NULL
+       AND to_regclass('_yoyo_migration') IS NULL AS unadopted;

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from trampolin import doctor
 from trampolin.cli.context import Context, pass_context
 
 MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "info": "    "}
@@ -20,16 +21,12 @@ def doctor_command(ctx: Context, as_json: bool) -> None:
 
     Exit code 1 when something needs action.
     """
-    from trampolin.doctor import as_json as checks_as_json
-    from trampolin.doctor import needs_action, run_checks
-
-    checks = run_checks(ctx.target, lambda: ctx.direct_target("migrate"))
+    checks = doctor.run_checks(ctx.target, lambda: ctx.direct_target("migrate"))
     if as_json:
-        click.echo(
-            json.dumps({"ok": not needs_action(checks), "checks": checks_as_json(checks)}, indent=2)
-        )
+        report = {"ok": not doctor.needs_action(checks), "checks": doctor.as_json(checks)}
+        click.echo(json.dumps(report, indent=2))
     else:
         for check in checks:
             click.echo(f"{MARKS[check.level]}  {check.name:<18} {check.detail}")
-    if needs_action(checks):
+    if doctor.needs_action(checks):
         sys.exit(1)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
-from trampolin.cli.context import Context, pass_context
-
-if TYPE_CHECKING:
-    from trampolin.migrations import Migrator
+from trampolin.cli.context import Context, Seconds, pass_context
+from trampolin.migration_files import new_migration
+from trampolin.migrations import DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_WAIT, Migrator
 
 EXIT_PENDING = 3
 EXIT_DRIFT = 4
@@ -25,16 +23,26 @@ _lock_timeout = click.option(
 )
 _lock_wait = click.option(
     "--lock-wait",
-    default=300.0,
+    default=DEFAULT_LOCK_WAIT,
     show_default=True,
-    type=float,
+    type=Seconds(),
+    metavar="SECONDS",
     help="Seconds to wait for another migrate to finish.",
+)
+_wait = click.option(
+    "--wait",
+    "wait_seconds",
+    default=0.0,
+    type=Seconds(),
+    metavar="SECONDS",
+    help="Wait this long for the database to accept connections (deploys that start "
+    "before it), retrying with backoff.",
 )
 
 
-def _migrator(ctx: Context, lock_timeout: str | None = None, lock_wait: float = 300.0) -> Migrator:
-    from trampolin.migrations import DEFAULT_LOCK_TIMEOUT, Migrator
-
+def _migrator(
+    ctx: Context, lock_timeout: str | None = None, lock_wait: float = DEFAULT_LOCK_WAIT
+) -> Migrator:
     return Migrator(
         ctx.direct_url("migrate"),
         lock_timeout=lock_timeout or DEFAULT_LOCK_TIMEOUT,
@@ -43,7 +51,8 @@ def _migrator(ctx: Context, lock_timeout: str | None = None, lock_wait: float = 
     )
 
 
-def _apply(ctx: Context, lock_timeout: str | None, lock_wait: float) -> None:
+def _apply(ctx: Context, lock_timeout: str | None, lock_wait: float, wait_seconds: float) -> None:
+    ctx.wait_seconds = wait_seconds
     applied = _migrator(ctx, lock_timeout, lock_wait).apply()
     if applied:
         click.echo(f"{len(applied)} migration(s) applied")
@@ -54,23 +63,31 @@ def _apply(ctx: Context, lock_timeout: str | None, lock_wait: float) -> None:
 @click.group("migrate", invoke_without_command=True)
 @_lock_timeout
 @_lock_wait
+@_wait
 @pass_context
 @click.pass_context
 def migrate_group(
-    click_ctx: click.Context, ctx: Context, lock_timeout: str | None, lock_wait: float
+    click_ctx: click.Context,
+    ctx: Context,
+    lock_timeout: str | None,
+    lock_wait: float,
+    wait_seconds: float,
 ) -> None:
     """Apply every pending migration (safe on every deploy)."""
     if click_ctx.invoked_subcommand is None:
-        _apply(ctx, lock_timeout, lock_wait)
+        _apply(ctx, lock_timeout, lock_wait, wait_seconds)
 
 
 @migrate_group.command("deploy")
 @_lock_timeout
 @_lock_wait
+@_wait
 @pass_context
-def migrate_deploy(ctx: Context, lock_timeout: str | None, lock_wait: float) -> None:
+def migrate_deploy(
+    ctx: Context, lock_timeout: str | None, lock_wait: float, wait_seconds: float
+) -> None:
     """Apply every pending migration (the same as plain `migrate`)."""
-    _apply(ctx, lock_timeout, lock_wait)
+    _apply(ctx, lock_timeout, lock_wait, wait_seconds)
 
 
 @migrate_group.command("status")
@@ -88,21 +105,22 @@ def migrate_status(ctx: Context, as_json: bool) -> None:
             json.dumps(
                 [
                     {
-                        "id": s.id,
-                        "state": s.state,
-                        "description": s.description,
-                        "applied_at": s.applied_at.isoformat() if s.applied_at else None,
+                        "id": status.id,
+                        "state": status.state,
+                        "description": status.description,
+                        "applied_at": status.applied_at.isoformat() if status.applied_at else None,
                     }
-                    for s in statuses
+                    for status in statuses
                 ],
                 indent=2,
             )
         )
     else:
-        for s in statuses:
-            when = s.applied_at.strftime("%Y-%m-%d %H:%M:%S") if s.applied_at else ""
-            click.echo(f"{s.state:<8} {s.id:<40} {when:<19}  {s.description}".rstrip())
-    states = {s.state for s in statuses}
+        for status in statuses:
+            when = status.applied_at.strftime("%Y-%m-%d %H:%M:%S") if status.applied_at else ""
+            line = f"{status.state:<8} {status.id:<40} {when:<19}  {status.description}"
+            click.echo(line.rstrip())
+    states = {status.state for status in statuses}
     if states & {"edited", "missing"}:
         sys.exit(EXIT_DRIFT)
     if "pending" in states:
@@ -113,8 +131,6 @@ def migrate_status(ctx: Context, as_json: bool) -> None:
 @click.argument("name")
 def migrate_new(name: str) -> None:
     """Create the next migration NAME (and its rollback file) in sql/migrations/."""
-    from trampolin.migration_files import new_migration
-
     forward, rollback = new_migration(name)
     click.echo(f"created {forward}")
     click.echo(f"created {rollback}")
