@@ -111,3 +111,8 @@ SELECT indexrelid::regclass::text AS name
 FROM pg_index
 WHERE NOT indisvalid
 ORDER BY 1;
+
+-- name: try_xact_lock :one
+-- The migration lock until the caller's transaction ends (apply_within:
+-- migrations applied inside a larger transaction, e.g. trampolin adopt).
+SELECT pg_try_advisory_xact_lock(%(key)s) AS locked;
