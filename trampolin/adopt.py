@@ -28,6 +28,7 @@ from trampolin.adopt_plan import (
     PRISMA_TABLES,
     TARGET_TABLES,
     Facts,
+    Moved,
     Report,
     Skipped,
     State,
@@ -145,9 +146,16 @@ def _facts(conn: psycopg.Connection[Any]) -> Facts:
 
 
 def _already(conn: psycopg.Connection[Any], facts: Facts) -> Report:
+    """The report of an adoption done before, as its record keeps it."""
     record = _q.adoption_record.one(conn)
+    assert record is not None
+    tables = record["report"].get("tables", {})
     return Report(
-        "already adopted", facts.schema, adopted_at=record["adopted_at"] if record else None
+        "already adopted",
+        facts.schema,
+        tuple(Moved(name, t["rows"], t["into"]) for name, t in tables.items()),
+        migrations=tuple(record["report"].get("prisma_migrations", ())),
+        adopted_at=record["adopted_at"],
     )
 
 
@@ -156,9 +164,10 @@ def _rows(conn: psycopg.Connection[Any], facts: Facts) -> dict[str, int]:
 
 
 def _count(conn: psycopg.Connection[Any], name: str) -> int:
-    row = _q.table_rows.one(conn, identifiers={"table": name})
-    assert row is not None
-    return int(row["count_rows"])
+    with _q.table_rows.copy(conn, identifiers={"table": name}) as copy:
+        copy.set_types(["int8"])
+        ((rows,),) = list(copy.rows())
+    return int(rows)
 
 
 def _table_skips(conn: psycopg.Connection[Any], rows: dict[str, int]) -> list[Skipped]:

@@ -57,9 +57,10 @@ ORDER BY relname;
 -- When this database was adopted, and the report of that run.
 SELECT adopted_at, report FROM prisma_archive._trampolin_adoption;
 
--- name: table_rows :one
--- Rows of one table (exact: these numbers are compared after the move).
-SELECT count(*) AS count_rows FROM {table};
+-- name: table_rows :copy
+-- Rows of one table, exactly (they are compared after the move); a COPY, as
+-- that is how a query takes an identifier and gives a result.
+COPY (SELECT count(*) FROM {table}) TO STDOUT;
 
 -- name: users_with_password :one
 -- Users whose passwordHash needs a home.

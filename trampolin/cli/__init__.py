@@ -32,6 +32,7 @@ _COMMANDS = {
     "auth": "auth:auth_group",
     "stripe": "stripe:stripe_group",
     "csv": "csv_uploads:csv_group",
+    "adopt": "adopt:adopt_group",
 }
 
 
