@@ -27,7 +27,7 @@ _KINDS: dict[str, tuple[str, ...]] = {
     "text": ("text", "character varying"),
     "int": ("integer", "bigint", "smallint"),
     "bool": ("boolean",),
-    "json": ("jsonb",),
+    "jsonb": ("jsonb",),
     "text[]": ("text[]",),
 }
 
@@ -91,7 +91,7 @@ PRISMA_TABLES = (
     PrismaTable(
         "UrlAnalysis",
         None,
-        "id userId url status results:json createdAt:time updatedAt:time",
+        "id userId url status results:jsonb createdAt:time updatedAt:time",
         waits=_MOVE_WAITS,
     ),
     PrismaTable(
@@ -104,14 +104,14 @@ PRISMA_TABLES = (
     PrismaTable(
         "CsvRow",
         "csv_rows",
-        "id uploadId rowIndex:int data:json createdAt:time",
+        "id uploadId rowIndex:int data:jsonb createdAt:time",
         "values in headers order",
     ),
     PrismaTable(
         "Refund",
         None,
         "id stripeRefundId stripeChargeId stripePaymentIntentId amount:int currency reason "
-        "status adminUserId customerEmail adminNote metadata:json createdAt:time updatedAt:time",
+        "status adminUserId customerEmail adminNote metadata:jsonb createdAt:time updatedAt:time",
         waits=_MOVE_WAITS,
     ),
     PrismaTable("_prisma_migrations", None, "", "Prisma's migration history"),
