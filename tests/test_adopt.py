@@ -524,3 +524,14 @@ def _wait_for(condition: Any, timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_rolling_back_from_the_archive_gives_the_app_its_tables_back(
+    prisma_url: str, adopted: dict[str, str]
+) -> None:
+    with psycopg.connect(prisma_url) as conn:  # one transaction, as docs/adopt.md says
+        checks.roll_back_from_archive.exec(conn)
+    after = snapshot(prisma_url)
+    for name in APP_TABLES:
+        assert after[f'public."{name}"'] == adopted[f'public."{name}"'], name
+    assert cli(prisma_url, "--dry-run").returncode == 1  # trampolin's copies are still there

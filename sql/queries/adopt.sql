@@ -220,11 +220,12 @@ FROM "VerificationToken";
 INSERT INTO csv_uploads (legacy_id, user_id, filename, status, headers, total_rows,
                          file_size, error_message, created_at, updated_at)
 SELECT c.id, legacy_uuid(c."userId"), c."originalName", c.status::text,
-       coalesce(c.headers, '{}'),
-       (SELECT count(*) FROM "CsvRow" AS r WHERE r."uploadId" = c.id),
+       coalesce(c.headers, '{}'), coalesce(n.count_rows, 0),
        c."fileSize", c."errorMessage",
        c."createdAt" AT TIME ZONE 'UTC', c."updatedAt" AT TIME ZONE 'UTC'
 FROM "CsvUpload" AS c
+LEFT JOIN (SELECT "uploadId", count(*) AS count_rows FROM "CsvRow" GROUP BY "uploadId") AS n
+       ON n."uploadId" = c.id
 ORDER BY c."createdAt", c.id;
 
 -- name: move_csv_rows :execrows

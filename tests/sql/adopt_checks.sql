@@ -179,3 +179,22 @@ LOCK TABLE csv_rows IN SHARE MODE;
 
 -- name: waiting_on_csv_rows :one
 SELECT pid FROM pg_locks WHERE relation = 'csv_rows'::regclass AND NOT granted LIMIT 1;
+
+-- name: roll_back_from_archive :exec
+-- docs/adopt.md's rollback, for every table the fixture has.
+ALTER TABLE prisma_archive."User" SET SCHEMA public;
+ALTER TABLE prisma_archive."Role" SET SCHEMA public;
+ALTER TABLE prisma_archive."Account" SET SCHEMA public;
+ALTER TABLE prisma_archive."Session" SET SCHEMA public;
+ALTER TABLE prisma_archive."VerificationToken" SET SCHEMA public;
+ALTER TABLE prisma_archive."Subscription" SET SCHEMA public;
+ALTER TABLE prisma_archive."Search" SET SCHEMA public;
+ALTER TABLE prisma_archive."UrlAnalysis" SET SCHEMA public;
+ALTER TABLE prisma_archive."CsvUpload" SET SCHEMA public;
+ALTER TABLE prisma_archive."CsvRow" SET SCHEMA public;
+ALTER TABLE prisma_archive."Refund" SET SCHEMA public;
+ALTER TABLE prisma_archive._prisma_migrations SET SCHEMA public;
+ALTER TYPE prisma_archive."SubscriptionStatus" SET SCHEMA public;
+ALTER TYPE prisma_archive."CsvUploadStatus" SET SCHEMA public;
+DROP TABLE prisma_archive._trampolin_adoption;
+DROP SCHEMA prisma_archive;
