@@ -535,3 +535,40 @@ def test_rolling_back_from_the_archive_gives_the_app_its_tables_back(
     for name in APP_TABLES:
         assert after[f'public."{name}"'] == adopted[f'public."{name}"'], name
     assert cli(prisma_url, "--dry-run").returncode == 1  # trampolin's copies are still there
+
+
+def test_the_cli_asks_first_and_json_reports_the_adoption(prisma_url: str) -> None:
+    before = snapshot(prisma_url)
+    declined = subprocess.run(
+        [sys.executable, "-m", "trampolin", "--database-url", prisma_url, "adopt", "prisma"],
+        input="n\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert declined.returncode == 1
+    assert "adopt the Prisma database" in declined.stderr
+    assert '"User"' in declined.stderr  # the plan, shown before the question
+    assert snapshot(prisma_url) == before
+    accepted = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trampolin",
+            "--database-url",
+            prisma_url,
+            "adopt",
+            "prisma",
+            "--json",
+        ],
+        input="y\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    report = json.loads(accepted.stdout)
+    assert report["state"] == "adopted"
+    assert report["tables"]["CsvRow"] == {"rows": 1824, "into": "csv_rows"}

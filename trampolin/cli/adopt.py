@@ -27,8 +27,8 @@ def adopt_group() -> None:
 def adopt_prisma(ctx: Context, dry_run: bool, yes: bool, as_json: bool) -> None:
     """Move every row of the app's Prisma tables into trampolin's, in one transaction.
 
-    Applies trampolin's migrations, moves the rows (ids, session tokens and
-    password hashes keep working), then moves the Prisma tables into schema
+    Applies trampolin's migrations, moves the rows (old ids and session
+    tokens keep working), then moves the Prisma tables into schema
     prisma_archive: nothing is deleted. Any refused row, error or kill leaves
     the database as it was. Exit 0 when adopted (or adoptable, with --dry-run),
     1 when not.
