@@ -14,6 +14,7 @@
      +-- MigrationError          a migration could not be applied or rolled back
      |    +-- MigrationDrift     applied files were edited or deleted
      +-- BackupError             dump, restore or verify failed
+     +-- AdoptionRefused         not the app's Prisma database, or rows adopt cannot take
 
 The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``.
 """
@@ -74,3 +75,11 @@ class MigrationDrift(MigrationError):
 
 class BackupError(TrampolinError):
     pass
+
+
+class AdoptionRefused(TrampolinError):
+    """``report`` (a trampolin.adopt_plan.Report) names the refused rows, when there are any."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report

@@ -356,3 +356,42 @@ def _username() -> str:
         return getpass.getuser()
     except Exception:
         return "unknown"
+
+
+# -- Inside a caller's transaction (trampolin adopt) --------------------------
+
+
+def apply_within(
+    conn: psycopg.Connection[Any],
+    *,
+    directory: Path | None = None,
+    lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
+    report: Reporter = lambda message: None,
+) -> list[MigrationFile]:
+    """Apply every pending migration on ``conn`` inside the transaction it is in.
+
+    Nothing commits: the caller's commit keeps the migrations with the rest of
+    its work, its rollback undoes them. The migration lock is held to the end
+    of that transaction; MigrationError at once if another migrate holds it,
+    or if a pending migration cannot run in a transaction.
+    """
+    if conn.info.transaction_status != TransactionStatus.INTRANS:
+        raise MigrationError("apply_within needs a connection inside a transaction")
+    migrator = Migrator("", directory=directory, lock_timeout=lock_timeout, report=report)
+    if not migrator.queries.try_xact_lock.one(conn, key=LOCK_KEY)["locked"]:  # type: ignore[index]
+        raise MigrationError("another trampolin migrate is running; try again when it is done")
+    files = read_migration_files(migrator.directory)
+    applied = migrator._applied(conn, create=True)
+    _refuse_drift(compare(files, applied))
+    migrator._adopt_unchecked(conn, files, applied)
+    pending = [(m, m.script()) for m in files if m.id not in applied]
+    for migration, script in pending:
+        if not script.transactional:
+            raise MigrationError(
+                f"{migration.path.name} cannot run inside a transaction: "
+                "apply it with `trampolin migrate` first"
+            )
+    for migration, script in pending:
+        migrator._run(conn, migration, script, "apply")
+        report(f"applied {migration.id}")
+    return [migration for migration, _ in pending]

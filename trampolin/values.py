@@ -8,6 +8,8 @@ No database here; tests/test_values.py covers it without one.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from datetime import datetime
 
@@ -15,6 +17,12 @@ from trampolin.errors import InvalidInput
 
 MAX_BIGINT = 2**63 - 1
 MAX_EMAIL_LENGTH = 320
+
+#: Hashed in front of an old id by legacy_uuid; fixed forever (sql/migrations/0014_legacy_ids.sql).
+LEGACY_ID_PREFIX = "trampolin legacy id:"
+_STANDARD_UUID = re.compile(
+    r"[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}\Z"
+)
 
 
 def text(field: str, value: object) -> str:
@@ -70,8 +78,10 @@ def limit(value: object, maximum: int) -> int:
 
 
 def user_key(value: object) -> uuid.UUID | None:
-    """A user id to look up: the UUID, or None for a string that cannot be one.
+    """A user id to look up: the UUID it spells, else legacy_uuid() of the string.
 
+    So the old (Prisma cuid) id of an adopted user finds that user everywhere a
+    user id is taken. None for a string no row can have (not valid Unicode).
     InvalidInput for anything that is neither a UUID nor a string.
     """
     if isinstance(value, uuid.UUID):
@@ -80,8 +90,27 @@ def user_key(value: object) -> uuid.UUID | None:
         try:
             return uuid.UUID(value)
         except ValueError:
+            pass
+        try:
+            return legacy_uuid(value)
+        except UnicodeEncodeError:
             return None
     raise InvalidInput(f"a user id must be a UUID or a string, not {type(value).__name__}")
+
+
+def legacy_uuid(legacy_id: str) -> uuid.UUID:
+    """The UUID ``trampolin adopt`` gave the row whose old id is ``legacy_id``.
+
+    The same as SQL ``legacy_uuid(text)``: an id in standard UUID form is that
+    UUID; any other is the first 16 bytes of sha256(LEGACY_ID_PREFIX + id) as
+    a version 8 UUID. UnicodeEncodeError for a string that is not valid Unicode.
+    """
+    if _STANDARD_UUID.match(legacy_id):
+        return uuid.UUID(legacy_id)
+    digest = bytearray(hashlib.sha256((LEGACY_ID_PREFIX + legacy_id).encode("utf-8")).digest())
+    digest[6] = digest[6] & 0x0F | 0x80  # version 8
+    digest[8] = digest[8] & 0x3F | 0x80  # RFC 9562 variant
+    return uuid.UUID(bytes=bytes(digest[:16]))
 
 
 def bigint_key(field: str, value: object) -> int | None:

@@ -119,3 +119,8 @@ ORDER BY 1;
 -- create empty tables beside the full ones.
 SELECT to_regclass('_prisma_migrations') IS NOT NULL
        AND to_regclass('_yoyo_migration') IS NULL AS unadopted;
+
+-- name: try_xact_lock :one
+-- The migration lock until the caller's transaction ends (apply_within:
+-- migrations applied inside a larger transaction, e.g. trampolin adopt).
+SELECT pg_try_advisory_xact_lock(%(key)s) AS locked;

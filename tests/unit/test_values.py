@@ -47,13 +47,31 @@ def test_integers_and_limits() -> None:
         values.limit(0, 10)
 
 
-def test_user_key_gives_none_for_what_cannot_be_an_id() -> None:
+def test_user_key_reads_a_uuid_or_an_old_id() -> None:
     user_id = uuid.uuid4()
     assert values.user_key(user_id) is user_id
     assert values.user_key(str(user_id)) == user_id
-    assert values.user_key("not-a-uuid") is None
+    assert values.user_key("{" + str(user_id) + "}") == user_id
+    # Any other string is an adopted user's old (Prisma) id: see legacy_uuid.
+    assert values.user_key("cm0abcdefghijklmnopqrstuv") == values.legacy_uuid(
+        "cm0abcdefghijklmnopqrstuv"
+    )
+    assert values.user_key("\ud800") is None  # no row can have it
     with pytest.raises(InvalidInput, match="a user id must be a UUID or a string, not int"):
         values.user_key(42)
+
+
+def test_legacy_uuid_is_a_fixed_version_8_hash() -> None:
+    # Fixed forever: adopted users' ids depend on it (sql/migrations/0014_legacy_ids.sql).
+    assert values.legacy_uuid("abc") == uuid.UUID("7d77e485-4399-8da4-b11f-c88108581a68")
+    ids = {values.legacy_uuid(f"cm0user{i:018d}") for i in range(1000)}
+    assert len(ids) == 1000
+    assert {(u.version, u.variant) for u in ids} == {(8, uuid.RFC_4122)}
+    assert values.legacy_uuid("") != values.legacy_uuid(" ")
+    # An old id that already is a UUID in standard form keeps it.
+    standard = uuid.uuid4()
+    assert values.legacy_uuid(str(standard)) == standard
+    assert values.legacy_uuid(standard.hex.upper()) == standard
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import click
 import psycopg
 
+from trampolin.cli.adopt import adopt_group
 from trampolin.cli.auth import auth_group, user_group
 from trampolin.cli.backup import backup_group, dump_command, restore_command
 from trampolin.cli.context import Context
@@ -205,6 +206,7 @@ def main(click_ctx: click.Context, database_url: str | None, direct_url: str | N
     click_ctx.obj = Context(database_url, direct_url, command=click_ctx.invoked_subcommand)
 
 
+main.add_command(adopt_group)
 main.add_command(auth_group)
 main.add_command(backup_group)
 main.add_command(csv_group)

@@ -1,0 +1,210 @@
+"""A Prisma-made Trampolin database for the adoption tests, and ways to compare databases.
+
+``build_prisma_db(url)`` makes the app's schema (tests/sql/adopt_prisma.sql) in
+an empty database and fills it: thousands of users, OAuth accounts, live and
+expired sessions, verification tokens, CSV uploads (with one made by hand:
+unicode, quotes, empty strings, embedded newlines), optionally password
+hashes made by Node's bcrypt (tests/data/prisma/bcrypt_hashes.json) and the
+business tables. ``add_conflicts`` adds the rows adoption must refuse.
+``snapshot(url)`` fingerprints every schema, table, type and row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from trampolin import queries
+
+DATA = Path(__file__).parent / "data" / "prisma"
+_fixture = queries.load_file(Path(__file__).parent / "sql" / "adopt_prisma.sql")
+_checks = queries.load_file(Path(__file__).parent / "sql" / "adopt_checks.sql")
+
+#: The hand-made upload: headers and rows as the app stored them (None: an empty cell).
+ODD_UPLOAD_ID = "cmodduploadquotesnewlines"
+ODD_HEADERS = ["Name", 'say "hi"', "e-mail, work", "Ünïcødé 名前", "notes"]
+ODD_ROWS: list[dict[str, Any]] = [
+    {
+        "Name": "Ann",
+        'say "hi"': 'she said "hi"',
+        "e-mail, work": "ann@example.com",
+        "Ünïcødé 名前": "日本語 🙂",
+        "notes": "line one\nline two",
+    },
+    {
+        "Name": "",
+        'say "hi"': None,
+        "e-mail, work": "  padded  ",
+        "Ünïcødé 名前": "a,b;c\td",
+        "notes": "crlf\r\nend",
+    },
+    {
+        "Name": 42,
+        'say "hi"': True,
+        "e-mail, work": "'single'",
+        "Ünïcødé 名前": "\\backslash\\",
+        "notes": '""',
+    },
+    {"Name": "only a name"},  # missing keys: empty cells
+]
+#: What csv_rows / the export hold for ODD_ROWS, in ODD_HEADERS order.
+ODD_VALUES = [
+    ["Ann", 'she said "hi"', "ann@example.com", "日本語 🙂", "line one\nline two"],
+    ["", "", "  padded  ", "a,b;c\td", "crlf\r\nend"],
+    ["42", "true", "'single'", "\\backslash\\", '""'],
+    ["only a name", "", "", "", ""],
+]
+
+
+@dataclass(frozen=True)
+class Built:
+    """What build_prisma_db made, for the tests to check against."""
+
+    users: int
+    hashes: list[dict[str, Any]]
+
+
+def node_hashes() -> list[dict[str, Any]]:
+    """The bcrypt hashes Node made (password, cost, hash)."""
+    entries: list[dict[str, Any]] = json.loads((DATA / "bcrypt_hashes.json").read_text())["entries"]
+    return entries
+
+
+def build_prisma_db(
+    url: str,
+    *,
+    users: int = 2000,
+    rows_per_upload: int = 12,
+    passwords: bool = False,
+    business: bool = False,
+) -> Built:
+    """Make the app's schema in the empty database at ``url`` and fill it."""
+    hashes = node_hashes()
+    with psycopg.connect(url, autocommit=True) as conn:
+        _fixture.create_app_schema.exec(conn)
+        _fixture.record_migrations.exec(conn)
+        _fixture.insert_roles.exec(conn)
+        _fixture.insert_users.exec(
+            conn, users=users, with_passwords=passwords, hashes=[h["hash"] for h in hashes]
+        )
+        _fixture.insert_accounts.exec(conn)
+        _fixture.insert_sessions.exec(conn)
+        _fixture.insert_verification_tokens.exec(conn)
+        _fixture.insert_csv_uploads.exec(conn, rows_per_upload=rows_per_upload)
+        _fixture.insert_csv_rows.exec(conn, rows_per_upload=rows_per_upload)
+        _insert_odd_upload(conn)
+        _fixture.insert_ads.exec(conn)
+        if business:
+            _fixture.insert_subscriptions.exec(conn)
+            _fixture.insert_searches_and_analyses.exec(conn)
+            _fixture.insert_refunds.exec(conn, refunds=25)
+    return Built(users=users, hashes=hashes)
+
+
+def first_user_id(conn: psycopg.Connection[Any]) -> str:
+    row = _checks.prisma_user.one(conn, n=1)
+    assert row is not None
+    return str(row["id"])
+
+
+def _insert_odd_upload(conn: psycopg.Connection[Any]) -> None:
+    created = datetime(2025, 9, 5, 10, 11, 12, 345000)  # naive: TIMESTAMP(3) holds UTC
+    _fixture.insert_upload.exec(
+        conn,
+        id=ODD_UPLOAD_ID,
+        user_id=first_user_id(conn),
+        filename="odd_1757067072345_x1y2z3.csv",
+        original_name="odd “quotes”, newlines.csv",
+        file_size=321,
+        status="completed",
+        total_rows=len(ODD_ROWS),
+        error_message=None,
+        headers=ODD_HEADERS,
+        created_at=created,
+    )
+    # Stored out of order, as concurrent batches could: rowIndex decides.
+    for index in reversed(range(len(ODD_ROWS))):
+        _fixture.insert_row.exec(
+            conn,
+            id=f"cmoddrow{index:017d}",
+            upload_id=ODD_UPLOAD_ID,
+            row_index=index,
+            data=Jsonb(ODD_ROWS[index]),
+            created_at=created,
+        )
+
+
+def add_conflicts(url: str) -> dict[str, str]:
+    """Rows adoption must refuse; the id of each, by what is wrong with it."""
+    created = datetime(2025, 9, 6, 8, 0, 0, 1000)
+    ids = {
+        "no_email": "cmconflictnoemail00000001",
+        "case_a": "cmconflictcaseaaaaaaaaaaa",
+        "case_b": "cmconflictcasebbbbbbbbbbb",
+        "bad_role": "cmconflictbadrole00000001",
+        "not_object": "cmconflictnotobject000001",
+        "extra_keys": "cmconflictextrakeys000001",
+        "orphan_row": "cmconflictorphanrow000001",
+        "orphan_session": "cmconflictorphansession01",
+    }
+    with psycopg.connect(url, autocommit=True) as conn:
+        _fixture.insert_user.exec(
+            conn, id=ids["no_email"], name="No Mail", email=None, created_at=created, role_id=None
+        )
+        for key, email in (("case_a", "Twin@Example.com"), ("case_b", "twin@example.COM")):
+            _fixture.insert_user.exec(
+                conn, id=ids[key], name="Twin", email=email, created_at=created, role_id=None
+            )
+        _fixture.insert_role.exec(conn, id=ids["bad_role"], name="Super Admin", created_at=created)
+        for key, data in (("not_object", Jsonb(["a", "b"])), ("extra_keys", Jsonb({"zzz": "1"}))):
+            _fixture.insert_row.exec(
+                conn,
+                id=ids[key],
+                upload_id=ODD_UPLOAD_ID,
+                row_index=99,
+                data=data,
+                created_at=created,
+            )
+        _fixture.drop_foreign_key.exec(
+            conn, identifiers={"table": "CsvRow", "constraint": "CsvRow_uploadId_fkey"}
+        )
+        _fixture.insert_row.exec(
+            conn,
+            id=ids["orphan_row"],
+            upload_id="cmnosuchupload00000000000",
+            row_index=0,
+            data=Jsonb({}),
+            created_at=created,
+        )
+        _fixture.drop_foreign_key.exec(
+            conn, identifiers={"table": "Session", "constraint": "Session_userId_fkey"}
+        )
+        _checks.insert_orphan_session.exec(conn, id=ids["orphan_session"], expires=created)
+    return ids
+
+
+def snapshot(url: str) -> dict[str, str]:
+    """Every schema, table, column, type, constraint and index, and each table's rows, hashed."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        result = {"catalog": str(_checks.catalog.one(conn))}
+        for row in _checks.user_tables.many(conn):
+            name = f'{row["schema_name"]}."{row["table_name"]}"'
+            with _checks.table_digest.copy(
+                conn, identifiers={"schema": row["schema_name"], "table": row["table_name"]}
+            ) as copy:
+                result[name] = b"".join(bytes(chunk) for chunk in copy).decode()
+    return result
+
+
+def utc(naive: datetime) -> datetime:
+    """A TIMESTAMP(3) value as the instant it holds."""
+    return naive.replace(tzinfo=UTC)
+
+
+LATER = timedelta(days=1)
