@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from trampolin.errors import InvalidInput, InvalidSignature
-from trampolin.values import text
+from trampolin.values import text, user_key
 
 if TYPE_CHECKING:
     import stripe
@@ -177,13 +177,13 @@ def stripe_id(value: object) -> str | None:
 
 
 def named_user_id(value: object) -> uuid.UUID | None:
-    """The user id a string field names (client_reference_id, metadata.user_id), or None."""
-    if not isinstance(value, str):
+    """The user id a string field names (client_reference_id, metadata.user_id), or None.
+
+    A Prisma-era id (the app's cuid) names the user adopted from it (values.user_key).
+    """
+    if not isinstance(value, str) or not value:
         return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+    return user_key(value)
 
 
 def timestamp(value: int, field: str) -> datetime:

@@ -39,6 +39,7 @@ from trampolin.stripe_payload import (
     read_event,
     read_subscription,
 )
+from trampolin.values import legacy_uuid
 
 
 def with_object(name: str, **fields: Any) -> dict[str, Any]:
@@ -295,7 +296,7 @@ def test_a_subscription_without_items_has_no_price() -> None:
     ("user_id", "named"),
     [
         ("8d0f5bd0-8f5c-4a2f-9d7e-0c5a3b1f2e4d", uuid.UUID("8d0f5bd0-8f5c-4a2f-9d7e-0c5a3b1f2e4d")),
-        ("not-a-uuid", None),
+        ("cm0prismacuid00000000000", legacy_uuid("cm0prismacuid00000000000")),  # adopted ids
         ("", None),
         (42, None),
     ],
@@ -359,9 +360,9 @@ def test_checkout_names_the_client_reference_first_then_metadata() -> None:
     assert checkout.named_user_ids == (first, second)
 
 
-def test_checkout_of_the_real_app_names_nobody() -> None:
-    checkout = read_checkout(read_event(load(CHECKOUT)))  # the app's cuid, not a user id
-    assert checkout.named_user_ids == ()
+def test_checkout_of_the_real_app_names_the_user_adopted_from_its_cuid() -> None:
+    checkout = read_checkout(read_event(load(CHECKOUT)))  # client_reference_id: the app's cuid
+    assert checkout.named_user_ids == (legacy_uuid("cllnlqdff0d103i8tvi0yrx5b"),)
 
 
 def test_checkout_without_customer_or_metadata() -> None:
