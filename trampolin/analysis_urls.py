@@ -3,7 +3,9 @@
 The app's rule (src/utils/urlUtils.ts normalizeUrl), made total and stable:
 a Facebook redirect (facebook.com/l.php?u=...) stands for the URL it carries;
 the scheme, "www.", user info, port, query and fragment are dropped; the host
-is lower-cased; the path is percent-decoded; trailing slashes are dropped. So
+is lower-cased; the path is percent-decoded (all but %25, %23 and %3F, which
+would read as "%", "#" and "?", until nothing more decodes, so that normalizing
+twice changes nothing); trailing slashes are dropped. So
 ``https://www.Shop.example/Sale/?utm=x`` and ``shop.example/Sale`` are one
 analysis. What is left must be a host name, optionally with a path.
 No database here; tests/unit/test_analysis_urls.py covers it.
@@ -21,7 +23,9 @@ from trampolin.values import text
 MAX_URL_LENGTH = 2048
 MAX_URLS = 500
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_HOST = re.compile(r"^[^\s/?#@:\\]+$")
+_HOST = re.compile(r"^[^\s/?#@:%\\]+$")
+# Runs of percent escapes, except those of "%", "#" and "?".
+_ESCAPES = re.compile(r"(?:%(?!25|23|3[Ff])[0-9A-Fa-f]{2})+")
 _FACEBOOK_REDIRECT = re.compile(r"^(?:[a-z]+\.)?facebook\.com$")
 
 
@@ -49,7 +53,7 @@ def normalize_url(url: object) -> str:
         host = host[len("www.") :]
     if not host or not _HOST.match(host) or "." not in host.strip("."):
         raise InvalidInput(f"url {raw!r} has no host name")
-    path = unquote(parts.path, errors="replace").rstrip("/")
+    path = _decode(parts.path).rstrip("/")
     normalized = host.strip(".") + path
     if any(ch.isspace() or not ch.isprintable() for ch in normalized):
         raise InvalidInput(f"url {raw!r} decodes to spaces or control characters")
@@ -68,3 +72,12 @@ def normalize_urls(urls: Iterable[object]) -> list[str]:
     if not seen:
         raise InvalidInput("a search needs at least one URL")
     return list(seen)
+
+
+def _decode(path: str) -> str:
+    """``path`` percent-decoded until nothing more decodes (each pass makes it shorter)."""
+    while True:
+        decoded = _ESCAPES.sub(lambda m: unquote(m.group(0), errors="replace"), path)
+        if decoded == path:
+            return path
+        path = decoded

@@ -76,7 +76,8 @@ def read_refund(obj: object) -> RefundData:
     status = data.get("status") or "pending"
     if status not in STATUSES:
         raise InvalidInput(f"{where}: unknown status {status!r} (one of {', '.join(STATUSES)})")
-    metadata = data.get("metadata") or {}
+    metadata = data.get("metadata")
+    metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict):
         raise InvalidInput(f"{where}: metadata must be an object")
     return RefundData(
