@@ -25,7 +25,7 @@ from psycopg import errors as pgerrors
 from trampolin import queries
 from trampolin.db import atomic
 from trampolin.errors import InvalidInput, LimitExceeded, NotFound
-from trampolin.values import first_line, integer, text, user_key
+from trampolin.values import first_line, integer, optional_aware_time, text, user_key
 
 DEFAULT_PLAN = "default"
 MAX_UNITS = 100_000
@@ -55,6 +55,14 @@ class Charge:
 
     period_start: datetime
     used: int
+    remaining: int | None
+
+
+@dataclass(frozen=True)
+class GivenBack:
+    """What a give-back returned (at most what was used) and what remains now (None: unlimited)."""
+
+    given: int
     remaining: int | None
 
 
@@ -146,20 +154,35 @@ class AsyncUsage:
         To the current period, or to ``period_start`` (the period a unit was
         charged in, as an analysis remembers it).
         """
+        given = await self.give_back_units(
+            user_id, n, reason=reason, analysis_id=analysis_id, period_start=period_start
+        )
+        return given.remaining
+
+    async def give_back_units(
+        self,
+        user_id: uuid.UUID | str,
+        n: int,
+        *,
+        reason: str,
+        analysis_id: uuid.UUID | str | None = None,
+        period_start: datetime | None = None,
+    ) -> GivenBack:
+        """give_back(), saying how many units it gave back."""
         params = {
             "user_id": _user(user_id),
             "n": integer("n", n, minimum=1, maximum=MAX_UNITS),
             "reason": _reason(reason),
             "search_id": None,
             "analysis_id": _optional_uuid("analysis_id", analysis_id),
-            "period_start": period_start,
+            "period_start": optional_aware_time("period_start", period_start),
         }
         async with atomic(self.conn):
             row = await _q.give_back.one(self.conn, **params)
         assert row is not None
         if row["user_id"] is None:
             raise NotFound(f"no user with id {params['user_id']}")
-        return _remaining(row)
+        return GivenBack(row["given"], _remaining(row))
 
     async def set_plan_limit(
         self, price_id: str, monthly_limit: int, *, trial_limit: int | None = None
@@ -349,20 +372,35 @@ class Usage:
         To the current period, or to ``period_start`` (the period a unit was
         charged in, as an analysis remembers it).
         """
+        given = self.give_back_units(
+            user_id, n, reason=reason, analysis_id=analysis_id, period_start=period_start
+        )
+        return given.remaining
+
+    def give_back_units(
+        self,
+        user_id: uuid.UUID | str,
+        n: int,
+        *,
+        reason: str,
+        analysis_id: uuid.UUID | str | None = None,
+        period_start: datetime | None = None,
+    ) -> GivenBack:
+        """give_back(), saying how many units it gave back."""
         params = {
             "user_id": _user(user_id),
             "n": integer("n", n, minimum=1, maximum=MAX_UNITS),
             "reason": _reason(reason),
             "search_id": None,
             "analysis_id": _optional_uuid("analysis_id", analysis_id),
-            "period_start": period_start,
+            "period_start": optional_aware_time("period_start", period_start),
         }
         with atomic(self.conn):
             row = _q.give_back.one(self.conn, **params)
         assert row is not None
         if row["user_id"] is None:
             raise NotFound(f"no user with id {params['user_id']}")
-        return _remaining(row)
+        return GivenBack(row["given"], _remaining(row))
 
     def set_plan_limit(
         self, price_id: str, monthly_limit: int, *, trial_limit: int | None = None

@@ -21,7 +21,10 @@ REFUND: dict[str, Any] = {
     "charge": "ch_1NirD82eZvKYlo2CIvbtLWuY",
     "created": 1692942318,
     "currency": "usd",
-    "destination_details": {"card": {"reference": "123456789012", "type": "refund"}, "type": "card"},
+    "destination_details": {
+        "card": {"reference": "123456789012", "type": "refund"},
+        "type": "card",
+    },
     "metadata": {},
     "payment_intent": "pi_1GszsK2eZvKYlo2CfhZyoZLp",
     "reason": None,

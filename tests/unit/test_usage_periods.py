@@ -9,8 +9,8 @@ from trampolin.errors import InvalidInput
 from trampolin.usage_periods import add_months, calendar_month, months_between, paid_period
 
 
-def t(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def t(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,9 @@ _COMMANDS = {
     "auth": "auth:auth_group",
     "stripe": "stripe:stripe_group",
     "csv": "csv_uploads:csv_group",
+    "usage": "usage:usage_group",
+    "plan": "usage:plan_group",
+    "refunds": "refunds:refunds_group",
 }
 
 
