@@ -83,7 +83,9 @@ def assert_idempotent(url: str) -> None:
     except InvalidInput:
         return
     assert normalize_url(once) == once
-    assert once == once.strip() and not once.endswith("/") and not once.startswith("www.")
+    assert once == once.strip()
+    assert not once.endswith("/")
+    assert not once.startswith("www.")
 
 
 @given(st.text(max_size=80))

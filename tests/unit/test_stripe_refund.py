@@ -47,7 +47,7 @@ def test_the_documented_refund_object() -> None:
     assert data.stripe_charge_id == "ch_1NirD82eZvKYlo2CIvbtLWuY"
     assert data.stripe_payment_intent_id == "pi_1GszsK2eZvKYlo2CfhZyoZLp"
     assert (data.amount, data.currency, data.status) == (1000, "usd", "succeeded")
-    assert data.reason is None and data.failure_reason is None and data.metadata == {}
+    assert (data.reason, data.failure_reason, data.metadata) == (None, None, {})
     assert data.created == datetime(2023, 8, 25, 5, 45, 18, tzinfo=UTC)
 
 
