@@ -98,7 +98,7 @@ WITH picked AS (
     FROM url_analyses
     WHERE status IN ('pending', 'processing')
       AND (status = 'pending' OR claimed_at < now() - %(stale_after)s::interval)
-    ORDER BY queued_at
+    ORDER BY queued_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
