@@ -205,17 +205,23 @@ def test_a_worker_whose_transaction_dies_leaves_the_claim_to_expire(
 ) -> None:
     user = billing.subscriber()
     side.repo(Analyses).start_search(user, ["a.example"])
-    with pytest.raises(RuntimeError), side.connect(Analyses, autocommit=False) as worker:
-        [claimed] = worker.claim()
-        worker.conn.commit()
-        worker.complete(claimed.id, results={}, reach=3)
-        raise RuntimeError("the worker dies before COMMIT: the completion is lost")
+    claimed: list[Any] = []
+
+    def worker_that_dies() -> None:
+        with side.connect(Analyses, autocommit=False) as worker:
+            claimed.extend(worker.claim())
+            worker.conn.commit()
+            worker.complete(claimed[0].id, results={}, reach=3)
+            raise RuntimeError("the worker dies before COMMIT: the completion is lost")
+
+    with pytest.raises(RuntimeError):
+        worker_that_dies()
     analyses = side.repo(Analyses)
-    got = analyses.get(claimed.id, user)
+    got = analyses.get(claimed[0].id, user)
     assert got is not None
     assert got.status == "processing"
     [again] = analyses.claim(stale_after=timedelta(microseconds=1))
-    assert again.id == claimed.id
+    assert again.id == claimed[0].id
 
 
 # -- reading ---------------------------------------------------------------------

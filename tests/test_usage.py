@@ -197,7 +197,9 @@ def test_an_expired_sign_up_trial_grants_nothing_until_extended(
     assert extension.subscription_id == trial
     assert extension.stripe_subscription_id is None
     # counted from now, as the trial had ended
-    assert timedelta(days=4, hours=23) < extension.trial_end - datetime.now(UTC) <= timedelta(days=5)
+    assert (
+        timedelta(days=4, hours=23) < extension.trial_end - datetime.now(UTC) <= timedelta(days=5)
+    )
     assert usage.consume(user, reason="x") == 9
 
 
@@ -318,12 +320,17 @@ def test_a_charge_in_the_caller_s_transaction_rolls_back_with_it(
     user = billing.subscriber()
     usage = side.repo(Usage)
     usage.set_plan_limit("price_test", 3)
-    with pytest.raises(RuntimeError), side.transaction():
-        usage.consume(user, 2, reason="x")
-        with pytest.raises(LimitExceeded):
-            usage.consume(user, 2, reason="y")  # refused; the transaction is still usable
-        assert usage.consume(user, reason="z") == 0
-        raise RuntimeError("the caller's work failed")
+
+    def work_that_fails() -> None:
+        with side.transaction():
+            usage.consume(user, 2, reason="x")
+            with pytest.raises(LimitExceeded):
+                usage.consume(user, 2, reason="y")  # refused; the transaction is still usable
+            assert usage.consume(user, reason="z") == 0
+            raise RuntimeError("the caller's work failed")
+
+    with pytest.raises(RuntimeError):
+        work_that_fails()
     assert billing.ledger(user) == []
     assert usage.consume(user, 3, reason="again") == 0
 

@@ -55,7 +55,7 @@ class Billing:
             status=status,
             price_id=price_id,
             period_start=None if trial and not stripe else start,
-            period_end=None if trial and not stripe or length is None else start + length,
+            period_end=None if (trial and not stripe) or length is None else start + length,
             trial_start=start if trial else None,
             trial_end=start + timedelta(days=trial_days) if trial_days is not None else None,
         )

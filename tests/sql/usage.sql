@@ -68,3 +68,11 @@ WHERE user_id = %(user_id)s ORDER BY created_at DESC LIMIT 1;
 
 -- name: email_of :one
 SELECT email FROM users WHERE id = %(id)s;
+
+-- name: insert_refund_from_event :exec
+-- A refund row as a Stripe event (phase 2) would leave it, before any admin recorded it.
+INSERT INTO refunds (stripe_refund_id, amount, currency, status, last_event_id, last_event_created)
+VALUES (%(stripe_refund_id)s, %(amount)s, 'usd', %(status)s, 'evt_test', now());
+
+-- name: refund_count :one
+SELECT count(*) AS n FROM refunds WHERE stripe_refund_id = %(stripe_refund_id)s;
