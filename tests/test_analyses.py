@@ -281,13 +281,14 @@ def test_bad_input(side: Side, billing: Billing) -> None:
         analyses.start_search("nope", ["a.example"])
     analyses.start_search(user, ["a.example"])
     [claimed] = analyses.claim()
-    for kwargs, message in [
+    bad_completions: list[tuple[dict[str, Any], str]] = [
         ({"results": [], "reach": 1}, "results must be a JSON object"),
         ({"results": {"x": float("nan")}, "reach": 1}, "not plain JSON"),
         ({"results": {"x": "\x00"}, "reach": 1}, "NUL"),
         ({"results": {}, "reach": -1}, "reach must be between 0"),
         ({"results": {}, "reach": True}, "reach must be an integer"),
-    ]:
+    ]
+    for kwargs, message in bad_completions:
         with pytest.raises(InvalidInput, match=message):
             analyses.complete(claimed.id, **kwargs)
     with pytest.raises(InvalidInput, match="error must be a string"):

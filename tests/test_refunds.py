@@ -141,12 +141,13 @@ def test_bad_input_writes_nothing(side: Side, admin: uuid.UUID) -> None:
         refunds.record(REFUND, admin_user_id=uuid.uuid4(), customer_email=None)
     with pytest.raises(NotFound, match="no user with id 'nope'"):
         refunds.record(REFUND, admin_user_id="nope", customer_email=None)
-    for kwargs, message in [
+    bad_records: list[tuple[dict[str, Any], str]] = [
         ({"customer_email": "x" * 321}, "customer_email is longer than 320"),
         ({"customer_email": 5}, "customer_email must be a string"),
         ({"note": "a\x00"}, "NUL"),
         ({"note": "x" * 2001}, "note is longer than 2000"),
-    ]:
+    ]
+    for kwargs, message in bad_records:
         args: dict[str, Any] = {"customer_email": None, **kwargs}
         with pytest.raises(InvalidInput, match=message):
             refunds.record(REFUND, admin_user_id=admin, **args)

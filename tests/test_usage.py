@@ -380,7 +380,7 @@ def test_bad_plans_and_trials(side: Side, billing: Billing) -> None:
     with pytest.raises(InvalidInput, match="monthly_limit must be between 0"):
         usage.set_plan_limit("price_x", -1)
     with pytest.raises(InvalidInput, match="trial_limit must be an integer"):
-        usage.set_plan_limit("price_x", 1, trial_limit=True)  # type: ignore[arg-type]
+        usage.set_plan_limit("price_x", 1, trial_limit=True)
     user = billing.subscriber(status="trialing", trial_days=7)
     for days in (0, 91, "3"):
         with pytest.raises(InvalidInput, match="days must be"):
