@@ -192,24 +192,28 @@ RETURNS TABLE (
 LANGUAGE sql STABLE AS $$
     SELECT u.id,
            admin.yes,
-           NOT admin.yes AND coalesce(s.status = 'trialing', false),
+           coalesce(s.status = 'trialing', false),
            CASE WHEN admin.yes THEN NULL
                 WHEN s.id IS NULL THEN 0
                 WHEN s.status = 'trialing' THEN coalesce(p.trial_limit, d.trial_limit, 0)
                 ELSE coalesce(p.monthly_limit, d.monthly_limit, 0) END,
-           CASE WHEN admin.yes THEN date_trunc('month', p_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+           CASE WHEN admin.yes THEN admin.month_start
                 WHEN s.status = 'trialing'
                     THEN coalesce(s.trial_start, s.current_period_start, s.created_at)
                 ELSE paid.period_start END,
-           CASE WHEN admin.yes
-                    THEN usage_add_months(date_trunc('month', p_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', 1)
+           CASE WHEN admin.yes THEN usage_add_months(admin.month_start, 1)
                 WHEN s.status = 'trialing' THEN coalesce(s.trial_end, s.current_period_end)
                 ELSE paid.period_end END,
            s.id
     FROM users AS u
+    LEFT JOIN roles AS r ON r.id = u.role_id
     CROSS JOIN LATERAL (
-        SELECT coalesce((SELECT r.name = 'admin' FROM roles AS r WHERE r.id = u.role_id), false)
-    ) AS admin (yes)
+        SELECT r.name IS NOT DISTINCT FROM 'admin',
+               date_trunc('month', p_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    ) AS admin (yes, month_start)
+    -- The subscription that grants access: linked to Stripe first, then the
+    -- one whose period ends last. A trial started at sign-up (no Stripe id
+    -- yet) grants only until its trial_end.
     LEFT JOIN LATERAL (
         SELECT sub.id, sub.status, sub.price_id, sub.created_at, sub.trial_start,
                sub.trial_end, sub.current_period_start, sub.current_period_end
@@ -226,7 +230,7 @@ LANGUAGE sql STABLE AS $$
     LEFT JOIN plans AS d ON d.price_id = 'default'
     LEFT JOIN LATERAL usage_paid_period(
         coalesce(s.current_period_start, s.created_at), s.current_period_end, p_at
-    ) AS paid ON s.id IS NOT NULL AND s.status <> 'trialing'
+    ) AS paid ON s.status <> 'trialing'
     WHERE u.id = p_user_id;
 $$;
 
