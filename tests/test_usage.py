@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -17,8 +19,11 @@ from tests.twins import Side
 from tests.usage_support import Billing, no_errors, run_threads, sql
 from trampolin.cli import main
 from trampolin.errors import InvalidInput, LimitExceeded, NotFound
+from trampolin.subscriptions import Subscriptions
 from trampolin.usage import Usage
 from trampolin.usage_periods import add_months, months_between, paid_period
+
+STRIPE_DATA = Path(__file__).parent / "data" / "stripe"
 
 
 @pytest.fixture
@@ -180,6 +185,29 @@ def test_a_user_has_one_sign_up_trial(billing: Billing) -> None:
     billing.subscribe(user, status="trialing", stripe=False, trial_days=7)
     with pytest.raises(psycopg.errors.UniqueViolation, match="subscriptions_unlinked_user_key"):
         billing.subscribe(user, status="trialing", stripe=False, trial_days=7)
+
+
+def test_stripe_events_still_upsert_beside_a_sign_up_trial(
+    side: Side, billing: Billing, conn: psycopg.Connection[Any]
+) -> None:
+    # ON CONFLICT (stripe_subscription_id) of the webhook path works with the uuid key.
+    event = json.loads(
+        (STRIPE_DATA / "basil_2025-06-30_customer.subscription.created.json").read_text()
+    )
+    sub = event["data"]["object"]
+    sub["status"] = "active"
+    user = billing.make_user()
+    billing.subscribe(user, status="trialing", stripe=False, trial_days=7)
+    subscriptions = Subscriptions(conn)
+    subscriptions.link_customer(user, sub["customer"])
+    assert subscriptions.apply_stripe_event(event) == "applied"
+    assert subscriptions.apply_stripe_event(event) == "duplicate"
+    found = subscriptions.get_by_stripe_id(sub["id"])
+    assert found is not None
+    assert found.user_id == user
+    allowance = side.repo(Usage).allowance(user)  # the Stripe subscription comes first
+    assert allowance is not None
+    assert (allowance.trialing, allowance.limit) == (False, 500)
 
 
 def test_an_expired_sign_up_trial_grants_nothing_until_extended(
