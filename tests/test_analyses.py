@@ -279,6 +279,8 @@ def test_bad_input(side: Side, billing: Billing) -> None:
             analyses.start_search(user, urls)  # type: ignore[arg-type]
     with pytest.raises(NotFound):
         analyses.start_search("nope", ["a.example"])
+    with pytest.raises(NotFound, match="no user with id"):
+        analyses.start_search(uuid.uuid4(), ["a.example"])
     analyses.start_search(user, ["a.example"])
     [claimed] = analyses.claim()
     bad_completions: list[tuple[dict[str, Any], str]] = [

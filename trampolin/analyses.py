@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
+from psycopg import errors as pgerrors
 from psycopg.types.json import Jsonb
 
 from trampolin import queries
@@ -103,10 +104,11 @@ class AsyncAnalyses:
         wanted = normalize_urls(urls)
         usage = AsyncUsage(self.conn)
         async with atomic(self.conn):
-            queued = [
-                row["id"]
-                for row in await _q.upsert_analyses.many(self.conn, user_id=key, urls=wanted)
-            ]
+            try:
+                upserted = await _q.upsert_analyses.many(self.conn, user_id=key, urls=wanted)
+            except pgerrors.ForeignKeyViolation:
+                raise NotFound(f"no user with id {key}") from None
+            queued = [row["id"] for row in upserted]
             row = await _q.create_search.one(self.conn, user_id=key, url_count=len(wanted))
             assert row is not None
             search_id = row["id"]
@@ -266,9 +268,11 @@ class Analyses:
         wanted = normalize_urls(urls)
         usage = Usage(self.conn)
         with atomic(self.conn):
-            queued = [
-                row["id"] for row in _q.upsert_analyses.many(self.conn, user_id=key, urls=wanted)
-            ]
+            try:
+                upserted = _q.upsert_analyses.many(self.conn, user_id=key, urls=wanted)
+            except pgerrors.ForeignKeyViolation:
+                raise NotFound(f"no user with id {key}") from None
+            queued = [row["id"] for row in upserted]
             row = _q.create_search.one(self.conn, user_id=key, url_count=len(wanted))
             assert row is not None
             search_id = row["id"]
