@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tests.twins import Side
 from tests.usage_support import Billing, no_errors, run_threads, sql
+from trampolin.analyses import Analyses
 from trampolin.cli import main
 from trampolin.errors import InvalidInput, LimitExceeded, NotFound
 from trampolin.subscriptions import Subscriptions
@@ -395,9 +396,16 @@ def test_consume_refuses_bad_input(
 
 def test_a_charge_for_an_unknown_search_is_refused(side: Side, billing: Billing) -> None:
     user = billing.subscriber()
+    usage = side.repo(Usage)
     with pytest.raises(NotFound, match="no search with id"):
-        side.repo(Usage).consume(user, reason="x", search_id=uuid.uuid4())
-    assert billing.ledger(user) == []
+        usage.consume(user, reason="x", search_id=uuid.uuid4())
+    other = billing.subscriber()
+    theirs = Analyses(billing.conn).start_search(other, ["a.example"])
+    with side.transaction():  # refused without an error: the transaction goes on
+        with pytest.raises(NotFound, match=f"no search with id {theirs.id} of user {user}"):
+            usage.consume(user, reason="x", search_id=theirs.id)
+        assert usage.consume(user, reason="y") == 499
+    assert billing.ledger(user) == [(1, "y")]
 
 
 def test_bad_plans_and_trials(side: Side, billing: Billing) -> None:

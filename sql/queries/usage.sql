@@ -18,16 +18,25 @@
 -- charge to commit, so concurrent charges never overshoot the limit and never
 -- lose one another. The limit is carried in the row proposed for insertion
 -- (excluded.usage_limit; NULL: unlimited), so that the WHERE needs no
--- subquery. Returns the window (user_id NULL: unknown user), granted, and
--- used: the counter after the charge, or as this statement saw it if refused.
+-- subquery. A %(search_id)s that is not one of the user's searches refuses
+-- the charge (search_ok false) instead of failing the ledger's foreign key:
+-- the statement raises no error of its own, so it needs no savepoint in the
+-- caller's transaction. Returns the window (user_id NULL: unknown user),
+-- search_ok, granted, and used: the counter after the charge, or as this
+-- statement saw it if refused.
 WITH w AS (
-    SELECT * FROM usage_window(%(user_id)s, now())
+    SELECT w.*,
+           %(search_id)s::uuid IS NULL OR EXISTS (
+               SELECT 1 FROM searches
+               WHERE id = %(search_id)s::uuid AND user_id = w.user_id) AS search_ok
+    FROM usage_window(%(user_id)s, now()) AS w
 ),
 charged AS (
     INSERT INTO usage_periods AS p (user_id, period_start, period_end, trial, usage_limit, used)
     SELECT w.user_id, w.period_start, w.period_end, w.trial, w.usage_limit, %(n)s
     FROM w
-    WHERE w.period_start IS NOT NULL AND (w.usage_limit IS NULL OR %(n)s <= w.usage_limit)
+    WHERE w.search_ok AND w.period_start IS NOT NULL
+      AND (w.usage_limit IS NULL OR %(n)s <= w.usage_limit)
     ON CONFLICT (user_id, period_start) DO UPDATE
     SET used = p.used + excluded.used,
         period_end = excluded.period_end,
@@ -40,7 +49,7 @@ logged AS (
     SELECT user_id, period_start, %(n)s, %(reason)s, %(search_id)s FROM charged
 )
 SELECT w.user_id, w.unlimited, w.trial, w.usage_limit, w.period_start, w.period_end,
-       charged.used IS NOT NULL AS granted,
+       w.search_ok, charged.used IS NOT NULL AS granted,
        coalesce(charged.used, (
            SELECT used FROM usage_periods AS p
            WHERE p.user_id = w.user_id AND p.period_start = w.period_start), 0) AS used
