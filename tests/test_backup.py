@@ -27,7 +27,7 @@ from trampolin.migrations import Migrator
 from trampolin.psql import psql_session
 from trampolin.queries import QueryFile
 
-TABLES = 13
+TABLES = 20
 
 MIGRATIONS = len(read_migration_files())
 
@@ -126,9 +126,12 @@ def test_restore_refuses_a_target_with_data_unless_yes(
     message = str(refused.value)
     assert "already holds data" in message
     assert message.count(" rows)") == 5
-    # The sample rows, plus one row per migration in each of the three bookkeeping tables.
-    rows = 313 + 3 * MIGRATIONS
-    assert f"would replace 13 table(s) with {rows} rows: public.csv_rows (300 rows), " in message
+    # The sample rows, the default plan (0009), and one row per migration in each of the
+    # three bookkeeping tables.
+    rows = 313 + 1 + 3 * MIGRATIONS
+    assert (
+        f"would replace {TABLES} table(s) with {rows} rows: public.csv_rows (300 rows), " in message
+    )
     assert "--yes" in message
     assert "\n" not in message
 

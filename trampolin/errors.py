@@ -11,6 +11,7 @@
      +-- NotFound                a named thing (role, user, upload) does not exist
      +-- Conflict                a unique constraint clashed (names what)
      +-- InvalidSignature        a Stripe webhook failed verification
+     +-- LimitExceeded           fewer units of allowance remain than asked for
      +-- MigrationError          a migration could not be applied or rolled back
      |    +-- MigrationDrift     applied files were edited or deleted
      +-- BackupError             dump, restore or verify failed
@@ -63,6 +64,15 @@ class Conflict(TrampolinError):
 
 class InvalidSignature(TrampolinError):
     pass
+
+
+class LimitExceeded(TrampolinError):
+    """A charge was refused (and nothing was charged): ``remaining`` < ``requested``."""
+
+    def __init__(self, message: str, *, requested: int, remaining: int) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.remaining = remaining
 
 
 class MigrationError(TrampolinError):

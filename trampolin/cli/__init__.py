@@ -33,7 +33,9 @@ from trampolin.cli.csv_uploads import csv_group
 from trampolin.cli.database import db_group, seed_command
 from trampolin.cli.doctor import doctor_command
 from trampolin.cli.migrate import migrate_group
+from trampolin.cli.refunds import refunds_group
 from trampolin.cli.stripe import stripe_group
+from trampolin.cli.usage import plan_group, usage_group
 from trampolin.config import redact
 from trampolin.errors import TrampolinError
 
@@ -214,9 +216,12 @@ main.add_command(db_group)
 main.add_command(doctor_command)
 main.add_command(dump_command)
 main.add_command(migrate_group)
+main.add_command(plan_group)
+main.add_command(refunds_group)
 main.add_command(restore_command)
 main.add_command(seed_command)
 main.add_command(stripe_group)
+main.add_command(usage_group)
 main.add_command(user_group)
 
 

@@ -1,0 +1,2 @@
+DROP FUNCTION refund_status_rank(text);
+DROP TABLE refunds;
