@@ -7,6 +7,7 @@ where ``ps`` and other users could read it, and never printed.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -202,7 +203,7 @@ def _password_from_terminal() -> str:
     from trampolin.errors import InvalidInput, InvalidPassword
     from trampolin.passwords import new_password
 
-    if not sys.stdin.isatty():
+    if not (sys.stdin.isatty() and _has_terminal()):
         raise InvalidInput(
             "no terminal to ask for the password on: pipe it in with --password-stdin"
         )
@@ -216,6 +217,16 @@ def _password_from_terminal() -> str:
         if click.prompt("Repeat it", hide_input=True, err=True) == password:
             return password
         click.echo("the two entries differ; try again", err=True)
+
+
+def _has_terminal() -> bool:
+    """Whether /dev/tty opens: where getpass asks. Without it getpass would read stdin
+    with echo on, showing the password, so we refuse instead."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 def _confirmed(question: str) -> bool:
