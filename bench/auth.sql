@@ -50,7 +50,7 @@ SET synchronous_commit = off;
 -- baseline_session_and_user in asyncpg's placeholder style ($1), for bench/async_auth.py.
 SELECT s.user_id, s.expires,
        u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
-       u.created_at, u.updated_at
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password
 FROM sessions AS s
 JOIN users AS u ON u.id = s.user_id
 LEFT JOIN roles AS r ON r.id = u.role_id
