@@ -20,7 +20,7 @@ ANALYZE users, sessions, verification_tokens;
 -- What one would write by hand: the live session joined with its user and role.
 SELECT s.user_id, s.expires,
        u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
-       u.created_at, u.updated_at
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password
 FROM sessions AS s
 JOIN users AS u ON u.id = s.user_id
 LEFT JOIN roles AS r ON r.id = u.role_id
@@ -38,6 +38,10 @@ DELETE FROM verification_tokens
 WHERE identifier = %(identifier)s AND token_hash = %(token_hash)s
 RETURNING identifier, expires;
 
+-- name: password_hash_of :one
+-- The stored hash of a user, for the bare bcrypt.checkpw baseline.
+SELECT password_hash FROM users WHERE lower(email) = lower(%(email)s);
+
 -- name: no_fsync_wait :exec
 -- This session's commits return before the WAL reaches disk (bench writes only).
 SET synchronous_commit = off;
@@ -46,7 +50,7 @@ SET synchronous_commit = off;
 -- baseline_session_and_user in asyncpg's placeholder style ($1), for bench/async_auth.py.
 SELECT s.user_id, s.expires,
        u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
-       u.created_at, u.updated_at
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password
 FROM sessions AS s
 JOIN users AS u ON u.id = s.user_id
 LEFT JOIN roles AS r ON r.id = u.role_id

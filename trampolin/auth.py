@@ -1,38 +1,63 @@
-"""The Auth.js (NextAuth) adapter contract in Python, on the app's own tables, plus roles.
+"""The Auth.js (NextAuth) adapter contract in Python, on the app's own tables, plus
+passwords (e-mail and password login, reset) and roles.
 
 ``AuthAdapter(conn)`` (and ``AsyncAuthAdapter(aconn)``, awaited) does what
 Auth.js's Prisma adapter did, in snake_case. Session and verification tokens
 are stored as SHA-256 digests only: every method hashes the caller's raw
-token, and returned objects carry that raw token back. Unknown ids, tokens and
-accounts give None; constraint clashes raise Conflict, bad values InvalidInput,
-unknown roles NotFound. Writes run in ``db.atomic``: never a commit or
-rollback of the caller's transaction.
+token, and returned objects carry that raw token back. Passwords are bcrypt
+hashes (trampolin.passwords) that never leave this module. Unknown ids, tokens
+and accounts give None; constraint clashes raise Conflict, bad values
+InvalidInput, unknown roles NotFound. Writes run in ``db.atomic``: never a
+commit or rollback of the caller's transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, Connection
 from psycopg import errors as pgerrors
 
-from trampolin import queries
-from trampolin.db import atomic
-from trampolin.errors import Conflict, InvalidInput, NotFound
+from trampolin import passwords, queries
+from trampolin.auth_records import (
+    Account,
+    Pruned,
+    Session,
+    User,
+    UserDependents,
+    VerificationToken,
+    hash_token,
+    token_digest,
+    translate_error,
+    write_id,
+)
+from trampolin.db import atomic, run_blocking
+from trampolin.errors import InvalidInput, NotFound
 from trampolin.values import (
     aware_time,
-    first_line,
+    email_address,
     optional_aware_time,
     optional_text,
     text,
     user_key,
 )
+
+__all__ = [
+    "UPDATABLE_USER_FIELDS",
+    "Account",
+    "AsyncAuthAdapter",
+    "AuthAdapter",
+    "Pruned",
+    "Session",
+    "User",
+    "UserDependents",
+    "VerificationToken",
+    "hash_token",
+    "prune_expired",
+]
 
 _auth = queries.load("auth")
 _roles = queries.load("roles")
@@ -41,68 +66,8 @@ _roles = queries.load("roles")
 UPDATABLE_USER_FIELDS = ("name", "email", "email_verified", "image")
 
 
-@dataclass(frozen=True)
-class User:
-    id: uuid.UUID
-    name: str | None
-    email: str
-    email_verified: datetime | None
-    image: str | None
-    role: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class Account:
-    id: uuid.UUID
-    user_id: uuid.UUID
-    type: str
-    provider: str
-    provider_account_id: str
-    refresh_token: str | None
-    access_token: str | None
-    expires_at: int | None
-    token_type: str | None
-    scope: str | None
-    id_token: str | None
-    session_state: str | None
-
-
-@dataclass(frozen=True)
-class Session:
-    session_token: str
-    user_id: uuid.UUID
-    expires: datetime
-
-
-@dataclass(frozen=True)
-class VerificationToken:
-    identifier: str
-    token: str
-    expires: datetime
-
-
-@dataclass(frozen=True)
-class Pruned:
-    """How many expired rows ``prune_expired`` deleted."""
-
-    sessions: int
-    verification_tokens: int
-
-
-def hash_token(token: str) -> bytes:
-    """The 32-byte SHA-256 digest stored in place of a session or verification token."""
-    return hashlib.sha256(token.encode("utf-8")).digest()
-
-
-def _token_hash(field: str, token: object) -> bytes:
-    """hash_token of a token that text() accepts."""
-    return hash_token(text(field, token))
-
-
 class AsyncAuthAdapter:
-    """Users, accounts, sessions, verification tokens and roles on one psycopg connection."""
+    """Users, passwords, accounts, sessions, verification tokens and roles on one connection."""
 
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self.conn = conn
@@ -116,21 +81,26 @@ class AsyncAuthAdapter:
         name: str | None = None,
         image: str | None = None,
         email_verified: datetime | None = None,
+        password: str | None = None,
     ) -> User:
-        """A new user with no role; Conflict if the email is taken (in any case)."""
+        """A new user with no role; Conflict if the email is taken (in any case).
+
+        ``password`` (optional) must pass the policy (InvalidPassword); only its hash is stored.
+        """
         params = {
-            "email": text("email", email),
+            "email": email_address(email),
             "name": optional_text("name", name),
             "image": optional_text("image", image),
             "email_verified": optional_aware_time("email_verified", email_verified),
+            "password_hash": None if password is None else await self._new_hash(password),
         }
         try:
             async with atomic(self.conn):
                 row = await _auth.create_user.one(self.conn, **params)
         except psycopg.Error as exc:
-            _translate(exc, params)
+            translate_error(exc, params)
         assert row is not None
-        return _user(row)
+        return User(**row)
 
     async def get_user(self, id: uuid.UUID | str) -> User | None:
         """The user with that id, or None."""
@@ -138,12 +108,12 @@ class AsyncAuthAdapter:
         if user_id is None:
             return None
         row = await _auth.get_user.one(self.conn, id=user_id)
-        return _user(row) if row else None
+        return User(**row) if row else None
 
     async def get_user_by_email(self, email: str) -> User | None:
         """The user with that email, compared case-insensitively, or None."""
         row = await _auth.get_user_by_email.one(self.conn, email=text("email", email))
-        return _user(row) if row else None
+        return User(**row) if row else None
 
     async def get_user_by_account(self, provider: str, provider_account_id: str) -> User | None:
         """The user who linked that provider account, or None."""
@@ -152,7 +122,7 @@ class AsyncAuthAdapter:
             provider=text("provider", provider),
             provider_account_id=text("provider_account_id", provider_account_id),
         )
-        return _user(row) if row else None
+        return User(**row) if row else None
 
     async def update_user(self, id: uuid.UUID | str, **fields: Any) -> User | None:
         """Change only the given fields (None clears one); None if the user is unknown."""
@@ -173,25 +143,89 @@ class AsyncAuthAdapter:
         for column in UPDATABLE_USER_FIELDS:
             params[f"set_{column}"] = column in fields
             value = fields.get(column)
-            params[column] = (
-                optional_aware_time(column, value)
-                if column == "email_verified"
-                else optional_text(column, value)
-            )
+            if column == "email_verified":
+                params[column] = optional_aware_time(column, value)
+            elif column == "email" and column in fields:
+                params[column] = email_address(value)
+            else:
+                params[column] = optional_text(column, value)
         try:
             async with atomic(self.conn):
                 row = await _auth.update_user.one(self.conn, **params)
         except psycopg.Error as exc:
-            _translate(exc, params)
-        return _user(row) if row else None
+            translate_error(exc, params)
+        return User(**row) if row else None
 
     async def delete_user(self, id: uuid.UUID | str) -> None:
-        """Delete the user with its accounts and sessions; nothing if unknown."""
+        """Delete the user and all that is theirs (see user_dependents); nothing if unknown."""
         user_id = user_key(id)
         if user_id is None:
             return
         async with atomic(self.conn):
             await _auth.delete_user.execrows(self.conn, id=user_id)
+
+    async def user_dependents(self, id: uuid.UUID | str) -> UserDependents | None:
+        """What delete_user would take with that user (counts); None if unknown."""
+        user_id = user_key(id)
+        row = None if user_id is None else await _auth.user_dependents.one(self.conn, id=user_id)
+        return UserDependents(**{k: int(v) for k, v in row.items()}) if row else None
+
+    # -- passwords -----------------------------------------------------------
+
+    async def set_password(self, user_id: uuid.UUID | str, password: str) -> None:
+        """A new password (sessions stay); NotFound if the user is unknown, InvalidPassword."""
+        target = write_id(user_id)
+        password_hash = await self._new_hash(password)
+        async with atomic(self.conn):
+            found = await _auth.set_password_hash.execrows(
+                self.conn, id=target, password_hash=password_hash
+            )
+        if not found:
+            raise NotFound(f"no user with id {target}")
+
+    async def verify_credentials(self, email: str, password: str) -> User | None:
+        """The user with that e-mail (any case) and password; None for an unknown e-mail,
+        a user without a password, or a wrong password: all at the same bcrypt cost, so
+        time tells no e-mails apart. A hash below the configured cost is renewed here.
+        """
+        address = text("email", email)
+        secret = passwords.login_password(password)
+        cost = passwords.configured_cost()
+        row = await _auth.get_credentials.one(self.conn, email=address)
+        stored = None if row is None else row.pop("password_hash")
+        verdict = await run_blocking(self.conn, passwords.verify, secret, stored, cost)
+        if row is None or not verdict.ok:
+            return None
+        if verdict.new_hash is not None:
+            try:
+                async with atomic(self.conn):
+                    rehashed = await _auth.rehash_password.one(
+                        self.conn, id=row["id"], old_hash=stored, new_hash=verdict.new_hash
+                    )
+                row = rehashed or row
+            except pgerrors.ReadOnlySqlTransaction:
+                pass  # a read-only transaction (a replica): rehash at a later login
+        return User(**row)
+
+    async def reset_password(self, identifier: str, token: str, new_password: str) -> User | None:
+        """Consume the token, set the password of the user whose e-mail is ``identifier``
+        and delete all their sessions, at once; the user, or None if the token is unknown,
+        used or expired. A refused password (InvalidPassword) leaves the token unused.
+        """
+        params = {
+            "identifier": text("identifier", identifier),
+            "token_hash": token_digest("token", token),
+            "password_hash": await self._new_hash(new_password),
+        }
+        async with atomic(self.conn):
+            row = await _auth.reset_password.one(self.conn, **params)
+        return User(**row) if row else None
+
+    async def _new_hash(self, password: object) -> str:
+        """The bcrypt hash of a new password, made in a worker thread on the async side."""
+        secret = passwords.new_password(password)
+        cost = passwords.configured_cost()
+        return await run_blocking(self.conn, passwords.hash_password, secret, cost)
 
     # -- accounts ------------------------------------------------------------
 
@@ -216,7 +250,7 @@ class AsyncAuthAdapter:
         ):
             raise InvalidInput(f"expires_at must be an integer (seconds), not {expires_at!r}")
         params = {
-            "user_id": _write_id(user_id),
+            "user_id": write_id(user_id),
             "type": text("type", type),
             "provider": text("provider", provider),
             "provider_account_id": text("provider_account_id", provider_account_id),
@@ -232,7 +266,7 @@ class AsyncAuthAdapter:
             async with atomic(self.conn):
                 row = await _auth.link_account.one(self.conn, **params)
         except psycopg.Error as exc:
-            _translate(exc, params)
+            translate_error(exc, params)
         assert row is not None
         return Account(**row)
 
@@ -252,15 +286,15 @@ class AsyncAuthAdapter:
     ) -> Session:
         """A new session, stored under the token's hash; Conflict if the token is in use."""
         params = {
-            "token_hash": _token_hash("session_token", session_token),
-            "user_id": _write_id(user_id),
+            "token_hash": token_digest("session_token", session_token),
+            "user_id": write_id(user_id),
             "expires": aware_time("expires", expires),
         }
         try:
             async with atomic(self.conn):
                 row = await _auth.create_session.one(self.conn, **params)
         except psycopg.Error as exc:
-            _translate(exc, params)
+            translate_error(exc, params)
         assert row is not None
         return Session(session_token, row["user_id"], row["expires"])
 
@@ -272,7 +306,7 @@ class AsyncAuthAdapter:
         deleting an expired session fails in a read-only transaction).
         """
         row = await _auth.get_session_and_user.one_tuple(
-            self.conn, token_hash=_token_hash("session_token", session_token)
+            self.conn, token_hash=token_digest("session_token", session_token)
         )
         if row is None:
             return None
@@ -283,7 +317,7 @@ class AsyncAuthAdapter:
     async def update_session(self, session_token: str, *, expires: datetime) -> Session | None:
         """Move the session's expiry; None if the token is unknown."""
         params = {
-            "token_hash": _token_hash("session_token", session_token),
+            "token_hash": token_digest("session_token", session_token),
             "expires": aware_time("expires", expires),
         }
         async with atomic(self.conn):
@@ -292,7 +326,7 @@ class AsyncAuthAdapter:
 
     async def delete_session(self, session_token: str) -> None:
         """Forget the session (sign out); nothing if unknown."""
-        token_hash = _token_hash("session_token", session_token)
+        token_hash = token_digest("session_token", session_token)
         async with atomic(self.conn):
             await _auth.delete_session.execrows(self.conn, token_hash=token_hash)
 
@@ -304,14 +338,14 @@ class AsyncAuthAdapter:
         """Store a single-use token (hashed); Conflict if that identifier already has it."""
         params = {
             "identifier": text("identifier", identifier),
-            "token_hash": _token_hash("token", token),
+            "token_hash": token_digest("token", token),
             "expires": aware_time("expires", expires),
         }
         try:
             async with atomic(self.conn):
                 row = await _auth.create_verification_token.one(self.conn, **params)
         except psycopg.Error as exc:
-            _translate(exc, params)
+            translate_error(exc, params)
         assert row is not None
         return VerificationToken(row["identifier"], token, row["expires"])
 
@@ -324,7 +358,7 @@ class AsyncAuthAdapter:
         """
         params = {
             "identifier": text("identifier", identifier),
-            "token_hash": _token_hash("token", token),
+            "token_hash": token_digest("token", token),
         }
         async with atomic(self.conn):
             row = await _auth.use_verification_token.one(self.conn, **params)
@@ -345,16 +379,16 @@ class AsyncAuthAdapter:
             if target is None:
                 return None
             row = await _roles.set_user_role.one(self.conn, user_id=target, role_id=role_id)
-        return _user(row) if row else None
+        return User(**row) if row else None
 
     async def users_with_role(self, name: str) -> list[User]:
         """The users holding that role, by email; NotFound if no role has that name."""
         rows = await _roles.users_with_role.many(self.conn, role_id=await self._role_id(name))
-        return [_user(row) for row in rows]
+        return [User(**row) for row in rows]
 
     async def list_users(self) -> list[User]:
         """Every user, by email."""
-        return [_user(row) for row in await _roles.list_users.many(self.conn)]
+        return [User(**row) for row in await _roles.list_users.many(self.conn)]
 
     async def _role_id(self, name: str) -> int:
         row = await _roles.get_role_id.one(self.conn, name=text("role", name))
@@ -377,49 +411,11 @@ def prune_expired(conn: Connection[Any]) -> Pruned:
     return AuthAdapter(conn).prune_expired()
 
 
-def _user(row: Mapping[str, Any]) -> User:
-    return User(**row)
-
-
-def _write_id(value: object) -> uuid.UUID:
-    """The id of a user that a write refers to; NotFound if it cannot be one."""
-    user_id = user_key(value)
-    if user_id is None:
-        raise NotFound(f"no user with id {value!r}")
-    return user_id
-
-
-def _translate(exc: psycopg.Error, params: Mapping[str, Any]) -> NoReturn:
-    """Raise the TrampolinError that names what clashed; re-raise anything unexpected."""
-    constraint = exc.diag.constraint_name
-    if isinstance(exc, pgerrors.UniqueViolation):
-        if constraint == "users_email_key":
-            raise Conflict(f"a user with email {params['email']!r} already exists") from None
-        if constraint == "accounts_provider_provider_account_id_key":
-            raise Conflict(
-                f"account {params['provider_account_id']!r} of provider "
-                f"{params['provider']!r} is already linked"
-            ) from None
-        if constraint == "sessions_pkey":
-            raise Conflict("a session with that session token already exists") from None
-        if constraint == "verification_tokens_pkey":
-            raise Conflict(
-                f"identifier {params['identifier']!r} already has that verification token"
-            ) from None
-    if isinstance(exc, pgerrors.ForeignKeyViolation) and "user_id" in params:
-        raise NotFound(f"no user with id {params['user_id']}") from None
-    if isinstance(exc, pgerrors.NumericValueOutOfRange):
-        raise InvalidInput(f"a number is out of range: {first_line(exc)}") from None
-    if isinstance(exc, pgerrors.ProgramLimitExceeded):
-        raise InvalidInput(f"a value is too long to index: {first_line(exc)}") from None
-    raise exc
-
-
 # -- Sync twins: generated from the Async classes above by tools/async_to_sync.py --
 
 
 class AuthAdapter:
-    """Users, accounts, sessions, verification tokens and roles on one psycopg connection."""
+    """Users, passwords, accounts, sessions, verification tokens and roles on one connection."""
 
     def __init__(self, conn: Connection[Any]) -> None:
         self.conn = conn
@@ -433,21 +429,26 @@ class AuthAdapter:
         name: str | None = None,
         image: str | None = None,
         email_verified: datetime | None = None,
+        password: str | None = None,
     ) -> User:
-        """A new user with no role; Conflict if the email is taken (in any case)."""
+        """A new user with no role; Conflict if the email is taken (in any case).
+
+        ``password`` (optional) must pass the policy (InvalidPassword); only its hash is stored.
+        """
         params = {
-            "email": text("email", email),
+            "email": email_address(email),
             "name": optional_text("name", name),
             "image": optional_text("image", image),
             "email_verified": optional_aware_time("email_verified", email_verified),
+            "password_hash": None if password is None else self._new_hash(password),
         }
         try:
             with atomic(self.conn):
                 row = _auth.create_user.one(self.conn, **params)
         except psycopg.Error as exc:
-            _translate(exc, params)
+            translate_error(exc, params)
         assert row is not None
-        return _user(row)
+        return User(**row)
 
     def get_user(self, id: uuid.UUID | str) -> User | None:
         """The user with that id, or None."""
@@ -455,12 +456,12 @@ class AuthAdapter:
         if user_id is None:
             return None
         row = _auth.get_user.one(self.conn, id=user_id)
-        return _user(row) if row else None
+        return User(**row) if row else None
 
     def get_user_by_email(self, email: str) -> User | None:
         """The user with that email, compared case-insensitively, or None."""
         row = _auth.get_user_by_email.one(self.conn, email=text("email", email))
-        return _user(row) if row else None
+        return User(**row) if row else None
 
     def get_user_by_account(self, provider: str, provider_account_id: str) -> User | None:
         """The user who linked that provider account, or None."""
@@ -469,7 +470,7 @@ class AuthAdapter:
             provider=text("provider", provider),
             provider_account_id=text("provider_account_id", provider_account_id),
         )
-        return _user(row) if row else None
+        return User(**row) if row else None
 
     def update_user(self, id: uuid.UUID | str, **fields: Any) -> User | None:
         """Change only the given fields (None clears one); None if the user is unknown."""
@@ -490,25 +491,89 @@ class AuthAdapter:
         for column in UPDATABLE_USER_FIELDS:
             params[f"set_{column}"] = column in fields
             value = fields.get(column)
-            params[column] = (
-                optional_aware_time(column, value)
-                if column == "email_verified"
-                else optional_text(column, value)
-            )
+            if column == "email_verified":
+                params[column] = optional_aware_time(column, value)
+            elif column == "email" and column in fields:
+                params[column] = email_address(value)
+            else:
+                params[column] = optional_text(column, value)
         try:
             with atomic(self.conn):
                 row = _auth.update_user.one(self.conn, **params)
         except psycopg.Error as exc:
-            _translate(exc, params)
-        return _user(row) if row else None
+            translate_error(exc, params)
+        return User(**row) if row else None
 
     def delete_user(self, id: uuid.UUID | str) -> None:
-        """Delete the user with its accounts and sessions; nothing if unknown."""
+        """Delete the user and all that is theirs (see user_dependents); nothing if unknown."""
         user_id = user_key(id)
         if user_id is None:
             return
         with atomic(self.conn):
             _auth.delete_user.execrows(self.conn, id=user_id)
+
+    def user_dependents(self, id: uuid.UUID | str) -> UserDependents | None:
+        """What delete_user would take with that user (counts); None if unknown."""
+        user_id = user_key(id)
+        row = None if user_id is None else _auth.user_dependents.one(self.conn, id=user_id)
+        return UserDependents(**{k: int(v) for k, v in row.items()}) if row else None
+
+    # -- passwords -----------------------------------------------------------
+
+    def set_password(self, user_id: uuid.UUID | str, password: str) -> None:
+        """A new password (sessions stay); NotFound if the user is unknown, InvalidPassword."""
+        target = write_id(user_id)
+        password_hash = self._new_hash(password)
+        with atomic(self.conn):
+            found = _auth.set_password_hash.execrows(
+                self.conn, id=target, password_hash=password_hash
+            )
+        if not found:
+            raise NotFound(f"no user with id {target}")
+
+    def verify_credentials(self, email: str, password: str) -> User | None:
+        """The user with that e-mail (any case) and password; None for an unknown e-mail,
+        a user without a password, or a wrong password: all at the same bcrypt cost, so
+        time tells no e-mails apart. A hash below the configured cost is renewed here.
+        """
+        address = text("email", email)
+        secret = passwords.login_password(password)
+        cost = passwords.configured_cost()
+        row = _auth.get_credentials.one(self.conn, email=address)
+        stored = None if row is None else row.pop("password_hash")
+        verdict = run_blocking(self.conn, passwords.verify, secret, stored, cost)
+        if row is None or not verdict.ok:
+            return None
+        if verdict.new_hash is not None:
+            try:
+                with atomic(self.conn):
+                    rehashed = _auth.rehash_password.one(
+                        self.conn, id=row["id"], old_hash=stored, new_hash=verdict.new_hash
+                    )
+                row = rehashed or row
+            except pgerrors.ReadOnlySqlTransaction:
+                pass  # a read-only transaction (a replica): rehash at a later login
+        return User(**row)
+
+    def reset_password(self, identifier: str, token: str, new_password: str) -> User | None:
+        """Consume the token, set the password of the user whose e-mail is ``identifier``
+        and delete all their sessions, at once; the user, or None if the token is unknown,
+        used or expired. A refused password (InvalidPassword) leaves the token unused.
+        """
+        params = {
+            "identifier": text("identifier", identifier),
+            "token_hash": token_digest("token", token),
+            "password_hash": self._new_hash(new_password),
+        }
+        with atomic(self.conn):
+            row = _auth.reset_password.one(self.conn, **params)
+        return User(**row) if row else None
+
+    def _new_hash(self, password: object) -> str:
+        """The bcrypt hash of a new password, made in a worker thread on the async side."""
+        secret = passwords.new_password(password)
+        cost = passwords.configured_cost()
+        return run_blocking(self.conn, passwords.hash_password, secret, cost)
 
     # -- accounts ------------------------------------------------------------
 
@@ -533,7 +598,7 @@ class AuthAdapter:
         ):
             raise InvalidInput(f"expires_at must be an integer (seconds), not {expires_at!r}")
         params = {
-            "user_id": _write_id(user_id),
+            "user_id": write_id(user_id),
             "type": text("type", type),
             "provider": text("provider", provider),
             "provider_account_id": text("provider_account_id", provider_account_id),
@@ -549,7 +614,7 @@ class AuthAdapter:
             with atomic(self.conn):
                 row = _auth.link_account.one(self.conn, **params)
         except psycopg.Error as exc:
-            _translate(exc, params)
+            translate_error(exc, params)
         assert row is not None
         return Account(**row)
 
@@ -569,15 +634,15 @@ class AuthAdapter:
     ) -> Session:
         """A new session, stored under the token's hash; Conflict if the token is in use."""
         params = {
-            "token_hash": _token_hash("session_token", session_token),
-            "user_id": _write_id(user_id),
+            "token_hash": token_digest("session_token", session_token),
+            "user_id": write_id(user_id),
             "expires": aware_time("expires", expires),
         }
         try:
             with atomic(self.conn):
                 row = _auth.create_session.one(self.conn, **params)
         except psycopg.Error as exc:
-            _translate(exc, params)
+            translate_error(exc, params)
         assert row is not None
         return Session(session_token, row["user_id"], row["expires"])
 
@@ -589,7 +654,7 @@ class AuthAdapter:
         deleting an expired session fails in a read-only transaction).
         """
         row = _auth.get_session_and_user.one_tuple(
-            self.conn, token_hash=_token_hash("session_token", session_token)
+            self.conn, token_hash=token_digest("session_token", session_token)
         )
         if row is None:
             return None
@@ -600,7 +665,7 @@ class AuthAdapter:
     def update_session(self, session_token: str, *, expires: datetime) -> Session | None:
         """Move the session's expiry; None if the token is unknown."""
         params = {
-            "token_hash": _token_hash("session_token", session_token),
+            "token_hash": token_digest("session_token", session_token),
             "expires": aware_time("expires", expires),
         }
         with atomic(self.conn):
@@ -609,7 +674,7 @@ class AuthAdapter:
 
     def delete_session(self, session_token: str) -> None:
         """Forget the session (sign out); nothing if unknown."""
-        token_hash = _token_hash("session_token", session_token)
+        token_hash = token_digest("session_token", session_token)
         with atomic(self.conn):
             _auth.delete_session.execrows(self.conn, token_hash=token_hash)
 
@@ -621,14 +686,14 @@ class AuthAdapter:
         """Store a single-use token (hashed); Conflict if that identifier already has it."""
         params = {
             "identifier": text("identifier", identifier),
-            "token_hash": _token_hash("token", token),
+            "token_hash": token_digest("token", token),
             "expires": aware_time("expires", expires),
         }
         try:
             with atomic(self.conn):
                 row = _auth.create_verification_token.one(self.conn, **params)
         except psycopg.Error as exc:
-            _translate(exc, params)
+            translate_error(exc, params)
         assert row is not None
         return VerificationToken(row["identifier"], token, row["expires"])
 
@@ -641,7 +706,7 @@ class AuthAdapter:
         """
         params = {
             "identifier": text("identifier", identifier),
-            "token_hash": _token_hash("token", token),
+            "token_hash": token_digest("token", token),
         }
         with atomic(self.conn):
             row = _auth.use_verification_token.one(self.conn, **params)
@@ -662,16 +727,16 @@ class AuthAdapter:
             if target is None:
                 return None
             row = _roles.set_user_role.one(self.conn, user_id=target, role_id=role_id)
-        return _user(row) if row else None
+        return User(**row) if row else None
 
     def users_with_role(self, name: str) -> list[User]:
         """The users holding that role, by email; NotFound if no role has that name."""
         rows = _roles.users_with_role.many(self.conn, role_id=self._role_id(name))
-        return [_user(row) for row in rows]
+        return [User(**row) for row in rows]
 
     def list_users(self) -> list[User]:
         """Every user, by email."""
-        return [_user(row) for row in _roles.list_users.many(self.conn)]
+        return [User(**row) for row in _roles.list_users.many(self.conn)]
 
     def _role_id(self, name: str) -> int:
         row = _roles.get_role_id.one(self.conn, name=text("role", name))

@@ -8,6 +8,7 @@
      +-- QueryFileError          a malformed sql/queries file (names file:line)
      +-- InvalidInput            a value PostgreSQL or the contract cannot take
      |    +-- CsvFormatError     a malformed CSV file (names the line)
+     |    +-- InvalidPassword    a new password the policy refuses (says why, never echoes it)
      +-- NotFound                a named thing (role, user, upload) does not exist
      +-- Conflict                a unique constraint clashed (names what)
      +-- InvalidSignature        a Stripe webhook failed verification
@@ -52,6 +53,10 @@ class CsvFormatError(InvalidInput):
         super().__init__(f"line {line}: {message}" if line is not None else message)
         self.line = line
         self.upload_id = upload_id  # the upload marked 'failed', once it is
+
+
+class InvalidPassword(InvalidInput):
+    pass
 
 
 class NotFound(TrampolinError):

@@ -1,4 +1,4 @@
--- The Auth.js adapter contract (trampolin.auth.AuthAdapter), roles and pruning.
+-- The Auth.js adapter contract (trampolin.auth.AuthAdapter), credentials, roles and pruning.
 --
 -- Session and verification tokens never reach these queries: the repository
 -- passes their SHA-256 digests (%(token_hash)s, 32 bytes of bytea). Every user
@@ -8,20 +8,23 @@
 
 -- name: create_user :one
 -- Insert a user; users_email_key (on lower(email)) rejects duplicates.
+-- password_hash is a bcrypt hash made by the repository, or NULL.
 WITH inserted AS (
-    INSERT INTO users (email, name, image, email_verified)
-    VALUES (%(email)s, %(name)s::text, %(image)s::text, %(email_verified)s::timestamptz)
-    RETURNING id, name, email, email_verified, image, role_id, created_at, updated_at
+    INSERT INTO users (email, name, image, email_verified, password_hash)
+    VALUES (%(email)s, %(name)s::text, %(image)s::text, %(email_verified)s::timestamptz,
+            %(password_hash)s::text)
+    RETURNING id, name, email, email_verified, image, role_id, created_at, updated_at,
+              password_hash
 )
 SELECT u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
-       u.created_at, u.updated_at
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password
 FROM inserted AS u
 LEFT JOIN roles AS r ON r.id = u.role_id;
 
 -- name: get_user :one
 -- The user with that id, or no row.
 SELECT u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
-       u.created_at, u.updated_at
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password
 FROM users AS u
 LEFT JOIN roles AS r ON r.id = u.role_id
 WHERE u.id = %(id)s;
@@ -29,7 +32,7 @@ WHERE u.id = %(id)s;
 -- name: get_user_by_email :one
 -- The user with that email, matched case-insensitively (uses users_email_key).
 SELECT u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
-       u.created_at, u.updated_at
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password
 FROM users AS u
 LEFT JOIN roles AS r ON r.id = u.role_id
 WHERE lower(u.email) = lower(%(email)s);
@@ -37,7 +40,7 @@ WHERE lower(u.email) = lower(%(email)s);
 -- name: get_user_by_account :one
 -- The user who linked that provider account, or no row.
 SELECT u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
-       u.created_at, u.updated_at
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password
 FROM accounts AS a
 JOIN users AS u ON u.id = a.user_id
 LEFT JOIN roles AS r ON r.id = u.role_id
@@ -55,16 +58,90 @@ WITH updated AS (
                               THEN %(email_verified)s::timestamptz ELSE email_verified END,
         image = CASE WHEN %(set_image)s::boolean THEN %(image)s::text ELSE image END
     WHERE id = %(id)s
-    RETURNING id, name, email, email_verified, image, role_id, created_at, updated_at
+    RETURNING id, name, email, email_verified, image, role_id, created_at, updated_at,
+              password_hash
 )
 SELECT u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
-       u.created_at, u.updated_at
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password
 FROM updated AS u
 LEFT JOIN roles AS r ON r.id = u.role_id;
 
 -- name: delete_user :execrows
--- Delete a user; accounts and sessions go with it (ON DELETE CASCADE).
+-- Delete a user; accounts, sessions, subscriptions and CSV uploads (with their
+-- rows) go with it (ON DELETE CASCADE).
 DELETE FROM users WHERE id = %(id)s;
+
+-- name: user_dependents :one
+-- What delete_user would take with the user: counts per table. Live (not
+-- ended) subscriptions are those Stripe may still bill: deleting the row here
+-- does not cancel them there. No row for an unknown user.
+SELECT
+    (SELECT count(*) FROM sessions AS s WHERE s.user_id = u.id) AS sessions,
+    (SELECT count(*) FROM accounts AS a WHERE a.user_id = u.id) AS accounts,
+    (SELECT count(*) FROM subscriptions AS b WHERE b.user_id = u.id) AS subscriptions,
+    (SELECT count(*) FROM subscriptions AS b
+     WHERE b.user_id = u.id
+       AND b.status NOT IN ('canceled', 'incomplete_expired'))
+        AS live_subscriptions,
+    (SELECT count(*) FROM csv_uploads AS c WHERE c.user_id = u.id) AS csv_uploads,
+    (SELECT coalesce(sum(c.total_rows), 0) FROM csv_uploads AS c WHERE c.user_id = u.id)
+        AS csv_rows
+FROM users AS u
+WHERE u.id = %(id)s;
+
+-- name: get_credentials :one
+-- The user with that email (case-insensitively) and its password hash (NULL
+-- if none): the only query that reads the hash, for verify_credentials.
+SELECT u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password,
+       u.password_hash
+FROM users AS u
+LEFT JOIN roles AS r ON r.id = u.role_id
+WHERE lower(u.email) = lower(%(email)s);
+
+-- name: set_password_hash :execrows
+-- Store a new bcrypt hash for the user; 0 rows for an unknown user.
+UPDATE users SET password_hash = %(password_hash)s WHERE id = %(id)s;
+
+-- name: rehash_password :one
+-- Replace a hash by a stronger one of the same password, after a login
+-- checked it. Only if it is still the hash that was checked: a password set
+-- meanwhile is not overwritten (then no row).
+WITH updated AS (
+    UPDATE users SET password_hash = %(new_hash)s
+    WHERE id = %(id)s AND password_hash = %(old_hash)s
+    RETURNING id, name, email, email_verified, image, role_id, created_at, updated_at,
+              password_hash
+)
+SELECT u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password
+FROM updated AS u
+LEFT JOIN roles AS r ON r.id = u.role_id;
+
+-- name: reset_password :one
+-- A password reset in one statement: consume the verification token (deleted
+-- even when expired, as use_verification_token does), and only if it was
+-- live, set the password of the user whose email is the token's identifier
+-- (case-insensitively) and delete all of that user's sessions. Concurrent
+-- resets with one token: the DELETE's row lock lets exactly one find the row.
+-- The updated user, or no row (unknown, used or expired token; no such user).
+WITH consumed AS (
+    DELETE FROM verification_tokens
+    WHERE identifier = %(identifier)s AND token_hash = %(token_hash)s
+    RETURNING identifier, expires > statement_timestamp() AS is_valid
+), updated AS (
+    UPDATE users SET password_hash = %(password_hash)s
+    FROM consumed
+    WHERE consumed.is_valid AND lower(users.email) = lower(consumed.identifier)
+    RETURNING users.id, users.name, users.email, users.email_verified, users.image,
+              users.role_id, users.created_at, users.updated_at, users.password_hash
+), signed_out AS (
+    DELETE FROM sessions WHERE user_id IN (SELECT id FROM updated)
+)
+SELECT u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password
+FROM updated AS u
+LEFT JOIN roles AS r ON r.id = u.role_id;
 
 -- name: link_account :one
 -- Link a provider account to a user; the pair (provider, provider_account_id)
@@ -103,7 +180,7 @@ RETURNING user_id, expires;
 -- (the repository reads this row as a tuple).
 SELECT s.user_id, s.expires,
        u.id, u.name, u.email, u.email_verified, u.image, r.name AS role,
-       u.created_at, u.updated_at
+       u.created_at, u.updated_at, u.password_hash IS NOT NULL AS has_password
 FROM sessions AS s
 JOIN users AS u ON u.id = s.user_id
 LEFT JOIN roles AS r ON r.id = u.role_id

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "trampolin"
-PURE = ["values.py", "errors.py", "stripe_payload.py"]
+PURE = ["values.py", "errors.py", "stripe_payload.py", "passwords.py"]
 DATABASE_CODE = ("psycopg", "psycopg_pool", "trampolin.db", "trampolin.queries")
 
 
