@@ -28,7 +28,7 @@ twins: $(BIN)/trampolin
 	$(BIN)/python tools/async_to_sync.py
 
 # The repository tests, run a second time through PgBouncer in transaction mode.
-POOLED_TESTS := $(wildcard tests/test_db.py tests/test_auth.py tests/test_subscriptions.py tests/test_csv_uploads.py tests/test_usage.py tests/test_analyses.py tests/test_refunds.py)
+POOLED_TESTS := $(wildcard tests/test_db.py tests/test_auth.py tests/test_subscriptions.py tests/test_csv_uploads.py tests/test_usage.py tests/test_analyses.py tests/test_refunds.py tests/test_credentials.py)
 # Where tests/support.py finds pgbouncer; empty when it is not installed.
 PGBOUNCER ?= $(firstword $(shell command -v pgbouncer) $(wildcard /usr/sbin/pgbouncer))
 

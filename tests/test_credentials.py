@@ -557,6 +557,8 @@ def test_user_dependents_counts_what_delete_user_removes(
         "live_subscriptions": 1,
         "csv_uploads": 2,
         "csv_rows": 123,
+        "searches": 0,
+        "url_analyses": 0,
     }
     assert auth.user_dependents(uuid.uuid4()) is None
     assert auth.user_dependents("not-a-uuid") is None

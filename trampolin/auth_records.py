@@ -74,6 +74,8 @@ class UserDependents:
     live_subscriptions: int
     csv_uploads: int
     csv_rows: int
+    searches: int
+    url_analyses: int
 
 
 @dataclass(frozen=True)

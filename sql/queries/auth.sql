@@ -85,7 +85,9 @@ SELECT
         AS live_subscriptions,
     (SELECT count(*) FROM csv_uploads AS c WHERE c.user_id = u.id) AS csv_uploads,
     (SELECT coalesce(sum(c.total_rows), 0) FROM csv_uploads AS c WHERE c.user_id = u.id)
-        AS csv_rows
+        AS csv_rows,
+    (SELECT count(*) FROM searches AS q WHERE q.user_id = u.id) AS searches,
+    (SELECT count(*) FROM url_analyses AS a WHERE a.user_id = u.id) AS url_analyses
 FROM users AS u
 WHERE u.id = %(id)s;
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
+from trampolin.auth import AuthAdapter, User, UserDependents, prune_expired
 from trampolin.cli.context import Context, pass_context
-
-if TYPE_CHECKING:
-    from trampolin.auth import AuthAdapter, User, UserDependents
+from trampolin.db import connect
+from trampolin.errors import Conflict, InvalidInput, InvalidPassword, NotFound
+from trampolin.passwords import new_password
+from trampolin.values import email_address
 
 _STDIN_HELP = "Read the password from standard input (all of it; one final newline is dropped)."
 
@@ -47,10 +48,6 @@ def user_add(
     or gets one with `trampolin user set-password`). The user, the password and
     the role are written in one transaction: an unknown role leaves no user.
     """
-    from trampolin.auth import AuthAdapter
-    from trampolin.db import connect
-    from trampolin.errors import Conflict, InvalidInput
-    from trampolin.values import email_address
 
     if password_prompt and password_stdin:
         raise InvalidInput("choose one of --password-prompt and --password-stdin")
@@ -78,8 +75,6 @@ def user_set_password(ctx: Context, email: str, password_stdin: bool) -> None:
 
     The user's sessions stay signed in; a reset by e-mail (reset_password) ends them.
     """
-    from trampolin.auth import AuthAdapter
-    from trampolin.db import connect
 
     password = _password_from_stdin() if password_stdin else None
     with connect(ctx.url, autocommit=True) as conn:
@@ -97,9 +92,6 @@ def user_set_password(ctx: Context, email: str, password_stdin: bool) -> None:
 @pass_context
 def user_set_role(ctx: Context, email: str, role: str) -> None:
     """Give the user EMAIL the role ROLE (matched case-insensitively on EMAIL)."""
-    from trampolin.auth import AuthAdapter
-    from trampolin.db import connect
-    from trampolin.errors import NotFound
 
     with connect(ctx.url, autocommit=True) as conn:
         auth = AuthAdapter(conn)
@@ -114,8 +106,6 @@ def user_set_role(ctx: Context, email: str, role: str) -> None:
 @pass_context
 def user_list(ctx: Context, role: str | None) -> None:
     """List users by email: email, role, name, id, password or - (tab-separated)."""
-    from trampolin.auth import AuthAdapter
-    from trampolin.db import connect
 
     with connect(ctx.url, autocommit=True) as conn:
         auth = AuthAdapter(conn)
@@ -136,8 +126,6 @@ def user_delete(ctx: Context, email: str, yes: bool) -> None:
     Subscriptions are deleted here only: Stripe is not told, so cancel any that
     has not ended there first.
     """
-    from trampolin.auth import AuthAdapter
-    from trampolin.db import connect
 
     with connect(ctx.url, autocommit=True) as conn:
         auth = AuthAdapter(conn)
@@ -167,8 +155,6 @@ def auth_group() -> None:
 @pass_context
 def auth_prune(ctx: Context) -> None:
     """Delete expired sessions and verification tokens (run it from cron)."""
-    from trampolin.auth import prune_expired
-    from trampolin.db import connect
 
     with connect(ctx.url, autocommit=True) as conn:
         pruned = prune_expired(conn)
@@ -180,7 +166,6 @@ def auth_prune(ctx: Context) -> None:
 
 def _existing(auth: AuthAdapter, email: str) -> User:
     """The user with that email (any letter case); NotFound saying how to add one."""
-    from trampolin.errors import NotFound
 
     user = auth.get_user_by_email(email)
     if user is None:
@@ -190,7 +175,6 @@ def _existing(auth: AuthAdapter, email: str) -> User:
 
 def _password_from_stdin() -> str:
     """All of stdin less one final newline, checked by the password policy."""
-    from trampolin.passwords import new_password
 
     password = sys.stdin.read()
     password = password.removesuffix("\n").removesuffix("\r")
@@ -200,8 +184,6 @@ def _password_from_stdin() -> str:
 
 def _password_from_terminal() -> str:
     """A new password typed twice on the terminal, never shown; asks again until valid."""
-    from trampolin.errors import InvalidInput, InvalidPassword
-    from trampolin.passwords import new_password
 
     if not (sys.stdin.isatty() and _has_terminal()):
         raise InvalidInput(
@@ -244,6 +226,7 @@ def _dependents(gone: UserDependents) -> str:
         f"{gone.accounts} account(s)",
         f"{gone.subscriptions} subscription(s)",
         f"{gone.csv_uploads} CSV upload(s) ({gone.csv_rows} row(s))",
+        f"{gone.searches} search(es) with {gone.url_analyses} URL analysis(es)",
     ]
     return ", ".join(parts)
 
