@@ -2,8 +2,10 @@
 embedded cluster found from any directory of a project."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -110,8 +112,13 @@ def test_a_reachable_database_is_not_waited_for(db_url: str) -> None:
 
 
 @pytest.mark.slow
-def test_the_embedded_cluster_follows_the_project_from_any_directory(tmp_path: Path) -> None:
-    project = tmp_path / "app"
+def test_the_embedded_cluster_follows_the_project_from_any_directory() -> None:
+    # Not under pytest's tmp_path: the embedded server runs as its own user when we are
+    # root and must reach the directory, and pytest-of-<user> is private (and is
+    # tidied by any other pytest session running at the same time).
+    top = Path(tempfile.mkdtemp(prefix="trampolin-project-"))
+    top.chmod(0o755)
+    project = top / "app"
     deep = project / "deploy" / "scripts"
     deep.mkdir(parents=True)
     (project / "pyproject.toml").write_text("[project]\nname = 'app'\n")
@@ -129,3 +136,4 @@ def test_the_embedded_cluster_follows_the_project_from_any_directory(tmp_path: P
         assert not (deep / ".trampolin").exists()
     finally:
         run_cli("db", "stop-embedded", env=env, cwd=project)
+        shutil.rmtree(top, ignore_errors=True)

@@ -855,7 +855,7 @@ def test_cli_user_delete_yes_for_scripts(db_url: str, conn: psycopg.Connection[A
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout.strip() == (
         "deleted script@example.com with 0 session(s), 0 account(s), 0 subscription(s), "
-        "0 CSV upload(s) (0 row(s))"
+        "0 CSV upload(s) (0 row(s)), 0 search(es) with 0 URL analysis(es)"
     )
     assert auth.get_user_by_email("script@example.com") is None
     again = run_cli("user", "delete", "script@example.com", "-y", env=cli_env(db_url))
