@@ -164,7 +164,8 @@ def opened(source: AsyncSource, *, allow_async: bool) -> Iterator[tuple[Pull, st
             raise InvalidInput("an async byte stream needs AsyncCsvUploads")
         yield aiter(source), _NAME
     elif isinstance(source, Iterable):
-        yield partial(next, iter(source), b""), _NAME
+        chunks = (bytes(chunk) for chunk in source if chunk)  # b"" is not yet the end
+        yield partial(next, chunks, b""), _NAME
     else:
         raise InvalidInput(f"cannot read CSV from a {type(source).__name__}")
 

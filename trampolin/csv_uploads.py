@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
-from contextlib import closing, suppress
+from contextlib import AbstractContextManager, closing, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -97,7 +97,7 @@ def _upload(row: DictRow) -> CsvUpload:
 
 
 class AsyncSink(Protocol):
-    """Where export_csv writes: anything with an async ``write(bytes)``."""
+    """Where export_csv writes: anything with a ``write(bytes)`` (awaited on the async side)."""
 
     async def write(self, data: bytes, /) -> object: ...
 
@@ -130,7 +130,7 @@ class AsyncCsvUploads:
         """
         lines = CopyLines(encoding=encoding, delimiter=delimiter)
         owner = _owner(user_id)
-        with opened(source, allow_async=isinstance(self.conn, AsyncConnection)) as (pull, name):
+        with _opened(self.conn, source) as (pull, name):
             upload_id = await self._insert(owner, text("filename", filename or name))
             try:
                 done = await self._load(upload_id, lines, pull, progress, notice)
@@ -421,6 +421,13 @@ def _owner(value: uuid.UUID | str) -> uuid.UUID:
 _Parse = Callable[[ByteFeed], Generator[CopyChunk, None, None]]
 
 
+def _opened(
+    conn: Connection[Any] | AsyncConnection[Any], source: AsyncSource
+) -> AbstractContextManager[tuple[Pull, str]]:
+    """csv_feed.opened(source); an async stream only for an async connection."""
+    return opened(source, allow_async=isinstance(conn, AsyncConnection))
+
+
 @overload
 def _parsed(
     conn: Connection[Any], parse: _Parse, pull: Pull
@@ -444,7 +451,7 @@ def _parsed(conn: Connection[Any] | AsyncConnection[Any], parse: _Parse, pull: P
 
 
 class Sink(Protocol):
-    """Where export_csv writes: anything with an async ``write(bytes)``."""
+    """Where export_csv writes: anything with a ``write(bytes)`` (awaited on the async side)."""
 
     def write(self, data: bytes, /) -> object: ...
 
@@ -477,7 +484,7 @@ class CsvUploads:
         """
         lines = CopyLines(encoding=encoding, delimiter=delimiter)
         owner = _owner(user_id)
-        with opened(source, allow_async=isinstance(self.conn, Connection)) as (pull, name):
+        with _opened(self.conn, source) as (pull, name):
             upload_id = self._insert(owner, text("filename", filename or name))
             try:
                 done = self._load(upload_id, lines, pull, progress, notice)
