@@ -323,7 +323,7 @@ class AsyncCsvUploads:
             async with _q.export_rows.copy(
                 self.conn, identifiers=names, upload_id=upload.id
             ) as copy:
-                async for data in copy:
+                while data := await copy.read():  # a row per read (cheaper than ``async for``)
                     buffered.append(bytes(data))
                     size += len(data)
                     count += 1
@@ -667,7 +667,7 @@ class CsvUploads:
         with atomic(self.conn):
             self._utf8_session()
             with _q.export_rows.copy(self.conn, identifiers=names, upload_id=upload.id) as copy:
-                for data in copy:
+                while data := copy.read():  # a row per read (cheaper than ``async for``)
                     buffered.append(bytes(data))
                     size += len(data)
                     count += 1
