@@ -141,8 +141,7 @@ class AsyncCsvUploads:
             except BaseException as exc:  # also an interrupt, or a cancelled task
                 if not self.conn.closed and not self.conn.broken:
                     with suppress(psycopg.Error):
-                        why = f"import aborted: {first_line(exc)}"
-                        await self._fail(upload_id, why, lines.bytes_read)
+                        await self._fail(upload_id, _aborted(exc), lines.bytes_read)
                 raise
         return _upload(done)
 
@@ -405,6 +404,12 @@ class AsyncCsvUploads:
         return [_upload(r) for r in rows]
 
 
+def _aborted(exc: BaseException) -> str:
+    """The failed upload's message when its import stopped on ``exc``."""
+    why = first_line(exc) if isinstance(exc, Exception) else type(exc).__name__
+    return f"import aborted: {why}"  # KeyboardInterrupt, SystemExit, CancelledError by name
+
+
 def _check_count(upload: CsvUpload, count: int) -> None:
     if count != upload.total_rows:  # cannot happen unless rows were edited by hand
         raise Conflict(f"upload {upload.id} has {count} rows, not {upload.total_rows}")
@@ -495,8 +500,7 @@ class CsvUploads:
             except BaseException as exc:  # also an interrupt, or a cancelled task
                 if not self.conn.closed and not self.conn.broken:
                     with suppress(psycopg.Error):
-                        why = f"import aborted: {first_line(exc)}"
-                        self._fail(upload_id, why, lines.bytes_read)
+                        self._fail(upload_id, _aborted(exc), lines.bytes_read)
                 raise
         return _upload(done)
 
