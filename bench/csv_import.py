@@ -352,21 +352,26 @@ class Timings:
         self.ratio("import_csv / (b)", ours / self.median("(b) executemany"), 4)
         export = self.median(f"export {OURS.label}")
         self.ratio("export_csv / COPY TO", export / self.median("COPY TO STDOUT"), 0.85)
-        for code in codes[1:]:  # the async twin beside ours; ours beside the other checkout
+        # The twin and the other checkout run next to ours in every run: the median of
+        # those runs' own ratios is steadier than a ratio of medians when load drifts.
+        for code in codes[1:]:
             before = code.label.startswith("before")
             for job in ("import", "export"):
-                mine, theirs = (
-                    self.median(f"{job} {OURS.label}"),
-                    self.median(f"{job} {code.label}"),
-                )
+                mine, theirs = f"{job} {OURS.label}", f"{job} {code.label}"
                 if before:
-                    self.ratio(f"{job} {OURS.label} / {code.label}", mine / theirs, 0.95)
+                    self.ratio(f"{mine} / {code.label}", self.paired(mine, theirs), 0.95)
                 else:
-                    self.ratio(f"{job} {code.label} / {OURS.label}", theirs / mine, None)
+                    self.ratio(f"{theirs} / {OURS.label}", self.paired(theirs, mine), None)
         for label, peak in self.rss.items():
             print(
                 f"  client peak RSS, {label:<27} {peak:6.1f} MiB  {verdict(peak, 64, at_most=True)}"
             )
+
+    def paired(self, label: str, other: str) -> float:
+        """The median over runs of label's rate / other's rate in the same run."""
+        return statistics.median(
+            a / b for a, b in zip(self.rates[label], self.rates[other], strict=True)
+        )
 
     @staticmethod
     def ratio(label: str, value: float, target: float | None) -> None:
