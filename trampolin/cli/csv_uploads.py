@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 import math
 import sys
+import uuid
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
+from psycopg import Connection
 
+from trampolin.auth import AuthAdapter
 from trampolin.cli.context import Context, human_size, pass_context
-
-if TYPE_CHECKING:
-    import uuid
-
-    from psycopg import Connection
-
-    from trampolin.csv_uploads import CsvUpload, CsvUploads
+from trampolin.csv_format import parse_delimiter
+from trampolin.csv_uploads import IMPORT_START_WINDOW, CsvUpload, CsvUploads
+from trampolin.db import connect
+from trampolin.errors import CsvFormatError, InvalidInput, NotFound
 
 
 @click.group("csv")
@@ -28,9 +28,6 @@ def csv_group() -> None:
 
 def _delimiter(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """',', ';' or tab as the character (a usage error otherwise)."""
-    from trampolin.csv_format import parse_delimiter
-    from trampolin.errors import InvalidInput
-
     try:
         return None if value is None else parse_delimiter(value)
     except InvalidInput as exc:
@@ -39,9 +36,6 @@ def _delimiter(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 def _user_id(conn: Connection[Any], email: str) -> uuid.UUID:
     """The id of the user with that email (AuthAdapter's rule); NotFound if none."""
-    from trampolin.auth import AuthAdapter
-    from trampolin.errors import NotFound
-
     user = AuthAdapter(conn).get_user_by_email(email)
     if user is None:
         raise NotFound(f"no user with email {email}")
@@ -50,8 +44,6 @@ def _user_id(conn: Connection[Any], email: str) -> uuid.UUID:
 
 def _fail_dead(uploads: CsvUploads, **which: Any) -> None:
     """Mark failed, and say so, the uploads in ``which`` whose importer died."""
-    from trampolin.csv_uploads import IMPORT_START_WINDOW
-
     for upload in uploads.cleanup(older_than=IMPORT_START_WINDOW, **which):
         click.echo(f"upload {upload.id}: its import died; marked failed", err=True)
 
@@ -87,10 +79,6 @@ def csv_import(
     filename: str | None,
 ) -> None:
     """Import FILE (CSV with a header row) for the user, all or nothing."""
-    from trampolin.csv_uploads import CsvUploads
-    from trampolin.db import connect
-    from trampolin.errors import CsvFormatError
-
     with connect(ctx.url, autocommit=True) as conn:
         user_id = _user_id(conn, email)
         try:
@@ -147,9 +135,6 @@ class _Progress:
 @pass_context
 def csv_list(ctx: Context, email: str) -> None:
     """List a user's uploads, newest first (an upload whose import died is marked failed)."""
-    from trampolin.csv_uploads import CsvUploads
-    from trampolin.db import connect
-
     with connect(ctx.url, autocommit=True) as conn:
         user_id = _user_id(conn, email)
         uploads = CsvUploads(conn)
@@ -175,10 +160,6 @@ def csv_list(ctx: Context, email: str) -> None:
 @pass_context
 def csv_show(ctx: Context, upload_id: int, count: int) -> None:
     """Print an upload's metadata and its first rows (as JSON, one per line)."""
-    from trampolin.csv_uploads import CsvUploads
-    from trampolin.db import connect
-    from trampolin.errors import NotFound
-
     with connect(ctx.url, autocommit=True) as conn:
         uploads = CsvUploads(conn)
         _fail_dead(uploads, upload_id=upload_id)
@@ -215,10 +196,6 @@ def csv_show(ctx: Context, upload_id: int, count: int) -> None:
 @pass_context
 def csv_export(ctx: Context, upload_id: int, output: str, delimiter: str) -> None:
     """Write a completed upload back as CSV (UTF-8, header first)."""
-    from trampolin.csv_uploads import CsvUploads
-    from trampolin.db import connect
-    from trampolin.errors import InvalidInput
-
     with connect(ctx.url, autocommit=True) as conn:
         uploads = CsvUploads(conn)
         if output == "-":
@@ -245,10 +222,6 @@ def csv_export(ctx: Context, upload_id: int, output: str, delimiter: str) -> Non
 @pass_context
 def csv_delete(ctx: Context, upload_id: int, yes: bool) -> None:
     """Delete an upload with all its rows (asks first)."""
-    from trampolin.csv_uploads import CsvUploads
-    from trampolin.db import connect
-    from trampolin.errors import NotFound
-
     with connect(ctx.url, autocommit=True) as conn:
         uploads = CsvUploads(conn)
         upload = uploads.get(upload_id)
@@ -300,9 +273,6 @@ class _Seconds(click.FloatRange):
 @pass_context
 def csv_cleanup(ctx: Context, older_than: float) -> None:
     """Mark uploads left 'processing' by a dead importer as failed (all users; for cron)."""
-    from trampolin.csv_uploads import CsvUploads
-    from trampolin.db import connect
-
     with connect(ctx.url, autocommit=True) as conn:
         failed = CsvUploads(conn).cleanup(older_than=older_than)
     for upload in failed:
