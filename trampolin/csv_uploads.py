@@ -131,7 +131,7 @@ class AsyncCsvUploads:
         lines = CopyLines(encoding=encoding, delimiter=delimiter)
         owner = _owner(user_id)
         with _opened(self.conn, source) as (pull, name):
-            upload_id = await self._insert(owner, text("filename", filename or name))
+            upload_id = await self._insert(owner, text("filename", filename or name), user_id)
             try:
                 done = await self._load(upload_id, lines, pull, progress, notice)
             except CsvFormatError as exc:
@@ -145,8 +145,9 @@ class AsyncCsvUploads:
                 raise
         return _upload(done)
 
-    async def _insert(self, owner: uuid.UUID, filename: str) -> int:
-        """A new 'processing' upload, after failing the owner's dead ones."""
+    async def _insert(self, owner: uuid.UUID, filename: str, given: object) -> int:
+        """A new 'processing' upload, after failing the owner's dead ones (``given``: the id
+        as the caller gave it, for NotFound)."""
         try:
             async with atomic(self.conn):
                 await _q.fail_abandoned.many(
@@ -158,7 +159,7 @@ class AsyncCsvUploads:
                 )
                 row = await _q.insert_upload.one(self.conn, user_id=owner, filename=filename)
         except psycopg.errors.ForeignKeyViolation:
-            raise NotFound(f"no user {owner}") from None
+            raise NotFound(f"no user {given}") from None
         assert row is not None
         return int(row["id"])
 
@@ -490,7 +491,7 @@ class CsvUploads:
         lines = CopyLines(encoding=encoding, delimiter=delimiter)
         owner = _owner(user_id)
         with _opened(self.conn, source) as (pull, name):
-            upload_id = self._insert(owner, text("filename", filename or name))
+            upload_id = self._insert(owner, text("filename", filename or name), user_id)
             try:
                 done = self._load(upload_id, lines, pull, progress, notice)
             except CsvFormatError as exc:
@@ -504,8 +505,9 @@ class CsvUploads:
                 raise
         return _upload(done)
 
-    def _insert(self, owner: uuid.UUID, filename: str) -> int:
-        """A new 'processing' upload, after failing the owner's dead ones."""
+    def _insert(self, owner: uuid.UUID, filename: str, given: object) -> int:
+        """A new 'processing' upload, after failing the owner's dead ones (``given``: the id
+        as the caller gave it, for NotFound)."""
         try:
             with atomic(self.conn):
                 _q.fail_abandoned.many(
@@ -517,7 +519,7 @@ class CsvUploads:
                 )
                 row = _q.insert_upload.one(self.conn, user_id=owner, filename=filename)
         except psycopg.errors.ForeignKeyViolation:
-            raise NotFound(f"no user {owner}") from None
+            raise NotFound(f"no user {given}") from None
         assert row is not None
         return int(row["id"])
 
