@@ -1,11 +1,15 @@
 """CSV import and export speed and client memory, beside their baselines, measured in one run.
 
     .venv/bin/python bench/csv_import.py [--rows N] [--repeat 3] [--rss-check]
+        [--before /work/wt/before]
 
 Generates an N-row x 8-column CSV (quotes, commas, embedded newlines; 1,000,000
 rows is about 114 MB), then, --repeat times, interleaved:
 
-* import_csv (in a child process: its rows/s and its peak RSS);
+* import_csv and export_csv in child processes (rows/s, import's peak RSS), for
+  CsvUploads and for AsyncCsvUploads, and with --before for the CsvUploads of
+  another checkout (e.g. the code before a change, run by that checkout's own
+  .venv/bin/python), so that its figures and ours come from the same run;
 * baseline (a): psql ``\\copy`` into a staging table + INSERT ... SELECT
   jsonb_build_object into a table shaped like the old app's CsvRow (bigint id
   key, (upload_id, row_index) index, FK to uploads), built in schema bench_csv;
@@ -14,7 +18,8 @@ rows is about 114 MB), then, --repeat times, interleaved:
 * export_csv to a file vs a server-side COPY TO of the same rows to a file.
 
 Prints every figure, the medians, and the ratios against the targets (import
->= 2x (a) and >= 4x (b); export >= 0.85x COPY TO; peak RSS <= 64 MB).
+>= 2x (a) and >= 4x (b); export >= 0.85x COPY TO; peak RSS <= 64 MB; with
+--before, import and export >= 0.95x of the other checkout's).
 --rss-check also imports generated ~100 MB and ~1 GB files (in a temporary
 directory, deleted afterwards) to show that peak RSS stays flat.
 
@@ -34,8 +39,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +64,41 @@ ADMIN_URL = (
 HEADERS = ["id", "first_name", "last_name", "email", "city", "note", "amount", "created_at"]
 
 CHILD = """
-import os, resource, sys, time
+import asyncio, sys, time
+sys.path.insert(0, sys.argv[3])
 import psycopg
-sys.path.insert(0, sys.argv[4])
-from trampolin.csv_uploads import CsvUploads
-with psycopg.connect(sys.argv[1], autocommit=True) as conn:
-    start = time.perf_counter()
-    upload = CsvUploads(conn).import_csv(user_id=sys.argv[2], source=sys.argv[3])
-    elapsed = time.perf_counter() - start
-print(upload.id, upload.total_rows, elapsed)
+from trampolin import csv_uploads
+side, job, url, _, upload_or_user, path = sys.argv[1:7]
+
+class Sink:
+    def __init__(self, f):
+        self.f = f
+    async def write(self, data):
+        self.f.write(data)
+
+def run_sync():
+    with psycopg.connect(url, autocommit=True) as conn:
+        uploads = csv_uploads.CsvUploads(conn)
+        start = time.perf_counter()
+        if job == "import":
+            upload = uploads.import_csv(user_id=upload_or_user, source=path)
+            return upload.id, upload.total_rows, time.perf_counter() - start
+        with open(path, "wb") as f:
+            count = uploads.export_csv(int(upload_or_user), f)
+        return int(upload_or_user), count, time.perf_counter() - start
+
+async def run_async():
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        uploads = csv_uploads.AsyncCsvUploads(conn)
+        start = time.perf_counter()
+        if job == "import":
+            upload = await uploads.import_csv(user_id=upload_or_user, source=path)
+            return upload.id, upload.total_rows, time.perf_counter() - start
+        with open(path, "wb") as f:
+            count = await uploads.export_csv(int(upload_or_user), Sink(f))
+        return int(upload_or_user), count, time.perf_counter() - start
+
+print(*(asyncio.run(run_async()) if side == "async" else run_sync()))
 """
 
 
@@ -142,21 +174,45 @@ def psql_env(url: str) -> dict[str, str]:
     return env
 
 
-def run_import(url: str, user_id: uuid.UUID, path: Path) -> tuple[int, int, float, float]:
-    """import_csv in a child process: upload id, rows, seconds, peak RSS in MiB."""
+@dataclass(frozen=True)
+class Code:
+    """Whose CsvUploads a child process runs: a checkout, its python, and a side."""
+
+    label: str
+    root: Path
+    python: str
+    side: str = "sync"
+
+
+OURS = Code("CsvUploads", ROOT, sys.executable)
+OURS_ASYNC = Code("AsyncCsvUploads", ROOT, sys.executable, "async")
+
+
+def run_child(
+    code: Code, job: str, url: str, key: str, path: Path
+) -> tuple[int, int, float, float]:
+    """import_csv or export_csv in a child process: upload id, rows, seconds, peak RSS (MiB)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, url, str(user_id), str(path), str(ROOT)],
+        [code.python, "-c", CHILD, code.side, job, url, str(code.root), key, str(path)],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=code.root,
     )
     assert proc.stdout is not None
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"import child failed ({proc.returncode})")
+        raise SystemExit(f"{job} child of {code.label} failed ({proc.returncode})")
     upload_id, total, elapsed = output.split()
     return int(upload_id), int(total), float(elapsed), usage.ru_maxrss / 1024
+
+
+def run_import(
+    url: str, user_id: uuid.UUID, path: Path, code: Code = OURS
+) -> tuple[int, int, float, float]:
+    """import_csv in a child process: upload id, rows, seconds, peak RSS in MiB."""
+    return run_child(code, "import", url, str(user_id), path)
 
 
 def backend_cpu(conn: psycopg.Connection[Any]) -> float | None:
@@ -235,13 +291,6 @@ def run_executemany(url: str, path: Path, limit: int) -> tuple[int, float]:
     return int(count["n"]), elapsed
 
 
-def run_export(url: str, upload_id: int, out: Path) -> tuple[int, float]:
-    with psycopg.connect(url, autocommit=True) as conn, out.open("wb") as f:
-        start = time.perf_counter()
-        count = CsvUploads(conn).export_csv(upload_id, f)
-        return count, time.perf_counter() - start
-
-
 def run_copy_to(url: str, upload_id: int, out: Path) -> tuple[int, float]:
     with psycopg.connect(url, autocommit=True) as conn, out.open("wb") as f:
         start = time.perf_counter()
@@ -273,6 +322,62 @@ def verdict(ratio: float, target: float, *, at_most: bool = False) -> str:
     return f"{'OK' if ok else 'MISSED'} (target {'<=' if at_most else '>='} {target:g})"
 
 
+def before_code(root: Path) -> Code:
+    """The CsvUploads of another checkout, run by its own .venv if it has one."""
+    python = root / ".venv" / "bin" / "python"
+    return Code(f"before ({root})", root, str(python) if python.exists() else sys.executable)
+
+
+class Timings:
+    """Rows/s of each measurement by run, printed as it comes, then medians and ratios."""
+
+    def __init__(self) -> None:
+        self.rates: dict[str, list[float]] = {}
+        self.rss: dict[str, float] = {}
+
+    def add(self, label: str, rate: float, run: int, note: str) -> None:
+        self.rates.setdefault(label, []).append(rate)
+        print(f"run {run}: {label:<44} {fmt(rate):>18}  ({note})")
+
+    def median(self, label: str) -> float:
+        return statistics.median(self.rates[label])
+
+    def report(self, repeat: int, rows: int, codes: list[Code]) -> None:
+        print(f"\nmedians of {repeat} runs ({rows:,} rows):")
+        for label in self.rates:
+            print(f"  {label:<44} {fmt(self.median(label)):>18}")
+        ours = self.median(f"import {OURS.label}")
+        print("ratios:")
+        self.ratio("import_csv / (a)", ours / self.median("(a) psql \\copy + jsonb"), 2)
+        self.ratio("import_csv / (b)", ours / self.median("(b) executemany"), 4)
+        export = self.median(f"export {OURS.label}")
+        self.ratio("export_csv / COPY TO", export / self.median("COPY TO STDOUT"), 0.85)
+        # The twin and the other checkout run next to ours in every run: the median of
+        # those runs' own ratios is steadier than a ratio of medians when load drifts.
+        for code in codes[1:]:
+            before = code.label.startswith("before")
+            for job in ("import", "export"):
+                mine, theirs = f"{job} {OURS.label}", f"{job} {code.label}"
+                if before:
+                    self.ratio(f"{mine} / {code.label}", self.paired(mine, theirs), 0.95)
+                else:
+                    self.ratio(f"{theirs} / {OURS.label}", self.paired(theirs, mine), None)
+        for label, peak in self.rss.items():
+            print(
+                f"  client peak RSS, {label:<27} {peak:6.1f} MiB  {verdict(peak, 64, at_most=True)}"
+            )
+
+    def paired(self, label: str, other: str) -> float:
+        """The median over runs of label's rate / other's rate in the same run."""
+        return statistics.median(
+            a / b for a, b in zip(self.rates[label], self.rates[other], strict=True)
+        )
+
+    @staticmethod
+    def ratio(label: str, value: float, target: float | None) -> None:
+        print(f"  {label:<44} {value:6.2f}x  {verdict(value, target) if target else ''}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the file")
@@ -290,6 +395,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--rss-check", action="store_true", help="also import ~100 MB and ~1 GB files"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run the CsvUploads of this checkout (e.g. a worktree of main), same run",
     )
     args = parser.parse_args()
     if shutil.which("psql") is None:
@@ -315,62 +426,31 @@ def main() -> int:
         server = version["version"] if version else "?"
         print(f"server: PostgreSQL {server}; client: {os.cpu_count()} cpus")
 
-        ours: list[float] = []
-        rss: list[float] = []
-        psql_rates: list[float] = []
-        many_rates: list[float] = []
-        export_rates: list[float] = []
-        copy_rates: list[float] = []
-        last_upload = 0
+        codes = [OURS, OURS_ASYNC]
+        if args.before is not None:
+            codes.append(before_code(args.before))
+        last_upload, timings = 0, Timings()
         for run in range(1, args.repeat + 1):
-            if last_upload:
-                delete_upload(url, last_upload)
-            upload_id, total, elapsed, peak = run_import(url, user_id, path)
-            assert total == args.rows, (total, args.rows)
-            last_upload = upload_id
-            ours.append(total / elapsed)
-            rss.append(peak)
-            print(
-                f"run {run}: import_csv      {fmt(total / elapsed):>18}  "
-                f"({elapsed:.2f} s, client peak RSS {peak:.1f} MiB)"
-            )
+            order = codes[run % len(codes) :] + codes[: run % len(codes)]  # who goes first turns
+            for code in order:
+                if last_upload:
+                    delete_upload(url, last_upload)
+                last_upload, total, elapsed, peak = run_import(url, user_id, path, code)
+                assert total == args.rows, (total, args.rows)
+                timings.add(f"import {code.label}", total / elapsed, run, f"{elapsed:.2f} s")
+                timings.rss[code.label] = max(timings.rss.get(code.label, 0.0), peak)
             seconds = run_psql_baseline(url, path)
-            psql_rates.append(args.rows / seconds)
-            rate = args.rows / seconds
-            print(f"run {run}: psql \\copy+jsonb {fmt(rate):>18}  ({seconds:.2f} s)")
+            timings.add("(a) psql \\copy + jsonb", args.rows / seconds, run, f"{seconds:.2f} s")
             count, seconds = run_executemany(url, path, args.executemany_rows)
-            many_rates.append(count / seconds)
-            print(
-                f"run {run}: executemany     {fmt(count / seconds):>18}  "
-                f"({count:,} rows in {seconds:.2f} s)"
-            )
-            run_copy_to(url, upload_id, tmpdir / "copy.csv")  # warm the cache for both
-            exports = [("export_csv", run_export, export_rates)]
-            exports.append(("COPY TO STDOUT", run_copy_to, copy_rates))
-            if run % 2 == 0:  # alternate which goes first
-                exports.reverse()
-            for label, export, rates in exports:
-                count, seconds = export(url, upload_id, tmpdir / "export.csv")
-                rates.append(count / seconds)
-                print(f"run {run}: {label:<15} {fmt(count / seconds):>18}  ({seconds:.2f} s)")
-
-        med: Callable[[list[float]], float] = statistics.median
-        print()
-        print(f"medians of {args.repeat} runs ({args.rows:,} rows):")
-        print(f"  import_csv              {fmt(med(ours)):>18}")
-        print(f"  (a) psql \\copy + jsonb  {fmt(med(psql_rates)):>18}")
-        print(f"  (b) executemany         {fmt(med(many_rates)):>18}")
-        print(f"  export_csv              {fmt(med(export_rates)):>18}")
-        print(f"  COPY TO (server CSV)    {fmt(med(copy_rates)):>18}")
-        print("ratios:")
-        r_a = med(ours) / med(psql_rates)
-        r_b = med(ours) / med(many_rates)
-        r_e = med(export_rates) / med(copy_rates)
-        print(f"  import_csv / (a)        {r_a:6.2f}x  {verdict(r_a, 2)}")
-        print(f"  import_csv / (b)        {r_b:6.2f}x  {verdict(r_b, 4)}")
-        print(f"  export_csv / COPY TO    {r_e:6.2f}x  {verdict(r_e, 0.85)}")
-        peak = max(rss)
-        print(f"  client peak RSS         {peak:6.1f} MiB  {verdict(peak, 64, at_most=True)}")
+            timings.add("(b) executemany", count / seconds, run, f"{count:,} rows")
+            run_copy_to(url, last_upload, tmpdir / "copy.csv")  # warm the cache for all
+            out = tmpdir / "export.csv"
+            for code in order:
+                _, count, seconds, _ = run_child(code, "export", url, str(last_upload), out)
+                timings.add(f"export {code.label}", count / seconds, run, f"{seconds:.2f} s")
+            count, seconds = run_copy_to(url, last_upload, out)
+            timings.add("COPY TO STDOUT", count / seconds, run, f"{seconds:.2f} s")
+        timings.report(args.repeat, args.rows, codes)
 
         if args.variants:
             print()
@@ -390,9 +470,11 @@ def main() -> int:
             for _ in range(args.repeat):
                 for name in labels:
                     results[name].append(run_variant(url, user_id, path, name))
-            reference = args.rows / med([r[0] for r in results["import_csv"]])
+            reference = args.rows / statistics.median([r[0] for r in results["import_csv"]])
             for name, label in labels.items():
-                wall, client, server = (med([r[i] for r in results[name]]) for i in range(3))
+                wall, client, server = (
+                    statistics.median([r[i] for r in results[name]]) for i in range(3)
+                )
                 rate = args.rows / wall
                 print(
                     f"  {label:<30}{fmt(rate):>18}  {rate / reference:4.2f}x  "

@@ -1,77 +1,63 @@
 """CSV uploads: stream a file into csv_rows with COPY, all or nothing; read and export it back.
 
-The file is parsed by Python's csv module (``strict=True``) while it streams
-from the source, and every record becomes one COPY line
-``upload_id <TAB> row_index <TAB> {"v1","v2",...}`` built with a handful of
-C-level string operations (faster than psycopg's ``write_row``: see docs/csv.md).
-Nothing is held but the current record and a 256 KiB write buffer.
+``AsyncCsvUploads(aconn)`` is written here; ``CsvUploads(conn)``, its sync twin, is
+generated at the end (make twins). The format rules are trampolin.csv_format's.
 
-Transactions. Nothing here ever ends a transaction the caller owns. Every
-write runs in a ``conn.transaction()`` block; on a connection that is not in
-autocommit mode and has no transaction open, a no-op query first opens
-psycopg's implicit transaction, so that block is a savepoint and the commit or
-rollback stays the caller's (as in trampolin.auth).
-
-``import_csv`` works in up to three blocks: insert the upload as 'processing';
-load every row holding the upload's advisory lock and mark it 'completed'; on
-failure only, mark it 'failed' with the reason and raise CsvFormatError
-(``.line``, ``.upload_id``) or the original error. On an AUTOCOMMIT connection
-(where every statement commits anyway) the blocks are three short real
-transactions, and that is deliberate: others see 'processing' while the rows
-load, then 'completed' with every row, never a partial set; and 'failed' stays
-recorded. Inside a transaction (the caller's, or the implicit one of a
-non-autocommit connection) they are savepoints: nothing is visible to others
-until the caller commits, a failed load is still rolled back to zero rows, and
-the caller's commit or rollback decides whether the upload exists at all.
+``import_csv`` works in up to three ``atomic`` blocks: insert the upload as
+'processing' (failing first the user's uploads whose importer died); load every
+row holding the upload's advisory lock and mark it 'completed'; on failure only,
+mark it 'failed' with the reason. On an autocommit connection they are three short
+transactions, so that others see 'processing' while the rows load, then
+'completed' with every row, never a partial set. Inside the caller's transaction
+they are savepoints: a failed load still leaves zero rows, and the caller's commit
+or rollback decides whether the upload exists at all.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
-import os
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from contextlib import AbstractContextManager, closing, suppress
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from functools import partial
+from typing import Any, Literal, Protocol, overload
 
 import psycopg
+from psycopg import AsyncConnection, Connection
 from psycopg import sql as pgsql
 from psycopg.rows import DictRow
 
-from trampolin import queries
+from trampolin import csv_format, queries
+from trampolin.csv_feed import AsyncSource, ByteFeed, ParseThread, Pull, Source, opened
+from trampolin.csv_format import CopyChunk, CopyLines
 from trampolin.db import atomic
 from trampolin.errors import Conflict, CsvFormatError, InvalidInput, NotFound
+from trampolin.values import MAX_BIGINT, bigint_key, first_line, is_int, text, user_key
 
-MAX_FIELD_CHARS = 16 * 1024 * 1024
-"""The longest field accepted (characters): a bound on memory for a runaway quote."""
+_q = queries.load("csv_uploads")
 
 SERVER_EXPORT_COLUMNS = 100
-"""Up to this width the server writes the export's CSV; wider, the client does (see export_rows)."""
+"""Up to this width the server writes the export's CSV; wider, the client does."""
 
 DEFAULT_ABANDONED_AFTER = 60.0
-"""Seconds a 'processing' upload must be idle before cleanup may fail it."""
+"""Seconds a 'processing' upload must be idle before ``cleanup()`` fails it by default."""
 
 MAX_ABANDONED_AFTER = 30 * 24 * 3600.0
 """The largest ``older_than`` cleanup accepts (30 days)."""
 
-_MAX_BIGINT = 2**63 - 1
+IMPORT_START_WINDOW = 2.0
+"""Seconds after its insert during which a 'processing' upload whose lock is free may
+still be a live import: the importer commits the insert, then takes the lock in its
+next transaction, and no transaction-scoped lock can span that instant. The checks
+that fail dead uploads at once (the next import, ``csv list``, ``csv show``) leave
+younger uploads alone."""
 
-_WRITE_BUFFER = 256 * 1024
-_READ_CHUNK = 1024 * 1024
-_SEP = "\x00"  # PostgreSQL text cannot hold NUL, so it can never be a real value.
+ABANDONED = "import abandoned: the importing process died before it finished"
 
 Status = Literal["pending", "processing", "completed", "failed"]
 Progress = Callable[[int], None]
-Source = str | os.PathLike[str] | IO[bytes]
-
-
-class _BinaryReader(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
+Notice = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -110,82 +96,113 @@ def _upload(row: DictRow) -> CsvUpload:
     )
 
 
-class CsvUploads:
-    """CSV uploads and their rows on one connection.
+class AsyncSink(Protocol):
+    """Where export_csv writes: anything with a ``write(bytes)`` (awaited on the async side)."""
 
-    Never ends the caller's transaction: inside one (explicit, or the implicit
-    transaction of a non-autocommit connection, which a no-op query opens when
-    none is) every write is a savepoint and the caller's commit or rollback
-    decides. On an AUTOCOMMIT connection each write method is one transaction
-    that commits at once, as any statement would, except ``import_csv``, which
-    by design commits up to three short ones ('processing'; the rows with
-    'completed'; or 'failed') so that others can see the upload loading. See
-    the module docstring.
-    """
+    async def write(self, data: bytes, /) -> object: ...
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+
+class AsyncCsvUploads:
+    """CSV uploads and their rows on one connection (transactions: see the module docstring)."""
+
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
         self.conn = conn
-        self.q = queries.load("csv_uploads")
 
-    def import_csv(
+    async def import_csv(
         self,
         *,
         user_id: uuid.UUID | str,
-        source: Source,
+        source: AsyncSource,
         filename: str | None = None,
-        encoding: str = "utf-8",
+        encoding: str | None = None,
+        delimiter: str | None = None,
         progress: Progress | None = None,
+        notice: Notice | None = None,
     ) -> CsvUpload:
-        """Load a CSV file (path or binary file object) as a new completed upload.
+        """Load a CSV file as a new completed upload; CsvFormatError naming the line if malformed.
 
-        ``progress`` is called with the number of bytes read so far. Raises
-        CsvFormatError naming the line when the file is malformed; the upload
-        is then 'failed' and has no rows.
+        ``source``: a path, a binary file, an iterator of bytes or (async side) an
+        async iterator of bytes such as a request body. Without ``encoding`` a
+        byte-order mark chooses it, else UTF-8; without ``delimiter`` (',', ';',
+        'tab') the header line does. ``progress`` gets the bytes read so far,
+        ``notice`` a line per thing detected. A malformed file leaves the upload
+        'failed' with no rows, its id in the error's ``upload_id``.
         """
-        codec = _text_codec(encoding)
-        with _open_source(source) as (raw, default_name):
-            counter = _CountingReader(raw, progress)
+        lines = CopyLines(encoding=encoding, delimiter=delimiter)
+        owner = _owner(user_id)
+        with _opened(self.conn, source) as (pull, name):
+            upload_id = await self._insert(owner, text("filename", filename or name), user_id)
             try:
-                with self._atomic():
-                    row = self.q.insert_upload.one(
-                        self.conn, user_id=_user_uuid(user_id), filename=filename or default_name
-                    )
-            except psycopg.errors.ForeignKeyViolation:
-                raise NotFound(f"no user {user_id}") from None
-            assert row is not None
-            upload_id: int = row["id"]
-            try:
-                with self._atomic():
-                    self.q.lock_upload.exec(self.conn, upload_id=upload_id)
-                    if self.conn.info.encoding != "utf-8":  # the COPY lines are UTF-8 bytes
-                        self.q.utf8_client_encoding.exec(self.conn)
-                    if self.q.claim_upload.one(self.conn, upload_id=upload_id) is None:
-                        raise self._not_claimed(upload_id)
-                    headers, total = self._load(upload_id, counter, codec)
-                    done = self.q.complete_upload.one(
-                        self.conn,
-                        upload_id=upload_id,
-                        headers=list(headers),
-                        total_rows=total,
-                        file_size=counter.bytes_read,
-                    )
+                done = await self._load(upload_id, lines, pull, progress, notice)
             except CsvFormatError as exc:
                 exc.upload_id = upload_id
-                self._fail(upload_id, str(exc), counter.bytes_read)
+                await self._fail(upload_id, str(exc), lines.bytes_read)
                 raise
-            except (Exception, KeyboardInterrupt) as exc:
+            except BaseException as exc:  # also an interrupt, or a cancelled task
                 if not self.conn.closed and not self.conn.broken:
                     with suppress(psycopg.Error):
-                        self._fail(
-                            upload_id, f"import aborted: {_first_line(exc)}", counter.bytes_read
-                        )
+                        await self._fail(upload_id, _aborted(exc), lines.bytes_read)
                 raise
-        assert done is not None
         return _upload(done)
 
-    def _not_claimed(self, upload_id: int) -> Conflict:
+    async def _insert(self, owner: uuid.UUID, filename: str, given: object) -> int:
+        """A new 'processing' upload, after failing the owner's dead ones (``given``: the id
+        as the caller gave it, for NotFound)."""
+        try:
+            async with atomic(self.conn):
+                await _q.fail_abandoned.many(
+                    self.conn,
+                    older_than=IMPORT_START_WINDOW,
+                    user_id=owner,
+                    upload_id=None,
+                    error_message=ABANDONED,
+                )
+                row = await _q.insert_upload.one(self.conn, user_id=owner, filename=filename)
+        except psycopg.errors.ForeignKeyViolation:
+            raise NotFound(f"no user {given}") from None
+        assert row is not None
+        return int(row["id"])
+
+    async def _load(
+        self,
+        upload_id: int,
+        lines: CopyLines,
+        pull: Pull,
+        progress: Progress | None,
+        notice: Notice | None,
+    ) -> DictRow:
+        """COPY every record under the upload's advisory lock and mark it completed."""
+        async with atomic(self.conn):
+            await _q.lock_upload.exec(self.conn, upload_id=upload_id)
+            await self._utf8_session()
+            if await _q.claim_upload.one(self.conn, upload_id=upload_id) is None:
+                raise await self._not_claimed(upload_id)
+            parse = partial(lines.chunks, upload_id=upload_id)
+            async with (
+                _q.copy_rows.copy(self.conn) as copy,
+                _parsed(self.conn, parse, pull) as chunks,
+            ):
+                async for chunk in chunks:
+                    if notice is not None:
+                        for line in chunk.notices:
+                            notice(line)
+                    if chunk.data:
+                        await copy.write(chunk.data)
+                    if progress is not None:
+                        progress(chunk.bytes_read)
+            done = await _q.complete_upload.one(
+                self.conn,
+                upload_id=upload_id,
+                headers=lines.headers,
+                total_rows=lines.rows,
+                file_size=lines.bytes_read,
+            )
+        assert done is not None
+        return done
+
+    async def _not_claimed(self, upload_id: int) -> Conflict:
         """Why the upload is no longer 'processing' when its rows are about to load."""
-        row = self.q.get_upload.one(self.conn, upload_id=upload_id)
+        row = await _q.get_upload.one(self.conn, upload_id=upload_id)
         if row is None:
             return Conflict(
                 f"upload {upload_id} was deleted (or its user was) before its rows loaded"
@@ -194,217 +211,176 @@ class CsvUploads:
             return Conflict(f"upload {upload_id} was failed by cleanup before its rows loaded")
         return Conflict(f"upload {upload_id} is {row['status']}, no longer processing")
 
-    def _atomic(self) -> AbstractContextManager[object]:
-        """A transaction block that never ends the caller's transaction (see db.atomic)."""
-        return atomic(self.conn)
-
-    def _fail(self, upload_id: int, message: str, file_size: int) -> None:
-        with self._atomic():
-            self.q.fail_upload.one(
+    async def _fail(self, upload_id: int, message: str, file_size: int) -> None:
+        async with atomic(self.conn):
+            await _q.fail_upload.one(
                 self.conn, upload_id=upload_id, error_message=message, file_size=file_size
             )
 
-    def _load(
-        self, upload_id: int, raw: _CountingReader, codec: codecs.CodecInfo
-    ) -> tuple[list[str], int]:
-        """COPY every record of the file into csv_rows; the header and the row count."""
-        name = "utf-8-sig" if codec.name == "utf-8" else codec.name  # drops one leading BOM
-        text = io.TextIOWrapper(  # type: ignore[type-var]
-            raw,
-            encoding=name,
-            errors="surrogateescape",  # undecodable bytes are found, with their line, below
-            newline="",
-        )
-        text._CHUNK_SIZE = _READ_CHUNK  # type: ignore[attr-defined]
-        if csv.field_size_limit() < MAX_FIELD_CHARS:
-            csv.field_size_limit(MAX_FIELD_CHARS)
-        reader = csv.reader(text, strict=True)
-        errors = _Errors(reader, codec.name)
-        try:
-            end = 0
-            first: list[str] = next(reader, [])
-            headers = errors.header(first or _first_record(reader))
-            width = len(headers)
-            seps = width - 1
-            prefix = f"{upload_id}\t"
-            between = '","'
-            end = reader.line_num
-            n = 0
-            buffered: list[bytes] = []
-            size = 0
-            with self.q.copy_rows.copy(self.conn) as copy:
-                write = copy.write
-                for row in reader:
-                    if len(row) != width:
-                        if not row:  # a blank line
-                            end = reader.line_num
-                            continue
-                        raise errors.ragged(row, width)
-                    s = _SEP.join(row)
-                    if s.count(_SEP) != seps:
-                        raise errors.nul(row, headers)
-                    # COPY text format around an array literal of quoted elements.
-                    if "\\" in s:
-                        s = s.replace("\\", "\\\\\\\\")
-                    if '"' in s:
-                        s = s.replace('"', '\\\\"')
-                    if "\n" in s:
-                        s = s.replace("\n", "\\n")
-                    if "\r" in s:
-                        s = s.replace("\r", "\\r")
-                    if "\t" in s:
-                        s = s.replace("\t", "\\t")
-                    n += 1
-                    try:
-                        data = f'{prefix}{n}\t{{"{s.replace(_SEP, between)}"}}\n'.encode()
-                    except UnicodeEncodeError:
-                        raise errors.undecodable(row) from None
-                    buffered.append(data)
-                    size += len(data)
-                    if size >= _WRITE_BUFFER:
-                        write(b"".join(buffered))
-                        buffered.clear()
-                        size = 0
-                    end = reader.line_num
-                if buffered:
-                    write(b"".join(buffered))
-        except csv.Error as exc:
-            raise errors.from_csv(exc, after=end) from None
-        except UnicodeError as exc:  # UnicodeDecodeError, or e.g. utf-16 without a BOM
-            reason = exc.reason if isinstance(exc, UnicodeDecodeError) else _first_line(exc)
-            raise CsvFormatError(
-                f"cannot decode the file as {codec.name} ({reason})",
-                line=reader.line_num + 1,
-            ) from None
-        finally:
-            text.detach()
-        return headers, n
-
-    def get(
+    async def get(
         self, upload_id: int | str, *, user_id: uuid.UUID | str | None = None
     ) -> CsvUpload | None:
         """The upload; None if unknown, or if ``user_id`` is given and does not own it.
 
-        An id that cannot be an upload's (``"abc"``, ``-1``, beyond bigint) is
-        unknown too; a decimal string is read as the number. A user id that is
-        not a UUID is InvalidInput.
+        An id that cannot be an upload's ("abc", -1, beyond bigint) is unknown too;
+        a decimal string is the number. A user id that is not a UUID is InvalidInput.
         """
-        key = _lookup_id(upload_id)
-        owner = None if user_id is None else _user_uuid(user_id)
+        key = bigint_key("an upload id", upload_id)
+        owner = None if user_id is None else _owner(user_id)
         if key is None:
             return None
         if owner is None:
-            row = self.q.get_upload.one(self.conn, upload_id=key)
+            row = await _q.get_upload.one(self.conn, upload_id=key)
         else:
-            row = self.q.get_upload_for_user.one(self.conn, upload_id=key, user_id=owner)
+            row = await _q.get_upload_for_user.one(self.conn, upload_id=key, user_id=owner)
         return _upload(row) if row else None
 
-    def list_for_user(self, user_id: uuid.UUID | str) -> list[CsvUpload]:
+    async def list_for_user(self, user_id: uuid.UUID | str) -> list[CsvUpload]:
         """The user's uploads, newest first."""
-        rows = self.q.list_uploads_for_user.many(self.conn, user_id=_user_uuid(user_id))
+        rows = await _q.list_uploads_for_user.many(self.conn, user_id=_owner(user_id))
         return [_upload(r) for r in rows]
 
-    def rows(self, upload_id: int | str, *, after: int = 0, limit: int = 1000) -> list[CsvRow]:
+    async def rows(
+        self, upload_id: int | str, *, after: int = 0, limit: int = 1000
+    ) -> list[CsvRow]:
         """Up to ``limit`` rows with row_index > ``after``, in file order ([] if unknown).
 
         ``after`` and ``limit`` must be integers (InvalidInput otherwise), ``limit`` >= 1.
         """
-        if not _is_int(after):
+        if not is_int(after):
             raise InvalidInput(f"after must be an integer row_index, not {after!r}")
-        if not _is_int(limit) or limit < 1:
+        if not is_int(limit) or limit < 1:
             raise InvalidInput(f"limit must be an integer of at least 1, not {limit!r}")
-        upload = self.get(upload_id)
+        upload = await self.get(upload_id)
         if upload is None:
             return []
-        headers = upload.headers
-        page = self.q.rows_page.many(
+        page = await _q.rows_page.many(
             self.conn,
             upload_id=upload.id,
-            after=min(max(after, 0), _MAX_BIGINT),
-            row_limit=min(limit, _MAX_BIGINT),
+            after=min(max(after, 0), MAX_BIGINT),
+            row_limit=min(limit, MAX_BIGINT),
         )
+        names = upload.headers
         return [
-            CsvRow(upload.id, r["row_index"], dict(zip(headers, r["values"], strict=True)))
+            CsvRow(upload.id, r["row_index"], dict(zip(names, r["values"], strict=True)))
             for r in page
         ]
 
-    def export_csv(self, upload_id: int | str, out: IO[bytes]) -> int:
-        """Write a completed upload as UTF-8 CSV (header first, LF line ends); the row count."""
-        upload = self.get(upload_id)
+    async def export_csv(
+        self, upload_id: int | str, out: AsyncSink, *, delimiter: str = ","
+    ) -> int:
+        """Write a completed upload to ``out`` as CSV (UTF-8, header first, LF line ends).
+
+        Returns the row count. ``out`` is anything with an async ``write(bytes)``.
+        """
+        upload = await self._exportable(upload_id)
+        chunks = self._export(upload, csv_format.parse_delimiter(delimiter))
+        try:
+            async for data in chunks:
+                await out.write(data)
+        finally:
+            await chunks.aclose()  # ends the COPY if ``out`` failed
+        return upload.total_rows
+
+    async def export_csv_chunks(
+        self, upload_id: int | str, *, delimiter: str = ","
+    ) -> AsyncIterator[bytes]:
+        """export_csv as chunks of about 256 KiB, for a streaming response.
+
+        NotFound and InvalidInput come here, before any chunk. The iterator holds a
+        COPY on the connection: iterate it to the end, or close it (``aclose()``).
+        """
+        upload = await self._exportable(upload_id)
+        return self._export(upload, csv_format.parse_delimiter(delimiter))
+
+    async def _exportable(self, upload_id: int | str) -> CsvUpload:
+        upload = await self.get(upload_id)
         if upload is None:
             raise NotFound(f"no CSV upload {upload_id}")
         if upload.status != "completed":
             raise InvalidInput(f"upload {upload_id} is {upload.status}, not completed")
-        header = io.StringIO()
-        csv.writer(header, lineterminator="\n").writerow(upload.headers)
-        out.write(header.getvalue().encode())
-        with self._atomic():
-            if self.conn.info.encoding != "utf-8":  # the output is UTF-8 whatever the session uses
-                self.q.utf8_client_encoding.exec(self.conn)
-            if len(upload.headers) <= SERVER_EXPORT_COLUMNS:
-                count = self._export_by_server(upload, out)
-            else:
-                count = self._export_by_client(upload, out)
-        if count != upload.total_rows:  # cannot happen unless rows were edited by hand
-            raise Conflict(f"upload {upload.id} has {count} rows, not {upload.total_rows}")
-        return count
+        return upload
 
-    def _export_by_server(self, upload: CsvUpload, out: IO[bytes]) -> int:
-        values = pgsql.Identifier("v")
+    def _export(self, upload: CsvUpload, delimiter: str) -> AsyncGenerator[bytes, None]:
+        """The CSV, as the server writes it, or the client beyond SERVER_EXPORT_COLUMNS."""
+        if len(upload.headers) <= SERVER_EXPORT_COLUMNS:
+            return self._written_by_server(upload, delimiter)
+        return self._written_by_client(upload, delimiter)
+
+    async def _written_by_server(
+        self, upload: CsvUpload, delimiter: str
+    ) -> AsyncGenerator[bytes, None]:
+        """The header, then COPY ... TO STDOUT (FORMAT csv) of v[1], ..., v[n], in chunks."""
+        yield csv_format.header_line(upload.headers, delimiter)
         columns = pgsql.SQL(", ").join(
-            pgsql.SQL("{}[{}]").format(values, pgsql.Literal(i))
-            for i in range(1, len(upload.headers) + 1)
+            pgsql.SQL("v[{}]").format(pgsql.Literal(i)) for i in range(1, len(upload.headers) + 1)
         )
-        count = 0
-        buffered: list[bytes] = []
-        size = 0
-        with self.q.export_rows.copy(
-            self.conn, identifiers={"columns": columns}, upload_id=upload.id
-        ) as copy:
-            for data in copy:
-                chunk = bytes(data)
-                buffered.append(chunk)
-                size += len(chunk)
-                count += 1
-                if size >= _WRITE_BUFFER:
-                    out.write(b"".join(buffered))
-                    buffered.clear()
-                    size = 0
-        if buffered:
-            out.write(b"".join(buffered))
-        return count
-
-    def _export_by_client(self, upload: CsvUpload, out: IO[bytes]) -> int:
-        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
-        writer = csv.writer(text, lineterminator="\n")
-        count = 0
-        try:
-            with self.q.export_arrays.copy(self.conn, upload_id=upload.id) as copy:
-                copy.set_types(["text[]"])
-                for (values,) in copy.rows():
-                    writer.writerow(values)
+        # COPY options cannot be parameters: the delimiter is , ; or tab (parse_delimiter).
+        names = {"columns": columns, "delimiter": pgsql.Literal(delimiter)}
+        count, buffered, size = 0, [], 0
+        async with atomic(self.conn):
+            await self._utf8_session()
+            async with _q.export_rows.copy(
+                self.conn, identifiers=names, upload_id=upload.id
+            ) as copy:
+                while data := await copy.read():  # a row per read (cheaper than ``async for``)
+                    buffered.append(bytes(data))
+                    size += len(data)
                     count += 1
-            text.flush()
-        finally:
-            text.detach()
-        return count
+                    if size >= csv_format.COPY_CHUNK:
+                        yield b"".join(buffered)
+                        buffered.clear()
+                        size = 0
+        if buffered:
+            yield b"".join(buffered)
+        _check_count(upload, count)
 
-    def delete(self, upload_id: int | str) -> None:
-        """Delete the upload and its rows (nothing happens if it is unknown)."""
-        key = _lookup_id(upload_id)
+    async def _written_by_client(
+        self, upload: CsvUpload, delimiter: str
+    ) -> AsyncGenerator[bytes, None]:
+        """The header, then the value arrays (COPY binary) written as CSV by Python, in chunks."""
+        written = csv_format.CsvText(delimiter)
+        written.row(upload.headers)
+        count = 0
+        async with atomic(self.conn):
+            await self._utf8_session()
+            async with _q.export_arrays.copy(self.conn, upload_id=upload.id) as copy:
+                copy.set_types(["text[]"])
+                async for (values,) in copy.rows():
+                    written.row(values)
+                    count += 1
+                    if written.size >= csv_format.COPY_CHUNK:
+                        yield written.take()
+        yield written.take()
+        _check_count(upload, count)
+
+    async def _utf8_session(self) -> None:
+        """COPY data is UTF-8 bytes, whatever client encoding the connection uses."""
+        if self.conn.info.encoding != "utf-8":
+            await _q.utf8_client_encoding.exec(self.conn)  # SET LOCAL: until the block ends
+
+    async def delete(self, upload_id: int | str) -> CsvUpload | None:
+        """Delete the upload and its rows; the upload as it was (None if unknown)."""
+        key = bigint_key("an upload id", upload_id)
         if key is None:
-            return
-        with self._atomic():
-            self.q.delete_upload.execrows(self.conn, upload_id=key)
+            return None
+        async with atomic(self.conn):
+            row = await _q.delete_upload.one(self.conn, upload_id=key)
+        return _upload(row) if row else None
 
-    def cleanup(self, *, older_than: float = DEFAULT_ABANDONED_AFTER) -> list[CsvUpload]:
-        """Fail the 'processing' uploads whose importer died; the uploads it failed.
+    async def cleanup(
+        self,
+        *,
+        older_than: float = DEFAULT_ABANDONED_AFTER,
+        user_id: uuid.UUID | str | None = None,
+        upload_id: int | str | None = None,
+    ) -> list[CsvUpload]:
+        """Fail the 'processing' uploads whose importer died (only the user's, or that upload).
 
-        An importer holds its upload's advisory lock for the whole load, so an
-        upload whose lock is free (and idle for ``older_than`` seconds, which
-        covers the instant between its insert and the lock) was abandoned.
-        ``older_than`` must be a number of seconds from 0 to MAX_ABANDONED_AFTER
-        (InvalidInput otherwise); 0 can fail a live import caught in that instant.
+        An importer holds its upload's advisory lock for the whole load, so an upload
+        whose lock is free and that is idle for ``older_than`` seconds (0 to
+        MAX_ABANDONED_AFTER; below IMPORT_START_WINDOW it can catch a live import
+        between its insert and its lock) was abandoned. The uploads it failed.
         """
         if (
             isinstance(older_than, bool)
@@ -414,207 +390,364 @@ class CsvUploads:
             raise InvalidInput(
                 f"older_than must be 0 to {MAX_ABANDONED_AFTER:.0f} seconds, not {older_than!r}"
             )
-        with self._atomic():
-            rows = self.q.fail_abandoned.many(
+        owner = None if user_id is None else _owner(user_id)
+        key = None if upload_id is None else bigint_key("an upload id", upload_id)
+        if upload_id is not None and key is None:
+            return []
+        async with atomic(self.conn):
+            rows = await _q.fail_abandoned.many(
                 self.conn,
                 older_than=float(older_than),
-                error_message="import abandoned: the importing process died before it finished",
+                user_id=owner,
+                upload_id=key,
+                error_message=ABANDONED,
             )
         return [_upload(r) for r in rows]
 
-    def user_id_by_email(self, email: str) -> uuid.UUID | None:
-        """The id of the user with that email (case-insensitive), or None."""
-        from trampolin.auth import AuthAdapter
 
-        user = AuthAdapter(self.conn).get_user_by_email(email)
-        return user.id if user else None
-
-
-class _CountingReader(io.RawIOBase):
-    """Reads the source for TextIOWrapper, counting bytes and reporting progress."""
-
-    def __init__(self, raw: _BinaryReader, progress: Progress | None) -> None:
-        super().__init__()
-        self._raw = raw
-        self._progress = progress
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._raw.read(len(view))
-        n = len(data)
-        view[:n] = data
-        if n:
-            self.bytes_read += n
-            if self._progress is not None:
-                self._progress(self.bytes_read)
-        return n
+def _aborted(exc: BaseException) -> str:
+    """The failed upload's message when its import stopped on ``exc``."""
+    why = first_line(exc) if isinstance(exc, Exception) else type(exc).__name__
+    return f"import aborted: {why}"  # KeyboardInterrupt, SystemExit, CancelledError by name
 
 
-@contextmanager
-def _open_source(source: Source) -> Iterator[tuple[_BinaryReader, str]]:
-    """The source as a binary reader and a default filename; paths are opened and closed here."""
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-        with handle:
-            yield handle, path.name
-    else:
-        if isinstance(source.read(0), str):
-            raise InvalidInput("the source must be a binary file (open it with 'rb')")
-        name = getattr(source, "name", None)
-        yield source, Path(name).name if isinstance(name, str) else "upload.csv"
+def _check_count(upload: CsvUpload, count: int) -> None:
+    if count != upload.total_rows:  # cannot happen unless rows were edited by hand
+        raise Conflict(f"upload {upload.id} has {count} rows, not {upload.total_rows}")
 
 
-def _text_codec(encoding: str) -> codecs.CodecInfo:
-    """The codec for a text encoding name; InvalidInput if unknown or not a text encoding."""
-    try:
-        codec = codecs.lookup(encoding)
-    except (LookupError, TypeError, ValueError):
-        raise InvalidInput(f"unknown encoding {encoding!r}") from None
-    if not getattr(codec, "_is_text_encoding", True):  # base64, zlib, rot13 ...
-        raise InvalidInput(f"{encoding!r} is not a text encoding")
-    return codec
+def _owner(value: uuid.UUID | str) -> uuid.UUID:
+    """A user id as a UUID; InvalidInput if it cannot be one."""
+    key = user_key(value)
+    if key is None:
+        raise InvalidInput(f"not a user id: {value!r}")
+    return key
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+_Parse = Callable[[ByteFeed], Generator[CopyChunk, None, None]]
 
 
-def _lookup_id(value: object) -> int | None:
-    """An upload id to look up; None for anything that cannot be one (so: not found)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if not text.isascii() or not text.isdigit() or len(text) > 19:
-            return None
-        value = int(text)
-    if not _is_int(value):
-        raise InvalidInput(f"an upload id must be an integer, not {type(value).__name__}")
-    assert isinstance(value, int)
-    return value if 1 <= value <= _MAX_BIGINT else None
+def _opened(
+    conn: Connection[Any] | AsyncConnection[Any], source: AsyncSource
+) -> AbstractContextManager[tuple[Pull, str]]:
+    """csv_feed.opened(source); an async stream only for an async connection."""
+    return opened(source, allow_async=isinstance(conn, AsyncConnection))
 
 
-def _user_uuid(value: uuid.UUID | str) -> uuid.UUID:
-    """A user id as a UUID; InvalidInput if it is not one."""
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        raise InvalidInput(f"not a user id: {value!r}") from None
+@overload
+def _parsed(
+    conn: Connection[Any], parse: _Parse, pull: Pull
+) -> closing[Generator[CopyChunk, None, None]]: ...
+@overload
+def _parsed(conn: AsyncConnection[Any], parse: _Parse, pull: Pull) -> ParseThread[CopyChunk]: ...
+def _parsed(conn: Connection[Any] | AsyncConnection[Any], parse: _Parse, pull: Pull) -> Any:
+    """The chunks of ``parse`` over ``pull``, in a context that ends the parse.
+
+    The one part of an import that differs between the twins: on a sync connection
+    the parse is the generator itself; on an async one it runs in a worker thread
+    (csv_feed.ParseThread), since the csv reader pulls its input and never awaits.
+    """
+    if isinstance(conn, AsyncConnection):
+        return ParseThread(parse, pull)
+    assert callable(pull)
+    return closing(parse(ByteFeed(pull)))
 
 
-def _first_record(reader: Any) -> list[str]:
-    """The first non-blank record (the header), skipping leading blank lines."""
-    for row in reader:
-        if row:
-            return list(row)
-    raise CsvFormatError("the file is empty: a header row is required", line=1)
+# -- Sync twins: generated from the Async classes above by tools/async_to_sync.py --
 
 
-def _breaks(text: str) -> int:
-    """Physical line breaks in text (CRLF, LF and CR each count once)."""
-    return text.count("\r") + text.count("\n") - text.count("\r\n")
+class Sink(Protocol):
+    """Where export_csv writes: anything with a ``write(bytes)`` (awaited on the async side)."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+class CsvUploads:
+    """CSV uploads and their rows on one connection (transactions: see the module docstring)."""
 
+    def __init__(self, conn: Connection[Any]) -> None:
+        self.conn = conn
 
-class _Errors:
-    """Builds CsvFormatErrors that name the physical line where the trouble is."""
+    def import_csv(
+        self,
+        *,
+        user_id: uuid.UUID | str,
+        source: Source,
+        filename: str | None = None,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        progress: Progress | None = None,
+        notice: Notice | None = None,
+    ) -> CsvUpload:
+        """Load a CSV file as a new completed upload; CsvFormatError naming the line if malformed.
 
-    def __init__(self, reader: Any, encoding: str) -> None:
-        self.reader = reader
-        self.encoding = encoding
-
-    def _start(self, row: list[str]) -> int:
-        """First line of the record just read (it may span several lines)."""
-        return int(self.reader.line_num) - _breaks(",".join(row))
-
-    def _line_at(self, row: list[str], column: int, offset: int) -> int:
-        before = ",".join(row[:column]) + "," + row[column][:offset]
-        return self._start(row) + _breaks(before)
-
-    def header(self, row: list[str]) -> list[str]:
-        seen: dict[str, int] = {}
-        for i, name in enumerate(row):
-            if _SEP in name:
-                raise self.nul(row, row)
+        ``source``: a path, a binary file, an iterator of bytes or (async side) an
+        async iterator of bytes such as a request body. Without ``encoding`` a
+        byte-order mark chooses it, else UTF-8; without ``delimiter`` (',', ';',
+        'tab') the header line does. ``progress`` gets the bytes read so far,
+        ``notice`` a line per thing detected. A malformed file leaves the upload
+        'failed' with no rows, its id in the error's ``upload_id``.
+        """
+        lines = CopyLines(encoding=encoding, delimiter=delimiter)
+        owner = _owner(user_id)
+        with _opened(self.conn, source) as (pull, name):
+            upload_id = self._insert(owner, text("filename", filename or name), user_id)
             try:
-                name.encode()
-            except UnicodeEncodeError:
-                raise self.undecodable(row) from None
-            if name == "":
-                raise CsvFormatError(
-                    f"column {i + 1} of the header has no name (every column needs one)",
-                    line=self._start(row),
-                )
-            if name in seen:
-                raise CsvFormatError(
-                    f"duplicate column name {name!r} in the header "
-                    f"(columns {seen[name] + 1} and {i + 1})",
-                    line=self._start(row),
-                )
-            seen[name] = i
-        return list(row)
+                done = self._load(upload_id, lines, pull, progress, notice)
+            except CsvFormatError as exc:
+                exc.upload_id = upload_id
+                self._fail(upload_id, str(exc), lines.bytes_read)
+                raise
+            except BaseException as exc:  # also an interrupt, or a cancelled task
+                if not self.conn.closed and not self.conn.broken:
+                    with suppress(psycopg.Error):
+                        self._fail(upload_id, _aborted(exc), lines.bytes_read)
+                raise
+        return _upload(done)
 
-    def ragged(self, row: list[str], width: int) -> CsvFormatError:
-        return CsvFormatError(
-            f"{len(row)} field{'s' if len(row) != 1 else ''} where the header has {width}",
-            line=self._start(row),
+    def _insert(self, owner: uuid.UUID, filename: str, given: object) -> int:
+        """A new 'processing' upload, after failing the owner's dead ones (``given``: the id
+        as the caller gave it, for NotFound)."""
+        try:
+            with atomic(self.conn):
+                _q.fail_abandoned.many(
+                    self.conn,
+                    older_than=IMPORT_START_WINDOW,
+                    user_id=owner,
+                    upload_id=None,
+                    error_message=ABANDONED,
+                )
+                row = _q.insert_upload.one(self.conn, user_id=owner, filename=filename)
+        except psycopg.errors.ForeignKeyViolation:
+            raise NotFound(f"no user {given}") from None
+        assert row is not None
+        return int(row["id"])
+
+    def _load(
+        self,
+        upload_id: int,
+        lines: CopyLines,
+        pull: Pull,
+        progress: Progress | None,
+        notice: Notice | None,
+    ) -> DictRow:
+        """COPY every record under the upload's advisory lock and mark it completed."""
+        with atomic(self.conn):
+            _q.lock_upload.exec(self.conn, upload_id=upload_id)
+            self._utf8_session()
+            if _q.claim_upload.one(self.conn, upload_id=upload_id) is None:
+                raise self._not_claimed(upload_id)
+            parse = partial(lines.chunks, upload_id=upload_id)
+            with (
+                _q.copy_rows.copy(self.conn) as copy,
+                _parsed(self.conn, parse, pull) as chunks,
+            ):
+                for chunk in chunks:
+                    if notice is not None:
+                        for line in chunk.notices:
+                            notice(line)
+                    if chunk.data:
+                        copy.write(chunk.data)
+                    if progress is not None:
+                        progress(chunk.bytes_read)
+            done = _q.complete_upload.one(
+                self.conn,
+                upload_id=upload_id,
+                headers=lines.headers,
+                total_rows=lines.rows,
+                file_size=lines.bytes_read,
+            )
+        assert done is not None
+        return done
+
+    def _not_claimed(self, upload_id: int) -> Conflict:
+        """Why the upload is no longer 'processing' when its rows are about to load."""
+        row = _q.get_upload.one(self.conn, upload_id=upload_id)
+        if row is None:
+            return Conflict(
+                f"upload {upload_id} was deleted (or its user was) before its rows loaded"
+            )
+        if row["status"] == "failed":
+            return Conflict(f"upload {upload_id} was failed by cleanup before its rows loaded")
+        return Conflict(f"upload {upload_id} is {row['status']}, no longer processing")
+
+    def _fail(self, upload_id: int, message: str, file_size: int) -> None:
+        with atomic(self.conn):
+            _q.fail_upload.one(
+                self.conn, upload_id=upload_id, error_message=message, file_size=file_size
+            )
+
+    def get(
+        self, upload_id: int | str, *, user_id: uuid.UUID | str | None = None
+    ) -> CsvUpload | None:
+        """The upload; None if unknown, or if ``user_id`` is given and does not own it.
+
+        An id that cannot be an upload's ("abc", -1, beyond bigint) is unknown too;
+        a decimal string is the number. A user id that is not a UUID is InvalidInput.
+        """
+        key = bigint_key("an upload id", upload_id)
+        owner = None if user_id is None else _owner(user_id)
+        if key is None:
+            return None
+        if owner is None:
+            row = _q.get_upload.one(self.conn, upload_id=key)
+        else:
+            row = _q.get_upload_for_user.one(self.conn, upload_id=key, user_id=owner)
+        return _upload(row) if row else None
+
+    def list_for_user(self, user_id: uuid.UUID | str) -> list[CsvUpload]:
+        """The user's uploads, newest first."""
+        rows = _q.list_uploads_for_user.many(self.conn, user_id=_owner(user_id))
+        return [_upload(r) for r in rows]
+
+    def rows(self, upload_id: int | str, *, after: int = 0, limit: int = 1000) -> list[CsvRow]:
+        """Up to ``limit`` rows with row_index > ``after``, in file order ([] if unknown).
+
+        ``after`` and ``limit`` must be integers (InvalidInput otherwise), ``limit`` >= 1.
+        """
+        if not is_int(after):
+            raise InvalidInput(f"after must be an integer row_index, not {after!r}")
+        if not is_int(limit) or limit < 1:
+            raise InvalidInput(f"limit must be an integer of at least 1, not {limit!r}")
+        upload = self.get(upload_id)
+        if upload is None:
+            return []
+        page = _q.rows_page.many(
+            self.conn,
+            upload_id=upload.id,
+            after=min(max(after, 0), MAX_BIGINT),
+            row_limit=min(limit, MAX_BIGINT),
         )
+        names = upload.headers
+        return [
+            CsvRow(upload.id, r["row_index"], dict(zip(names, r["values"], strict=True)))
+            for r in page
+        ]
 
-    def nul(self, row: list[str], headers: list[str]) -> CsvFormatError:
-        for i, value in enumerate(row):
-            offset = value.find(_SEP)
-            if offset >= 0:
-                return CsvFormatError(
-                    f"NUL byte (0x00) in column {headers[i]!r}: PostgreSQL text cannot hold it",
-                    line=self._line_at(row, i, offset),
-                )
-        return CsvFormatError("NUL byte (0x00)", line=self._start(row))  # pragma: no cover
+    def export_csv(self, upload_id: int | str, out: Sink, *, delimiter: str = ",") -> int:
+        """Write a completed upload to ``out`` as CSV (UTF-8, header first, LF line ends).
 
-    def undecodable(self, row: list[str]) -> CsvFormatError:
-        for i, value in enumerate(row):
-            for offset, char in enumerate(value):
-                if "\udc80" <= char <= "\udcff":
-                    byte = ord(char) - 0xDC00
-                    return CsvFormatError(
-                        f"byte 0x{byte:02x} is not valid {self.encoding} "
-                        "(give the file's encoding if it is not UTF-8)",
-                        line=self._line_at(row, i, offset),
-                    )
-        return CsvFormatError(f"text that is not valid {self.encoding}", line=self._start(row))
+        Returns the row count. ``out`` is anything with an async ``write(bytes)``.
+        """
+        upload = self._exportable(upload_id)
+        chunks = self._export(upload, csv_format.parse_delimiter(delimiter))
+        try:
+            for data in chunks:
+                out.write(data)
+        finally:
+            chunks.close()  # ends the COPY if ``out`` failed
+        return upload.total_rows
 
-    def from_csv(self, exc: csv.Error, *, after: int) -> CsvFormatError:
-        """The error for csv's exception; ``after``: the line where the last record ended."""
-        message = str(exc)
-        line = int(self.reader.line_num)
-        start = after + 1
-        if "unexpected end of data" in message:
-            return CsvFormatError(
-                "the file ends inside a quoted field: unterminated quote "
-                f"(in the record that starts on line {start})",
-                line=line,
+    def export_csv_chunks(self, upload_id: int | str, *, delimiter: str = ",") -> Iterator[bytes]:
+        """export_csv as chunks of about 256 KiB, for a streaming response.
+
+        NotFound and InvalidInput come here, before any chunk. The iterator holds a
+        COPY on the connection: iterate it to the end, or close it (``aclose()``).
+        """
+        upload = self._exportable(upload_id)
+        return self._export(upload, csv_format.parse_delimiter(delimiter))
+
+    def _exportable(self, upload_id: int | str) -> CsvUpload:
+        upload = self.get(upload_id)
+        if upload is None:
+            raise NotFound(f"no CSV upload {upload_id}")
+        if upload.status != "completed":
+            raise InvalidInput(f"upload {upload_id} is {upload.status}, not completed")
+        return upload
+
+    def _export(self, upload: CsvUpload, delimiter: str) -> Generator[bytes, None]:
+        """The CSV, as the server writes it, or the client beyond SERVER_EXPORT_COLUMNS."""
+        if len(upload.headers) <= SERVER_EXPORT_COLUMNS:
+            return self._written_by_server(upload, delimiter)
+        return self._written_by_client(upload, delimiter)
+
+    def _written_by_server(self, upload: CsvUpload, delimiter: str) -> Generator[bytes, None]:
+        """The header, then COPY ... TO STDOUT (FORMAT csv) of v[1], ..., v[n], in chunks."""
+        yield csv_format.header_line(upload.headers, delimiter)
+        columns = pgsql.SQL(", ").join(
+            pgsql.SQL("v[{}]").format(pgsql.Literal(i)) for i in range(1, len(upload.headers) + 1)
+        )
+        # COPY options cannot be parameters: the delimiter is , ; or tab (parse_delimiter).
+        names = {"columns": columns, "delimiter": pgsql.Literal(delimiter)}
+        count, buffered, size = 0, [], 0
+        with atomic(self.conn):
+            self._utf8_session()
+            with _q.export_rows.copy(self.conn, identifiers=names, upload_id=upload.id) as copy:
+                while data := copy.read():  # a row per read (cheaper than ``async for``)
+                    buffered.append(bytes(data))
+                    size += len(data)
+                    count += 1
+                    if size >= csv_format.COPY_CHUNK:
+                        yield b"".join(buffered)
+                        buffered.clear()
+                        size = 0
+        if buffered:
+            yield b"".join(buffered)
+        _check_count(upload, count)
+
+    def _written_by_client(self, upload: CsvUpload, delimiter: str) -> Generator[bytes, None]:
+        """The header, then the value arrays (COPY binary) written as CSV by Python, in chunks."""
+        written = csv_format.CsvText(delimiter)
+        written.row(upload.headers)
+        count = 0
+        with atomic(self.conn):
+            self._utf8_session()
+            with _q.export_arrays.copy(self.conn, upload_id=upload.id) as copy:
+                copy.set_types(["text[]"])
+                for (values,) in copy.rows():
+                    written.row(values)
+                    count += 1
+                    if written.size >= csv_format.COPY_CHUNK:
+                        yield written.take()
+        yield written.take()
+        _check_count(upload, count)
+
+    def _utf8_session(self) -> None:
+        """COPY data is UTF-8 bytes, whatever client encoding the connection uses."""
+        if self.conn.info.encoding != "utf-8":
+            _q.utf8_client_encoding.exec(self.conn)  # SET LOCAL: until the block ends
+
+    def delete(self, upload_id: int | str) -> CsvUpload | None:
+        """Delete the upload and its rows; the upload as it was (None if unknown)."""
+        key = bigint_key("an upload id", upload_id)
+        if key is None:
+            return None
+        with atomic(self.conn):
+            row = _q.delete_upload.one(self.conn, upload_id=key)
+        return _upload(row) if row else None
+
+    def cleanup(
+        self,
+        *,
+        older_than: float = DEFAULT_ABANDONED_AFTER,
+        user_id: uuid.UUID | str | None = None,
+        upload_id: int | str | None = None,
+    ) -> list[CsvUpload]:
+        """Fail the 'processing' uploads whose importer died (only the user's, or that upload).
+
+        An importer holds its upload's advisory lock for the whole load, so an upload
+        whose lock is free and that is idle for ``older_than`` seconds (0 to
+        MAX_ABANDONED_AFTER; below IMPORT_START_WINDOW it can catch a live import
+        between its insert and its lock) was abandoned. The uploads it failed.
+        """
+        if (
+            isinstance(older_than, bool)
+            or not isinstance(older_than, int | float)
+            or not 0 <= older_than <= MAX_ABANDONED_AFTER  # also rejects NaN
+        ):
+            raise InvalidInput(
+                f"older_than must be 0 to {MAX_ABANDONED_AFTER:.0f} seconds, not {older_than!r}"
             )
-        if "expected after" in message:
-            return CsvFormatError(
-                "a closing quote is followed by a character other than a comma or a line end "
-                '(a quote inside a quoted field must be doubled: "")',
-                line=line,
+        owner = None if user_id is None else _owner(user_id)
+        key = None if upload_id is None else bigint_key("an upload id", upload_id)
+        if upload_id is not None and key is None:
+            return []
+        with atomic(self.conn):
+            rows = _q.fail_abandoned.many(
+                self.conn,
+                older_than=float(older_than),
+                user_id=owner,
+                upload_id=key,
+                error_message=ABANDONED,
             )
-        if "field larger than field limit" in message:
-            return CsvFormatError(
-                f"a field is longer than {MAX_FIELD_CHARS // (1024 * 1024)} MiB characters "
-                f"(record starting on line {start}; an unterminated quote?)",
-                line=line,
-            )
-        return CsvFormatError(message, line=line)
+        return [_upload(r) for r in rows]

@@ -1,13 +1,14 @@
 -- CSV uploads and their rows (trampolin.csv_uploads).
 --
--- An import runs in two steps: insert_upload records the upload as
--- 'processing' (committed at once on an autocommit connection; a savepoint
--- inside the caller's transaction); then ONE transaction (or savepoint) takes
--- lock_upload, claim_upload, COPYs every row (copy_rows) and finishes with
--- complete_upload. A malformed file rolls that back and fail_upload records why. The advisory lock
--- is transaction-scoped (it dies with the importer's transaction or session,
--- and is safe behind PgBouncer in transaction mode): fail_abandoned only fails
--- 'processing' uploads whose lock it can take, i.e. whose importer is gone.
+-- An import runs in two steps. First fail_abandoned (that user's dead uploads)
+-- and insert_upload record the upload as 'processing' (committed at once on an
+-- autocommit connection; a savepoint inside the caller's transaction). Then ONE
+-- transaction (or savepoint) takes lock_upload, claim_upload, COPYs every row
+-- (copy_rows) and finishes with complete_upload. A malformed file rolls that
+-- back and fail_upload records why. The advisory lock is transaction-scoped (it
+-- dies with the importer's transaction or session, and is safe behind PgBouncer
+-- in transaction mode): fail_abandoned only fails 'processing' uploads whose
+-- lock it can take, i.e. whose importer is gone.
 -- Lock key: (1668511349 = 'csvu' in ASCII, the upload id's low 31 bits).
 
 -- name: insert_upload :one
@@ -53,12 +54,17 @@ RETURNING *;
 
 -- name: fail_abandoned :many
 -- Fail the 'processing' uploads whose importer is gone: not updated for
--- older_than seconds, not row-locked, and whose advisory lock is free. The
--- CTEs are materialized so the lock is only tried on those candidates.
+-- older_than seconds, not row-locked, and whose advisory lock is free; only
+-- the user's (user_id) or that upload (upload_id) unless they are NULL. The
+-- CTEs are materialized so the lock is only tried on those candidates. An
+-- importer commits its upload, then takes the lock in its next transaction:
+-- older_than must cover that instant (csv_uploads.IMPORT_START_WINDOW).
 WITH candidates AS MATERIALIZED (
     SELECT id FROM csv_uploads
     WHERE status = 'processing'
       AND updated_at < now() - make_interval(secs => %(older_than)s)
+      AND (%(user_id)s::uuid IS NULL OR user_id = %(user_id)s::uuid)
+      AND (%(upload_id)s::bigint IS NULL OR id = %(upload_id)s::bigint)
     ORDER BY id
     FOR UPDATE SKIP LOCKED
 ), abandoned AS MATERIALIZED (
@@ -93,7 +99,8 @@ LIMIT %(row_limit)s;
 -- name: export_rows :copy
 -- The rows as CSV written by the server itself: {columns} is the select list
 -- v[1], ..., v[n] (one per header), so COPY quotes each field as RFC 4180
--- requires; empty strings come out as "". The subquery (kept apart by OFFSET 0)
+-- requires; empty strings come out as "". {delimiter} is the literal ',', ';'
+-- or a tab (a COPY option cannot be a parameter). The subquery (kept apart by OFFSET 0)
 -- detoasts each array once: subscripting the column directly would decompress
 -- a large array once per column. Subscripts still walk the array from its start,
 -- so the cost grows with the square of the width: wide uploads use export_arrays.
@@ -106,7 +113,7 @@ COPY (
         ORDER BY row_index
         OFFSET 0
     ) AS r
-) TO STDOUT (FORMAT csv);
+) TO STDOUT (FORMAT csv, DELIMITER {delimiter});
 
 -- name: export_arrays :copy
 -- The rows' value arrays in file order, for uploads too wide for export_rows
@@ -117,6 +124,8 @@ COPY (
     ORDER BY row_index
 ) TO STDOUT (FORMAT binary);
 
--- name: delete_upload :execrows
--- Delete an upload; the csv_uploads_delete_rows trigger deletes its rows.
-DELETE FROM csv_uploads WHERE id = %(upload_id)s;
+-- name: delete_upload :one
+-- Delete an upload, returning it as it was; the csv_uploads_delete_rows
+-- trigger deletes its rows.
+DELETE FROM csv_uploads WHERE id = %(upload_id)s
+RETURNING *;

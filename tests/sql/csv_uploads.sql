@@ -50,3 +50,17 @@ TRUNCATE users CASCADE;
 
 -- name: truncate_uploads :exec
 TRUNCATE csv_uploads RESTART IDENTITY CASCADE;
+
+-- name: upload_lock_free :one
+-- Whether an upload's advisory lock is free right now (taken and released at
+-- the end of the caller's transaction: run it inside one and roll back).
+SELECT pg_try_advisory_xact_lock(1668511349, (%(upload_id)s::bigint & 2147483647)::integer)
+    AS free;
+
+-- name: upload_age_at_least :one
+-- Whether the upload was last updated at least that many seconds ago.
+SELECT updated_at <= now() - make_interval(secs => %(seconds)s) AS old
+FROM csv_uploads WHERE id = %(upload_id)s;
+
+-- name: upload_count :one
+SELECT count(*) AS n FROM csv_uploads WHERE user_id = %(user_id)s;
