@@ -6,7 +6,18 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "trampolin"
-PURE = ["values.py", "errors.py", "stripe_payload.py", "passwords.py"]
+PURE = [
+    "values.py",
+    "errors.py",
+    "stripe_payload.py",
+    "stripe_refund.py",
+    "passwords.py",
+    "csv_format.py",
+    "csv_feed.py",
+    "usage_periods.py",
+    "analysis_urls.py",
+    "adopt_plan.py",
+]
 DATABASE_CODE = ("psycopg", "psycopg_pool", "trampolin.db", "trampolin.queries")
 
 
