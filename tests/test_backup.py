@@ -294,24 +294,6 @@ def test_dump_failure_leaves_no_file(db_url: str, tmp_path: Path) -> None:
         dump(db_url, tmp_path / "nope" / "db.dump")
 
 
-def test_a_later_dump_removes_the_partial_of_a_dead_process(db_url: str, tmp_path: Path) -> None:
-    out = tmp_path / "db.dump"
-    child = subprocess.Popen(["sleep", "60"])  # a live process: its partial stays
-    finished = subprocess.Popen(["true"])
-    finished.wait()
-    stale = tmp_path / f".db.dump.{finished.pid}.partial"
-    live = tmp_path / f".db.dump.{child.pid}.partial"
-    other = tmp_path / f".other.dump.{finished.pid}.partial"
-    for path in (stale, live, other):
-        path.write_bytes(b"PGDMP half")
-    try:
-        dump(db_url, out)
-    finally:
-        child.kill()
-        child.wait()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["db.dump", live.name, other.name])
-
-
 # -- which tools --------------------------------------------------------------
 
 
