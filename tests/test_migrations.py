@@ -4,36 +4,28 @@ Reading the files (listing, order, leading comments, new files): tests/unit/test
 """
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.migration_support import Write, migrations_dir_in, writer
 from trampolin import queries
 from trampolin.errors import InvalidInput, MigrationDrift, MigrationError
 from trampolin.migration_files import migrations_dir, read_migration_files
 from trampolin.migrations import Migrator
 
 CHECKS = queries.load_file(Path(__file__).parent / "sql" / "checks.sql")
-Write = Callable[[str, str], Path]
 
 
 @pytest.fixture
 def mdir(tmp_path: Path) -> Path:
-    directory = tmp_path / "migrations"
-    directory.mkdir()
-    return directory
+    return migrations_dir_in(tmp_path)
 
 
 @pytest.fixture
 def write(mdir: Path) -> Write:
-    def write(name: str, text: str) -> Path:
-        path = mdir / name
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    return write
+    return writer(mdir)
 
 
 def tables(url: str) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 from yoyo.migrations import read_migrations
 
+from tests.migration_support import Write, migrations_dir_in, writer
 from trampolin.errors import InvalidInput, MigrationError
 from trampolin.migration_files import (
     compare,
@@ -18,24 +18,15 @@ from trampolin.migration_files import (
     read_migration_files,
 )
 
-Write = Callable[[str, str], Path]
-
 
 @pytest.fixture
 def mdir(tmp_path: Path) -> Path:
-    directory = tmp_path / "migrations"
-    directory.mkdir()
-    return directory
+    return migrations_dir_in(tmp_path)
 
 
 @pytest.fixture
 def write(mdir: Path) -> Write:
-    def write(name: str, text: str) -> Path:
-        path = mdir / name
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    return write
+    return writer(mdir)
 
 
 def test_depends_directives_order_the_files(mdir: Path, write: Write) -> None:
