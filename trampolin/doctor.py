@@ -11,12 +11,12 @@ from typing import Any, Literal
 import psycopg
 
 from trampolin import queries
+from trampolin.backup import drop_abandoned_scratch
+from trampolin.backup.tools import choose_tool, find_tools
 from trampolin.config import DatabaseTarget
 from trampolin.db import DEFAULT_STATEMENT_TIMEOUT, connect, connection_path, pins_sessions
 from trampolin.errors import TrampolinError
 from trampolin.migrations import Migrator, unadopted_prisma
-from trampolin.backup import drop_abandoned_scratch
-from trampolin.backup.tools import choose_tool, find_tools
 
 Level = Literal["ok", "warn", "fail", "info"]
 SEED_ROLES = ("admin", "user")

@@ -8,23 +8,23 @@ one result line per run.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from trampolin.backup import Progress, drop_abandoned_scratch, dump, restore, verify
 from trampolin.cli.context import Context, human_size, pass_context
-
-if TYPE_CHECKING:
-    from trampolin.migration_files import MigrationStatus
+from trampolin.config import target_option
+from trampolin.embedded import server_url
+from trampolin.migration_files import MigrationStatus
 
 _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr.")
 
 
 @contextmanager
-def _progress(quiet: bool, label: str) -> Iterator[Callable[[int, int, str], None] | None]:
+def _progress(quiet: bool, label: str) -> Iterator[Progress | None]:
     """A progress bar on stderr, by bytes; None (nothing to draw, and nothing for the
     library to measure) with --quiet or when stderr is not a terminal."""
     if quiet or not sys.stderr.isatty():
@@ -63,8 +63,6 @@ def _migration_summary(statuses: tuple[MigrationStatus, ...]) -> str:
 @pass_context
 def dump_command(ctx: Context, output: Path, quiet: bool) -> None:
     """Dump the database to FILE with pg_dump -F c -b (schema, data, large objects)."""
-    from trampolin.backup import dump
-
     url = ctx.direct_url("dump")
     with _progress(quiet, "dumping") as progress:
         result = dump(url, output, progress=progress)
@@ -91,9 +89,6 @@ def restore_command(
 
     Refuses a target that already holds tables unless --yes.
     """
-    from trampolin.backup import restore
-    from trampolin.config import target_option
-
     url = target_option(target, "restore").url if target else ctx.direct_url("restore")
     with _progress(quiet, "restoring") as progress:
         result = restore(archive, url, yes=yes, progress=progress)
@@ -128,14 +123,7 @@ def verify_command(ctx: Context, archive: Path, embedded: bool, quiet: bool) -> 
     archive's listing, the migration records, that every table the recorded
     migrations create is there, and counts each table's rows.
     """
-    from trampolin.backup import drop_abandoned_scratch, verify
-
-    if embedded:
-        from trampolin.embedded import server_url
-
-        url = server_url("postgres")
-    else:
-        url = ctx.direct_url("backup verify")
+    url = server_url("postgres") if embedded else ctx.direct_url("backup verify")
     for name in drop_abandoned_scratch(url):
         if not quiet:
             click.echo(f"dropped scratch database {name}, left by a killed verify", err=True)
