@@ -31,6 +31,8 @@ from trampolin.errors import BackupError
 from trampolin.migration_files import MigrationStatus
 from trampolin.migrations import Migrator
 
+# --exit-on-error counts in --dbname mode only (the raw side of bench/backup.py);
+# into psql, ON_ERROR_STOP does its job.
 FLAGS = (
     "--clean",
     "--if-exists",
