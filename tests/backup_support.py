@@ -15,7 +15,7 @@ from trampolin.backup import TableRows, user_tables
 from trampolin.migration_files import read_migration_files
 
 BACKUP_QUERIES = queries.load_file(ROOT / "tests" / "sql" / "backup.sql")
-TABLES = 13
+TABLES = 20
 MIGRATIONS = len(read_migration_files())
 
 
