@@ -1,20 +1,23 @@
 """`trampolin dump` / `trampolin restore` wall time beside raw pg_dump / pg_restore.
 
-A scratch database with 1M csv_rows is dumped and restored, rotating four
-sides: the raw tool; the trampolin command (the venv's console script as a
-subprocess, so Python's start-up counts; its modules byte-compiled first, as
+A scratch database with BENCH_ROWS csv_rows (1M by default) is dumped and
+restored, rotating the sides: the raw tool (pg_dump --file, pg_restore
+--dbname, the same flags); the trampolin command (the venv's console script as
+a subprocess, so Python's start-up counts; its modules byte-compiled first, as
 pip does when it installs a wheel); the library call (backup.dump /
-backup.restore, in this process); and the raw tool again, whose ratio to the
-first is the machine's noise floor. Each restore goes into a freshly created
-empty database, and a CHECKPOINT and a sync precede every timed run (else
-whichever side runs after a restore or a dump pays for its dirty pages). All
-sides use the same pg_dump / pg_restore binary and flags. The verdict is the
-median of the rounds' ratios to raw (target: overhead <= 5 %), printed with a
+backup.restore, in this process); the raw tool again, whose ratio to the
+first is the machine's noise floor; and, if BENCH_BEFORE names another
+trampolin console script (an older checkout's), that one. Each restore goes
+into a freshly created empty database, and a CHECKPOINT and a sync precede
+every timed run (else whichever side runs after a restore or a dump pays for
+its dirty pages). The verdict is the median of the rounds' ratios to raw
+(target: overhead <= 10 % below 10M rows, <= 5 % from 10M on), printed with a
 90 % bootstrap interval: on a shared 2-core machine one run may be several
 per cent off, and more rounds (BENCH_ROUNDS) narrow it.
 
     .venv/bin/python bench/backup.py            # $BENCH_SERVER_URL, or 127.0.0.1:5432
-    BENCH_ROUNDS=3 BENCH_ROWS=4000000 .venv/bin/python bench/backup.py
+    BENCH_ROUNDS=5 BENCH_ROWS=10000000 .venv/bin/python bench/backup.py
+    BENCH_BEFORE=../before/.venv/bin/trampolin .venv/bin/python bench/backup.py
 """
 
 from __future__ import annotations
@@ -33,18 +36,19 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trampolin import (  # noqa: E402
-    backup,
-    pgtools,
-    queries,
-)
+from trampolin import backup, queries  # noqa: E402
+from trampolin.backup.connection import child_connection  # noqa: E402
+from trampolin.backup.dump import FLAGS as DUMP_FLAGS  # noqa: E402
+from trampolin.backup.restore import FLAGS as RESTORE_FLAGS  # noqa: E402
+from trampolin.backup.tools import Tool, choose_tool, find_tools  # noqa: E402
 from trampolin.cli.context import human_size  # noqa: E402
 from trampolin.db import connect, create_database  # noqa: E402
 from trampolin.migrations import Migrator  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
-TARGET = 1.05
+BEFORE = os.environ.get("BENCH_BEFORE")  # another trampolin console script, e.g. the old one
+TARGET = 1.05 if ROWS >= 10_000_000 else 1.10
 BENCH_QUERIES = queries.load_file(ROOT / "bench" / "backup.sql")
 
 
@@ -99,34 +103,36 @@ def cli_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "trampolin"]
 
 
-def time_dump(
-    side: str, source: str, tool: pgtools.Tool, tmp: Path, cli: list[str], env: dict[str, str]
-) -> float:
-    """Seconds to dump ``source`` to tmp/<side>.dump: raw pg_dump, the CLI or the library."""
+def command(side: str) -> list[str]:
+    return [BEFORE] if side == "before" and BEFORE else cli_command()
+
+
+def time_dump(side: str, source: str, tool: Tool, tmp: Path, env: dict[str, str]) -> float:
+    """Seconds to dump ``source`` to tmp/<side>.dump: raw pg_dump, a CLI or the library."""
     out = tmp / f"{side.replace(' ', '_')}.dump"
     if side in ("raw", "raw again"):
-        with pgtools.child_connection(source) as child:
-            return timed([str(tool.path), *backup.DUMP_FLAGS, f"--file={out}"], child.env)
-    if side == "cli":
-        return timed([*cli, "dump", "-q", "-o", str(out)], env)
+        child = child_connection(source)
+        argv = [str(tool.path), *DUMP_FLAGS, f"--file={out}", f"--dbname={child.dbname}"]
+        return timed(argv, child.env)
+    if side in ("cli", "before"):
+        return timed([*command(side), "dump", "-q", "-o", str(out)], env)
     started = time.perf_counter()
     backup.dump(source, out)
     return time.perf_counter() - started
 
 
-def time_restore(
-    side: str, target: str, tool: pgtools.Tool, tmp: Path, cli: list[str], env: dict[str, str]
-) -> float:
+def time_restore(side: str, target: str, tool: Tool, tmp: Path, env: dict[str, str]) -> float:
     """Seconds to restore tmp/<side>.dump into the empty ``target``."""
     archive = tmp / f"{side.replace(' ', '_')}.dump"
     if side in ("raw", "raw again"):
-        with pgtools.child_connection(target) as child:
-            argv = [
-                str(tool.path), *backup.RESTORE_FLAGS, f"--dbname={child.dbname_arg}", str(archive)
-            ]  # fmt: skip
-            return timed(argv, child.env)
-    if side == "cli":
-        return timed([*cli, "restore", "-q", str(archive), "--target", target, "--yes"], env)
+        child = child_connection(target)
+        argv = [
+            str(tool.path), *RESTORE_FLAGS, f"--dbname={child.dbname}", str(archive)
+        ]  # fmt: skip
+        return timed(argv, child.env)
+    if side in ("cli", "before"):
+        restore = [*command(side), "restore", "-q", str(archive), "--target", target, "--yes"]
+        return timed(restore, env)
     started = time.perf_counter()
     backup.restore(archive, target, yes=True)
     return time.perf_counter() - started
@@ -134,7 +140,7 @@ def time_restore(
 
 # "raw again" is raw pg_dump / pg_restore a second time: its ratio to raw is
 # the noise floor of the machine, against which the others' ratios are read.
-SIDES = ("raw", "cli", "library", "raw again")
+SIDES = ("raw", "cli", "library", "raw again", *(("before",) if BEFORE else ()))
 Figures = dict[str, list[float]]
 
 
@@ -143,14 +149,13 @@ def measure(
     admin: str,
     source: str,
     target_name: str,
-    tools: tuple[pgtools.Tool, pgtools.Tool],
+    tools: tuple[Tool, Tool],
     tmp: Path,
     *,
     show: bool,
 ) -> tuple[Figures, Figures]:
     """Dump and restore timings per side, rotating the order every round."""
     pg_dump, pg_restore = tools
-    cli = cli_command()
     env = {**os.environ, "DATABASE_URL": source}
     dumps: Figures = {side: [] for side in SIDES}
     restores: Figures = {side: [] for side in SIDES}
@@ -159,11 +164,11 @@ def measure(
         order = SIDES[turn:] + SIDES[:turn]
         for side in order:
             settle(admin)
-            dumps[side].append(time_dump(side, source, pg_dump, tmp, cli, env))
+            dumps[side].append(time_dump(side, source, pg_dump, tmp, env))
         for side in order:
             target = fresh(admin, target_name)
             settle(admin)
-            restores[side].append(time_restore(side, target, pg_restore, tmp, cli, env))
+            restores[side].append(time_restore(side, target, pg_restore, tmp, env))
         if show:
             print(
                 f"round {round_number + 1}: "
@@ -180,11 +185,12 @@ def report(dumps: Figures, restores: Figures) -> None:
     machine weighs on both halves of a ratio alike."""
     for label, figures in (("dump", dumps), ("restore", restores)):
         raw = statistics.median(figures["raw"])
-        sides = (
+        sides = [
             ("cli", "trampolin " + label),
             ("library", f"backup.{label}()"),
             ("raw again", f"raw {label} again"),
-        )
+            *([("before", f"before: {label}")] if BEFORE else []),
+        ]
         for side, what in sides:
             ours = statistics.median(figures[side])
             rounds = zip(figures[side], figures["raw"], strict=True)
@@ -222,7 +228,8 @@ def fixed_cost(dumps: Figures, restores: Figures) -> dict[str, float]:
     costs = {}
     for label, figures in (("dump", dumps), ("restore", restores)):
         parts = []
-        for side, what in (("cli", "trampolin CLI"), ("library", "library call")):
+        others = [("cli", "trampolin CLI"), ("library", "library call")]
+        for side, what in others + ([("before", "before CLI")] if BEFORE else []):
             rounds = zip(figures[side], figures["raw"], strict=True)
             cost = statistics.median(mine - base for mine, base in rounds)
             costs[f"{label} {side}"] = cost
@@ -242,10 +249,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="trampolin-bench-"))
     try:
         Migrator(source).apply()
-        major = pgtools.server_major(source)
-        pg_dump = pgtools.choose_tool("pg_dump", pgtools.find_tools("pg_dump"), major)
-        with pgtools.child_connection(source) as child:
-            check([str(pg_dump.path), *backup.DUMP_FLAGS, f"--file={tmp / 'raw.dump'}"], child.env)
+        with connect(source, autocommit=True) as conn:
+            major = conn.info.server_version // 10000
+        pg_dump = choose_tool("pg_dump", find_tools("pg_dump"), major)
+        child = child_connection(source)
+        argv = [str(pg_dump.path), *DUMP_FLAGS, f"--file={tmp / 'raw.dump'}"]
+        check([*argv, f"--dbname={child.dbname}"], child.env)
         pg_restore = backup.list_archive(tmp / "raw.dump", min_major=major).tool
         tools = (pg_dump, pg_restore)
         print(f"tools: {pg_dump} and {pg_restore} ({pg_dump.path.parent}); server {major}")

@@ -1,41 +1,31 @@
-"""The migrator on a real database: apply, status, drift, failure, rollback, new."""
+"""The migrator on a real database: apply, status, drift, failure, rollback.
+
+Reading the files (listing, order, leading comments, new files): tests/unit/test_migration_files.py.
+"""
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.migration_support import Write, migrations_dir_in, writer
 from trampolin import queries
 from trampolin.errors import InvalidInput, MigrationDrift, MigrationError
-from trampolin.migration_files import (
-    _directives,
-    migrations_dir,
-    new_migration,
-    read_migration_files,
-)
+from trampolin.migration_files import migrations_dir, read_migration_files
 from trampolin.migrations import Migrator
 
 CHECKS = queries.load_file(Path(__file__).parent / "sql" / "checks.sql")
-Write = Callable[[str, str], Path]
 
 
 @pytest.fixture
 def mdir(tmp_path: Path) -> Path:
-    directory = tmp_path / "migrations"
-    directory.mkdir()
-    return directory
+    return migrations_dir_in(tmp_path)
 
 
 @pytest.fixture
 def write(mdir: Path) -> Write:
-    def write(name: str, text: str) -> Path:
-        path = mdir / name
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    return write
+    return writer(mdir)
 
 
 def tables(url: str) -> list[str]:
@@ -154,73 +144,6 @@ def test_non_transactional_file_with_two_statements_is_refused(
     assert "x" not in tables(empty_db_url)
 
 
-def test_depends_directives_order_the_files(mdir: Path, write: Write) -> None:
-    write("0001_b.sql", "-- depends: 0002_a\n-- B after A.\nSELECT 1;\n")
-    write("0002_a.sql", "-- A.\nSELECT 1;\n")
-    assert [m.id for m in read_migration_files(mdir)] == ["0002_a", "0001_b"]
-
-
-def test_files_are_listed_as_yoyo_lists_them(mdir: Path, write: Write) -> None:
-    """read_migration_files does not import yoyo; yoyo's read_migrations is the reference."""
-    from yoyo.migrations import read_migrations
-
-    write("0002_b.sql", "-- Second.\r\n-- transactional: false\r\n\r\nCREATE INDEX i ON t (c);")
-    write("0001_a.sql", "-- First.\nCREATE TABLE t (c int);")
-    write("0001_a.rollback.sql", "DROP TABLE t;")
-    write("0010_c.sql", "SELECT 1;")
-    write("post-apply.sql", "SELECT 1;")
-    write("_tmp_yoyonew_x.sql", "SELECT 1;")
-    write("README.md", "not a migration")
-    write("..sql", "SELECT 1;")  # an odd name: yoyo's id keeps it whole
-    (mdir / "folder.sql").mkdir()
-    for directory in (migrations_dir(), mdir):
-        ours = [migration.id for migration in read_migration_files(directory)]
-        assert ours == [migration.id for migration in read_migrations(str(directory))]
-    assert [m.id for m in read_migration_files(mdir)] == ["..sql", "0001_a", "0002_b", "0010_c"]
-
-
-def test_depends_in_a_directory_whose_name_holds_glob_characters(tmp_path: Path) -> None:
-    """yoyo globs the directory it is given: a sibling must not stand in for it."""
-    odd, sibling = tmp_path / "m[1]", tmp_path / "m1"
-    odd.mkdir()
-    sibling.mkdir()
-    (sibling / "0009_other.sql").write_text("SELECT 1;\n", encoding="utf-8")
-    (odd / "0001_b.sql").write_text("-- depends: 0002_a\nSELECT 1;\n", encoding="utf-8")
-    (odd / "0002_a.sql").write_text("SELECT 1;\n", encoding="utf-8")
-    assert [m.id for m in read_migration_files(odd)] == ["0002_a", "0001_b"]
-
-
-def test_the_real_files_leading_comments_read_as_yoyo_reads_them() -> None:
-    from yoyo.migrations import parse_metadata_from_sql_comments
-
-    for path in migrations_dir().glob("*.sql"):  # rollback files too
-        source = path.read_text("utf-8")
-        assert _directives(path, source.encode()) == parse_metadata_from_sql_comments(source)[:2]
-
-
-LEADING_COMMENTS = [
-    "-- Add users.\n--\n-- More about it.\n\nCREATE TABLE users ();",
-    "-- transactional: false\n-- Build an index.\nCREATE INDEX CONCURRENTLY i ON t (c);",
-    "-- Windows.\r\n-- depends: 0001_a\r\n\r\nSELECT 1;",
-    "-- Old Mac.\r-- depends: 0001_a 0002_b\rSELECT 1;",
-    "  -- indented\n\t-- tab\n   --    depends :   0001_a   \n-- depends: 0002_b\nSELECT 1;",
-    "---- dashes ----\n--no space\n--\n--   deeper\n--   indented\nSELECT 1;",
-    "SELECT 1; -- no leading comment\n-- transactional: false",
-    "",
-    "-- only a comment",
-    "/* block */\n-- transactional: true\nSELECT 1;",
-    "-- Ünïcödé and a -- within\n-- depends:\nSELECT 1;",
-]
-
-
-@pytest.mark.parametrize("text", LEADING_COMMENTS)
-def test_leading_comments_are_read_as_yoyo_reads_them(tmp_path: Path, text: str) -> None:
-    from yoyo.migrations import parse_metadata_from_sql_comments
-
-    path = tmp_path / "0001_x.sql"
-    assert _directives(path, text.encode()) == parse_metadata_from_sql_comments(text)[:2]
-
-
 def test_rollback_needs_a_rollback_file(empty_db_url: str, mdir: Path, write: Write) -> None:
     write("0001_a.sql", "-- A.\nCREATE TABLE a (id int);\n")
     migrator = Migrator(empty_db_url, directory=mdir)
@@ -242,23 +165,6 @@ def test_percent_signs_in_migrations_are_plain_sql(
         "-- Percent.\nCREATE TABLE p (v text CHECK (v NOT LIKE '%%x%' AND v <> '%(name)s'));\n",
     )
     Migrator(empty_db_url, directory=mdir).apply()
-
-
-def test_new_migration_writes_the_next_number(mdir: Path, write: Write) -> None:
-    write("0007_old.sql", "-- Old.\nSELECT 1;\n")
-    forward, rollback = new_migration("add_invoices", mdir)
-    assert forward.name == "0008_add_invoices.sql"
-    assert rollback.name == "0008_add_invoices.rollback.sql"
-    described = [m for m in read_migration_files(mdir) if m.id == "0008_add_invoices"]
-    assert described[0].description == "Add invoices."
-    with pytest.raises(InvalidInput, match="exists already"):
-        new_migration("add_invoices", mdir)
-
-
-@pytest.mark.parametrize("bad", ["", "Add", "1abc", "has space", "a-b", "x" * 61, "../up"])
-def test_new_migration_rejects_bad_names(mdir: Path, bad: str) -> None:
-    with pytest.raises(InvalidInput, match="lower snake_case"):
-        new_migration(bad, mdir)
 
 
 def test_migrations_applied_by_plain_yoyo_are_adopted(empty_db_url: str, tmp_path: Path) -> None:

@@ -11,11 +11,12 @@ from typing import Any, Literal
 import psycopg
 
 from trampolin import queries
+from trampolin.backup import drop_abandoned_scratch
+from trampolin.backup.tools import choose_tool, find_tools
 from trampolin.config import DatabaseTarget
 from trampolin.db import DEFAULT_STATEMENT_TIMEOUT, connect, connection_path, pins_sessions
 from trampolin.errors import TrampolinError
 from trampolin.migrations import Migrator, unadopted_prisma
-from trampolin.pgtools import choose_tool, find_tools
 
 Level = Literal["ok", "warn", "fail", "info"]
 SEED_ROLES = ("admin", "user")
@@ -68,6 +69,7 @@ def run_checks(
     else:
         checks.extend(_direct_url(target, pooled, direct_target))
         checks.extend(_schema_checks(direct_target))
+        checks.append(_verify_scratch(direct_target))
     checks.extend(_client_tool_checks(major))
     return checks
 
@@ -180,6 +182,12 @@ def _seed_roles(conn: psycopg.Connection[Any]) -> Check:
     if missing:
         return Check("seed roles", "fail", f"missing {', '.join(missing)}: run `trampolin seed`")
     return Check("seed roles", "ok", ", ".join(SEED_ROLES) + " present")
+
+
+def _verify_scratch(target: DatabaseTarget) -> Check:
+    dropped = drop_abandoned_scratch(target.url)
+    left = f"dropped {', '.join(dropped)}, left" if dropped else "none left"
+    return Check("verify scratch", "ok", f"{left} by killed `backup verify` runs")
 
 
 def _client_tool_checks(server_major: int) -> list[Check]:

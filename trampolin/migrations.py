@@ -1,6 +1,6 @@
 """Apply, inspect and roll back the SQL migrations of sql/migrations/ on a database.
 
-The files are read by yoyo's rules (trampolin.migration_files); applying is ours, so that
+The files are read by yoyo (trampolin.migration_files); applying is ours, so that
 each migration and the record of it commit in ONE transaction, under a
 PostgreSQL advisory lock that dies with its session, with a lock_timeout, and
 with a checksum that makes later edits of an applied file visible.

@@ -1,40 +1,18 @@
--- What `trampolin restore` and `trampolin backup verify` ask of a database.
+-- What `trampolin dump`, `restore` and `backup verify` ask of a database.
 --
 -- User tables are those outside the system schemas (pg_catalog,
 -- information_schema, pg_toast and the temporary schemas).
 
--- name: restore_target :one
--- What `trampolin restore` asks its target before pg_restore runs (through
--- psql: trampolin/psql.py): the server's version number, and whether the
--- target holds any user table (user_tables' filter); only if it does are the
--- tables listed and counted, to say what a restore would replace.
-SELECT current_setting('server_version_num')::integer AS version_num,
-       EXISTS (
-           SELECT
-           FROM pg_class c
-           JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE c.relkind IN ('r', 'p')
-             AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-             AND n.nspname NOT LIKE 'pg\_toast%%'
-             AND n.nspname NOT LIKE 'pg\_temp\_%%'
-       ) AS has_tables;
-
--- name: fresh_session_in_utc :exec
--- After the restore script ran in psql's session (it empties search_path, among
--- others): the connection's settings back, and timestamps printed in UTC and
--- ISO form, as Python's datetime.fromisoformat reads them.
-RESET ALL;
-SET TIME ZONE 'UTC';
-SET datestyle TO 'ISO';
-
 -- name: user_tables :many
--- Every user table, largest first, with its size and a row estimate the way
--- the planner makes one: the density of the last ANALYZE times the current
--- pages. Never analyzed (reltuples -1, PostgreSQL 14+): the statistics'
--- live-row count, which may lag; the caller counts small tables exactly.
+-- Every user table, largest first: its size (heap and TOAST, what a dump
+-- reads: the weight of each table in dump's progress bar) and a row estimate
+-- the way the planner makes one: the density of the last ANALYZE times the
+-- current pages. Never analyzed (reltuples -1, PostgreSQL 14+): the
+-- statistics' live-row count, which may lag; the caller counts small tables
+-- exactly.
 SELECT n.nspname AS schema_name,
        c.relname AS table_name,
-       pg_relation_size(c.oid) AS bytes,
+       pg_table_size(c.oid) AS bytes,
        CASE WHEN c.reltuples > 0 AND c.relpages > 0
             THEN (c.reltuples / c.relpages
                   * (pg_relation_size(c.oid) / current_setting('block_size')::integer))::bigint
@@ -53,3 +31,27 @@ ORDER BY bytes DESC, schema_name, table_name;
 -- The exact number of rows of one table ({schema} and {table} are filled with
 -- quoted identifiers). No query_to_xml trick: the embedded server lacks libxml.
 SELECT count(*) AS rows FROM {schema}.{table};
+
+-- name: abandoned_scratch_databases :many
+-- The scratch databases of `backup verify` (trampolin_verify_<pid>_<hex>, and
+-- its reference, the same name with _ref) whose verify has ended without
+-- dropping them: while it runs, a verify holds a session whose
+-- application_name is the scratch database's name, and the server ends that
+-- session when the process dies, however it dies. A pair that any session
+-- still uses (a killed verify's pg_restore and psql run on to their end) is
+-- left for a later run. Only those this role may drop.
+SELECT d.datname AS name
+FROM pg_database d
+WHERE d.datname LIKE 'trampolin\_verify\_%%'
+  AND pg_has_role(d.datdba, 'MEMBER')
+  AND NOT EXISTS (
+      SELECT
+      FROM pg_stat_activity a
+      WHERE regexp_replace(d.datname, '_ref$', '')
+            IN (a.application_name, regexp_replace(a.datname, '_ref$', ''))
+  )
+ORDER BY d.datname;
+
+-- name: drop_unused_database :exec
+-- Drop a database, unless a session uses it (ObjectInUse).
+DROP DATABASE IF EXISTS {database};

@@ -121,3 +121,33 @@ INSERT INTO notes SELECT generate_series(1, 10);
 CREATE FUNCTION slowly(integer) RETURNS integer IMMUTABLE LANGUAGE sql
     AS $$ SELECT $1 FROM pg_sleep(0.05) $$;
 CREATE INDEX notes_slowly ON notes (slowly(n));
+
+-- name: create_notes_with_a_very_slow_index :exec
+-- An index that takes 5 s to build: a restore of it can be stopped or killed
+-- while psql waits for it.
+CREATE TABLE notes (n integer);
+INSERT INTO notes SELECT generate_series(1, 50);
+CREATE FUNCTION slowly(integer) RETURNS integer IMMUTABLE LANGUAGE sql
+    AS $$ SELECT $1 FROM pg_sleep(0.1) $$;
+CREATE INDEX notes_slowly ON notes (slowly(n));
+
+-- name: lock_table_exclusive :exec
+-- Held until the transaction ends: pg_dump (ACCESS SHARE) waits for it.
+LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;
+
+-- name: lock_table_shared :exec
+-- Held until the transaction ends: reads go on, a restore's DROP TABLE waits.
+LOCK TABLE {table} IN ACCESS SHARE MODE;
+
+-- name: waiting_for_a_lock :one
+-- Whether a session of that application in that database waits for a lock.
+SELECT count(*) > 0 AS waiting
+FROM pg_stat_activity
+WHERE datname = %(db)s AND application_name = %(app)s AND wait_event_type = 'Lock';
+
+-- name: sessions_of :one
+-- How many sessions have this application_name or use a database of that name.
+SELECT count(*) AS sessions
+FROM pg_stat_activity
+WHERE application_name = %(name)s OR datname = %(name)s;
+

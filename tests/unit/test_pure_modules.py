@@ -17,6 +17,9 @@ PURE = [
     "usage_periods.py",
     "analysis_urls.py",
     "adopt_plan.py",
+    "backup/tools.py",
+    "backup/archive.py",
+    "backup/running.py",
 ]
 DATABASE_CODE = ("psycopg", "psycopg_pool", "trampolin.db", "trampolin.queries")
 

@@ -1,29 +1,44 @@
 """``trampolin dump``, ``trampolin restore`` and ``trampolin backup verify``.
 
-Progress goes to stderr (``--quiet`` silences it); the summary goes to
-stdout, so that cron mails and CI logs show one result line per run.
+A progress bar by bytes goes to stderr when it is a terminal (``--quiet``
+silences it); the summary goes to stdout, so that cron mails and CI logs show
+one result line per run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from trampolin.backup import Progress, drop_abandoned_scratch, dump, restore, verify
 from trampolin.cli.context import Context, human_size, pass_context
+from trampolin.config import target_option
+from trampolin.embedded import server_url
+from trampolin.migration_files import MigrationStatus
 
-if TYPE_CHECKING:
-    from trampolin.migration_files import MigrationStatus
-
-_quiet = click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+_quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr.")
 
 
-def _progress(quiet: bool) -> Callable[[str], None]:
-    if quiet:
-        return lambda message: None
-    return lambda message: click.echo(message, err=True)
+@contextmanager
+def _progress(quiet: bool, label: str) -> Iterator[Progress | None]:
+    """A progress bar on stderr, by bytes; None (nothing to draw, and nothing for the
+    library to measure) with --quiet or when stderr is not a terminal."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(
+        length=1, label=label, file=sys.stderr, item_show_func=lambda item: item
+    ) as bar:
+
+        def advance(done: int, total: int, what: str) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos, what or None)
+
+        yield advance
 
 
 def _migration_summary(statuses: tuple[MigrationStatus, ...]) -> str:
@@ -48,9 +63,9 @@ def _migration_summary(statuses: tuple[MigrationStatus, ...]) -> str:
 @pass_context
 def dump_command(ctx: Context, output: Path, quiet: bool) -> None:
     """Dump the database to FILE with pg_dump -F c -b (schema, data, large objects)."""
-    from trampolin.backup import dump
-
-    result = dump(ctx.direct_url("dump"), output, progress=_progress(quiet))
+    url = ctx.direct_url("dump")
+    with _progress(quiet, "dumping") as progress:
+        result = dump(url, output, progress=progress)
     click.echo(
         f"dumped {result.tables} tables to {result.path}: {human_size(result.size)} "
         f"in {result.seconds:.1f}s ({result.tool})"
@@ -74,11 +89,9 @@ def restore_command(
 
     Refuses a target that already holds tables unless --yes.
     """
-    from trampolin.backup import restore
-    from trampolin.config import target_option
-
     url = target_option(target, "restore").url if target else ctx.direct_url("restore")
-    result = restore(archive, url, yes=yes, progress=_progress(quiet))
+    with _progress(quiet, "restoring") as progress:
+        result = restore(archive, url, yes=yes, progress=progress)
     replaced = f", replacing {len(result.replaced)} table(s)" if result.replaced else ""
     click.echo(
         f"restored {result.archive} into {result.target}: {result.tables} tables "
@@ -110,15 +123,12 @@ def verify_command(ctx: Context, archive: Path, embedded: bool, quiet: bool) -> 
     archive's listing, the migration records, that every table the recorded
     migrations create is there, and counts each table's rows.
     """
-    from trampolin.backup import verify
-
-    if embedded:
-        from trampolin.embedded import server_url
-
-        url = server_url("postgres")
-    else:
-        url = ctx.direct_url("backup verify")
-    result = verify(archive, url, progress=_progress(quiet))
+    url = server_url("postgres") if embedded else ctx.direct_url("backup verify")
+    for name in drop_abandoned_scratch(url):
+        if not quiet:
+            click.echo(f"dropped scratch database {name}, left by a killed verify", err=True)
+    with _progress(quiet, "restoring") as progress:
+        result = verify(archive, url, progress=progress)
     for table in result.tables:
         click.echo(f"  {table.qualified:<45} {table.rows:>12,} rows")
     click.echo(_migration_summary(result.migrations))
