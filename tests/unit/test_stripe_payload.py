@@ -367,7 +367,9 @@ def test_checkout_of_the_real_app_names_the_user_adopted_from_its_cuid() -> None
 
 def test_checkout_without_customer_or_metadata() -> None:
     event = with_object(CHECKOUT, customer=None, metadata=None, client_reference_id=None)
-    assert read_checkout(read_event(event)) == stripe_payload.CheckoutSession(None, ())
+    assert read_checkout(read_event(event)) == stripe_payload.CheckoutSession(
+        None, "sub_1NiEd5CwEGCgBV8c3ON1VNaz", ()
+    )
 
 
 # -- the order of events ------------------------------------------------------------
