@@ -30,7 +30,6 @@ from tests.stripe_support import (
     BASIL_UPDATED,
     CHECKOUT,
     DATA,
-    INVOICE_FAILED,
     INVOICE_PAID,
     PRE_UPDATED,
     SECRET,

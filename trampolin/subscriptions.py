@@ -145,7 +145,7 @@ class AsyncSubscriptions:
                 outcome, new_row = await self._apply_snapshot(params, ("unmatched",))
                 outcome = await self._settled(event.id, outcome)
             if outcome == "applied" and new_row:
-                await self._replay_subscription(params["customer_id"], params["subscription_id"])
+                await self._replay_subscription(params["subscription_id"])
             return outcome
 
     async def _apply_snapshot(
@@ -169,13 +169,13 @@ class AsyncSubscriptions:
         assert row is not None
         return cast(Outcome, row["outcome"]), bool(linked or row["new_row"])
 
-    async def _replay_subscription(self, customer: str, subscription_id: str) -> None:
+    async def _replay_subscription(self, subscription_id: str) -> None:
         """Apply the events that came before their subscription had a row (invoices).
 
-        Under the customer lock, which an invoice that finds no row takes before it
-        looks again: either it sees the row, or this sees the invoice.
+        Under the subscription lock, which an invoice that finds no row takes before
+        it looks again: either it sees the row, or this sees the invoice.
         """
-        await _q.lock_customer.exec(self.conn, customer_id=customer)
+        await _q.lock_subscription.exec(self.conn, subscription_id=subscription_id)
         waiting = await _q.lock_unmatched_for_subscription.many(
             self.conn, subscription_id=subscription_id
         )
@@ -189,9 +189,9 @@ class AsyncSubscriptions:
             return await self._record(event, "ignored", retry)
         params = {**_event_params(event), "invoice_status": invoice.status}
         outcome = await self._apply_invoice_row(params, retry)
-        if outcome == "unmatched" and event.customer_id is not None:
+        if outcome == "unmatched":
             # No row yet: look again under the lock that _replay_subscription takes.
-            await _q.lock_customer.exec(self.conn, customer_id=event.customer_id)
+            await _q.lock_subscription.exec(self.conn, subscription_id=invoice.subscription_id)
             outcome = await self._apply_invoice_row(params, ("unmatched",))
             outcome = await self._settled(event.id, outcome)
         return outcome
@@ -236,8 +236,9 @@ class AsyncSubscriptions:
         owner = found or await _q.customer_owner.one(self.conn, customer_id=customer)
         outcome: Outcome = "unmatched"
         if owner is not None:
+            # The user row before the sign-up row, as a delivery that names the user.
+            await self._link(owner["id"], customer)
             linked = await self._link_trial(owner["id"], checkout)
-            await self._link(owner["id"], customer)  # its replay updates the linked row
             outcome = "applied" if found or linked else "ignored"
         await _q.set_outcome.exec(self.conn, event_id=event.id, outcome=outcome)
         return outcome
@@ -252,6 +253,8 @@ class AsyncSubscriptions:
             subscription_id=checkout.subscription_id,
             customer_id=checkout.customer_id,
         )
+        if linked:
+            await self._replay_subscription(checkout.subscription_id)
         return linked > 0
 
     # -- linking and replay -------------------------------------------------
@@ -484,7 +487,7 @@ class Subscriptions:
                 outcome, new_row = self._apply_snapshot(params, ("unmatched",))
                 outcome = self._settled(event.id, outcome)
             if outcome == "applied" and new_row:
-                self._replay_subscription(params["customer_id"], params["subscription_id"])
+                self._replay_subscription(params["subscription_id"])
             return outcome
 
     def _apply_snapshot(
@@ -508,13 +511,13 @@ class Subscriptions:
         assert row is not None
         return cast(Outcome, row["outcome"]), bool(linked or row["new_row"])
 
-    def _replay_subscription(self, customer: str, subscription_id: str) -> None:
+    def _replay_subscription(self, subscription_id: str) -> None:
         """Apply the events that came before their subscription had a row (invoices).
 
-        Under the customer lock, which an invoice that finds no row takes before it
-        looks again: either it sees the row, or this sees the invoice.
+        Under the subscription lock, which an invoice that finds no row takes before
+        it looks again: either it sees the row, or this sees the invoice.
         """
-        _q.lock_customer.exec(self.conn, customer_id=customer)
+        _q.lock_subscription.exec(self.conn, subscription_id=subscription_id)
         waiting = _q.lock_unmatched_for_subscription.many(
             self.conn, subscription_id=subscription_id
         )
@@ -528,9 +531,9 @@ class Subscriptions:
             return self._record(event, "ignored", retry)
         params = {**_event_params(event), "invoice_status": invoice.status}
         outcome = self._apply_invoice_row(params, retry)
-        if outcome == "unmatched" and event.customer_id is not None:
+        if outcome == "unmatched":
             # No row yet: look again under the lock that _replay_subscription takes.
-            _q.lock_customer.exec(self.conn, customer_id=event.customer_id)
+            _q.lock_subscription.exec(self.conn, subscription_id=invoice.subscription_id)
             outcome = self._apply_invoice_row(params, ("unmatched",))
             outcome = self._settled(event.id, outcome)
         return outcome
@@ -575,8 +578,9 @@ class Subscriptions:
         owner = found or _q.customer_owner.one(self.conn, customer_id=customer)
         outcome: Outcome = "unmatched"
         if owner is not None:
+            # The user row before the sign-up row, as a delivery that names the user.
+            self._link(owner["id"], customer)
             linked = self._link_trial(owner["id"], checkout)
-            self._link(owner["id"], customer)  # its replay updates the linked row
             outcome = "applied" if found or linked else "ignored"
         _q.set_outcome.exec(self.conn, event_id=event.id, outcome=outcome)
         return outcome
@@ -591,6 +595,8 @@ class Subscriptions:
             subscription_id=checkout.subscription_id,
             customer_id=checkout.customer_id,
         )
+        if linked:
+            self._replay_subscription(checkout.subscription_id)
         return linked > 0
 
     # -- linking and replay -------------------------------------------------

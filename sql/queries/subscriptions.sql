@@ -228,6 +228,14 @@ WHERE id = %(event_id)s;
 -- and be missed by that link's replay.
 SELECT pg_advisory_xact_lock(hashtextextended('trampolin.stripe_customer:' || %(customer_id)s, 0));
 
+-- name: lock_subscription :exec
+-- Serialise, until the end of the transaction, giving a Stripe subscription
+-- its row with deciding that an invoice event of it has none (unmatched).
+-- Without it an invoice could be judged unmatched just before the row
+-- commits and be missed by the replay that follows the row. Taken last, after
+-- any row lock, by a transaction that has the row or has only its own event.
+SELECT pg_advisory_xact_lock(hashtextextended('trampolin.stripe_subscription:' || %(subscription_id)s, 0));
+
 -- name: first_named_user :one
 -- The first of the ids a checkout names (in their order) that is a user.
 SELECT id FROM users
