@@ -4,10 +4,11 @@
 twin. Each event is recorded in ``stripe_events`` with its effect, in ``db.atomic``. A
 subscription moves only forward along the events' ordering key, so duplicates and older
 events change nothing (sql/queries/subscriptions.sql says how); invoice payment events
-are kept beside the newest snapshot, and refund events go to trampolin.refunds.
-``unmatched`` events (no user for the customer, no row for the subscription yet) are
-replayed when those appear; ``failed`` ones keep their error and are tried again.
-Reading the payloads is trampolin.stripe_payload's and trampolin.stripe_refund's job.
+are kept beside the newest snapshot; refund events go to trampolin.refunds. A user's
+sign-up row becomes the row of the first Stripe subscription that appears for them.
+``unmatched`` events (no user for the customer yet) are replayed when it is linked;
+``failed`` ones keep their error and are tried again. Reading the payloads is
+trampolin.stripe_payload's and trampolin.stripe_refund's job.
 """
 
 from __future__ import annotations
@@ -96,15 +97,17 @@ class AsyncSubscriptions:
         """
         try:
             if is_subscription_event(event.type):
-                return await self._apply_subscription(event, retry)
+                return await self._apply_to_row(_q.apply_snapshot, _snapshot_params(event), retry)
+            invoice = read_invoice(event) if is_invoice_event(event.type) else None
+            if invoice is not None and invoice.status is not None:
+                params = {**_event_params(event), "invoice_status": invoice.status}
+                return await self._apply_to_row(_q.apply_invoice, params, retry)
             async with atomic(self.conn):
-                if is_invoice_event(event.type):
-                    return await self._apply_invoice(event, retry)
                 if is_refund_event(event.type):
                     return await self._apply_refunds(event, retry)
                 if event.type == CHECKOUT_COMPLETED:
                     return await self._apply_checkout(event, retry)
-                return await self._record(event, "ignored", retry)
+                return await self._record(event, "ignored", retry)  # and payments of nothing
         except Exception as exc:
             return await self._record_failure(event, retry, exc)
 
@@ -125,80 +128,39 @@ class AsyncSubscriptions:
         )
         return cast(Outcome, row["outcome"]) if row else "duplicate"
 
-    async def _settled(self, event_id: str, outcome: Outcome) -> Outcome:
-        """The outcome of a second try under the customer lock: 'duplicate' means that
-        a replay got to the event first, so its recorded outcome."""
-        if outcome != "duplicate":
-            return outcome
-        recorded = await self.event(event_id)
-        return cast(Outcome, recorded.outcome if recorded else "unmatched")
-
-    async def _apply_subscription(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
-        """customer.subscription.*: record the event and upsert its snapshot."""
-        params = _snapshot_params(event)
+    async def _apply_to_row(
+        self, statement: queries.Query, params: dict[str, Any], retry: tuple[str, ...]
+    ) -> Outcome:
+        """A snapshot (apply_snapshot) or a payment (apply_invoice): record it and apply
+        it to its subscription's row."""
         async with atomic(self.conn):
-            outcome, new_row = await self._apply_snapshot(params, retry)
-            if outcome == "unmatched":
+            outcome = await self._apply_linking(statement, params, retry)
+            if outcome == "unmatched" and params["customer_id"] is not None:
                 # Decide again under the customer lock, which a link holds until it
                 # commits: either this now sees the link, or the link's replay sees this.
-                await _q.lock_customer.exec(self.conn, customer_id=event.customer_id)
-                outcome, new_row = await self._apply_snapshot(params, ("unmatched",))
-                outcome = await self._settled(event.id, outcome)
-            if outcome == "applied" and new_row:
-                await self._replay_subscription(params["subscription_id"])
+                await _q.lock_customer.exec(self.conn, customer_id=params["customer_id"])
+                outcome = await self._apply_linking(statement, params, ("unmatched",))
+                if outcome == "duplicate":  # a link's replay got to it first
+                    recorded = await self.event(params["event_id"])
+                    outcome = cast(Outcome, recorded.outcome if recorded else "unmatched")
             return outcome
 
-    async def _apply_snapshot(
-        self, params: dict[str, Any], retry: tuple[str, ...]
-    ) -> tuple[Outcome, bool]:
-        """apply_snapshot, after linking the user's sign-up row to a new subscription.
-
-        Also says whether the subscription got its row just now (inserted or linked).
-        """
-        row = await _q.apply_snapshot.one(self.conn, **params, retry=list(retry), may_link=True)
+    async def _apply_linking(
+        self, statement: queries.Query, params: dict[str, Any], retry: tuple[str, ...]
+    ) -> Outcome:
+        """Run the statement; if it says 'link', the user's sign-up row becomes the new
+        subscription's row first (link_trial), and it runs again."""
+        row = await statement.one(self.conn, **params, retry=list(retry), may_link=True)
         assert row is not None  # the statement always returns its outcome
-        if row["outcome"] != "link":
-            return cast(Outcome, row["outcome"]), bool(row["new_row"])
-        linked = await _q.link_trial.execrows(
-            self.conn,
-            user_id=row["user_id"],
-            subscription_id=params["subscription_id"],
-            customer_id=params["customer_id"],
-        )
-        row = await _q.apply_snapshot.one(self.conn, **params, retry=list(retry), may_link=False)
-        assert row is not None
-        return cast(Outcome, row["outcome"]), bool(linked or row["new_row"])
-
-    async def _replay_subscription(self, subscription_id: str) -> None:
-        """Apply the events that came before their subscription had a row (invoices).
-
-        Under the subscription lock, which an invoice that finds no row takes before
-        it looks again: either it sees the row, or this sees the invoice.
-        """
-        await _q.lock_subscription.exec(self.conn, subscription_id=subscription_id)
-        waiting = await _q.lock_unmatched_for_subscription.many(
-            self.conn, subscription_id=subscription_id
-        )
-        for row in waiting:
-            await self._process(read_event(row["payload"]), retry=("unmatched",))
-
-    async def _apply_invoice(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
-        """invoice.paid / .payment_succeeded / .payment_failed: kept on its subscription."""
-        invoice = read_invoice(event)
-        if invoice.status is None:  # a payment of nothing, or no subscription
-            return await self._record(event, "ignored", retry)
-        params = {**_event_params(event), "invoice_status": invoice.status}
-        outcome = await self._apply_invoice_row(params, retry)
-        if outcome == "unmatched":
-            # No row yet: look again under the lock that _replay_subscription takes.
-            await _q.lock_subscription.exec(self.conn, subscription_id=invoice.subscription_id)
-            outcome = await self._apply_invoice_row(params, ("unmatched",))
-            outcome = await self._settled(event.id, outcome)
-        return outcome
-
-    async def _apply_invoice_row(self, params: dict[str, Any], retry: tuple[str, ...]) -> Outcome:
-        row = await _q.apply_invoice.one(self.conn, **params, retry=list(retry))
-        assert row is not None  # the statement always returns its outcome
+        if row["outcome"] == "link":
+            await _q.link_trial.execrows(
+                self.conn,
+                user_id=row["user_id"],
+                subscription_id=params["subscription_id"],
+                customer_id=params["customer_id"],
+            )
+            row = await statement.one(self.conn, **params, retry=list(retry), may_link=False)
+            assert row is not None
         return cast(Outcome, row["outcome"])
 
     async def _apply_refunds(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
@@ -221,8 +183,8 @@ class AsyncSubscriptions:
     async def _apply_checkout(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
         """checkout.session.completed: link its customer and subscription to their user.
 
-        The user: the one it names, else the one whose sign-up row holds its
-        customer, else the one the customer is linked to already.
+        The user: the one it names, else the one its subscription or the sign-up
+        row of its customer belongs to, else the one the customer is linked to.
         """
         checkout = read_checkout(event)
         customer = checkout.customer_id
@@ -232,12 +194,13 @@ class AsyncSubscriptions:
             return "duplicate"
         await _q.lock_customer.exec(self.conn, customer_id=customer)
         found = await _q.first_named_user.one(self.conn, user_ids=list(checkout.named_user_ids))
-        found = found or await _q.signup_owner.one(self.conn, customer_id=customer)
+        found = found or await _q.checkout_owner.one(
+            self.conn, customer_id=customer, subscription_id=checkout.subscription_id
+        )
         owner = found or await _q.customer_owner.one(self.conn, customer_id=customer)
         outcome: Outcome = "unmatched"
         if owner is not None:
-            # The user row before the sign-up row, as a delivery that names the user.
-            await self._link(owner["id"], customer)
+            await self._link(owner["id"], customer)  # the user row first, as deliveries lock
             linked = await self._link_trial(owner["id"], checkout)
             outcome = "applied" if found or linked else "ignored"
         await _q.set_outcome.exec(self.conn, event_id=event.id, outcome=outcome)
@@ -253,8 +216,6 @@ class AsyncSubscriptions:
             subscription_id=checkout.subscription_id,
             customer_id=checkout.customer_id,
         )
-        if linked:
-            await self._replay_subscription(checkout.subscription_id)
         return linked > 0
 
     # -- linking and replay -------------------------------------------------
@@ -295,9 +256,9 @@ class AsyncSubscriptions:
                 raise NotFound(f"no user {user_id}")
         replayed: dict[str, str] = {}
         for row in await _q.lock_unmatched_for_customer.many(self.conn, customer_id=customer):
-            outcome = await self._process(read_event(row["payload"]), retry=("unmatched",))
-            # 'duplicate': an earlier one of these, applied, replayed it (_replay_subscription).
-            replayed[row["id"]] = await self._settled(row["id"], outcome)
+            replayed[row["id"]] = await self._process(
+                read_event(row["payload"]), retry=("unmatched",)
+            )
         return replayed
 
     async def replay(
@@ -440,15 +401,17 @@ class Subscriptions:
         """
         try:
             if is_subscription_event(event.type):
-                return self._apply_subscription(event, retry)
+                return self._apply_to_row(_q.apply_snapshot, _snapshot_params(event), retry)
+            invoice = read_invoice(event) if is_invoice_event(event.type) else None
+            if invoice is not None and invoice.status is not None:
+                params = {**_event_params(event), "invoice_status": invoice.status}
+                return self._apply_to_row(_q.apply_invoice, params, retry)
             with atomic(self.conn):
-                if is_invoice_event(event.type):
-                    return self._apply_invoice(event, retry)
                 if is_refund_event(event.type):
                     return self._apply_refunds(event, retry)
                 if event.type == CHECKOUT_COMPLETED:
                     return self._apply_checkout(event, retry)
-                return self._record(event, "ignored", retry)
+                return self._record(event, "ignored", retry)  # and payments of nothing
         except Exception as exc:
             return self._record_failure(event, retry, exc)
 
@@ -467,80 +430,39 @@ class Subscriptions:
         )
         return cast(Outcome, row["outcome"]) if row else "duplicate"
 
-    def _settled(self, event_id: str, outcome: Outcome) -> Outcome:
-        """The outcome of a second try under the customer lock: 'duplicate' means that
-        a replay got to the event first, so its recorded outcome."""
-        if outcome != "duplicate":
-            return outcome
-        recorded = self.event(event_id)
-        return cast(Outcome, recorded.outcome if recorded else "unmatched")
-
-    def _apply_subscription(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
-        """customer.subscription.*: record the event and upsert its snapshot."""
-        params = _snapshot_params(event)
+    def _apply_to_row(
+        self, statement: queries.Query, params: dict[str, Any], retry: tuple[str, ...]
+    ) -> Outcome:
+        """A snapshot (apply_snapshot) or a payment (apply_invoice): record it and apply
+        it to its subscription's row."""
         with atomic(self.conn):
-            outcome, new_row = self._apply_snapshot(params, retry)
-            if outcome == "unmatched":
+            outcome = self._apply_linking(statement, params, retry)
+            if outcome == "unmatched" and params["customer_id"] is not None:
                 # Decide again under the customer lock, which a link holds until it
                 # commits: either this now sees the link, or the link's replay sees this.
-                _q.lock_customer.exec(self.conn, customer_id=event.customer_id)
-                outcome, new_row = self._apply_snapshot(params, ("unmatched",))
-                outcome = self._settled(event.id, outcome)
-            if outcome == "applied" and new_row:
-                self._replay_subscription(params["subscription_id"])
+                _q.lock_customer.exec(self.conn, customer_id=params["customer_id"])
+                outcome = self._apply_linking(statement, params, ("unmatched",))
+                if outcome == "duplicate":  # a link's replay got to it first
+                    recorded = self.event(params["event_id"])
+                    outcome = cast(Outcome, recorded.outcome if recorded else "unmatched")
             return outcome
 
-    def _apply_snapshot(
-        self, params: dict[str, Any], retry: tuple[str, ...]
-    ) -> tuple[Outcome, bool]:
-        """apply_snapshot, after linking the user's sign-up row to a new subscription.
-
-        Also says whether the subscription got its row just now (inserted or linked).
-        """
-        row = _q.apply_snapshot.one(self.conn, **params, retry=list(retry), may_link=True)
+    def _apply_linking(
+        self, statement: queries.Query, params: dict[str, Any], retry: tuple[str, ...]
+    ) -> Outcome:
+        """Run the statement; if it says 'link', the user's sign-up row becomes the new
+        subscription's row first (link_trial), and it runs again."""
+        row = statement.one(self.conn, **params, retry=list(retry), may_link=True)
         assert row is not None  # the statement always returns its outcome
-        if row["outcome"] != "link":
-            return cast(Outcome, row["outcome"]), bool(row["new_row"])
-        linked = _q.link_trial.execrows(
-            self.conn,
-            user_id=row["user_id"],
-            subscription_id=params["subscription_id"],
-            customer_id=params["customer_id"],
-        )
-        row = _q.apply_snapshot.one(self.conn, **params, retry=list(retry), may_link=False)
-        assert row is not None
-        return cast(Outcome, row["outcome"]), bool(linked or row["new_row"])
-
-    def _replay_subscription(self, subscription_id: str) -> None:
-        """Apply the events that came before their subscription had a row (invoices).
-
-        Under the subscription lock, which an invoice that finds no row takes before
-        it looks again: either it sees the row, or this sees the invoice.
-        """
-        _q.lock_subscription.exec(self.conn, subscription_id=subscription_id)
-        waiting = _q.lock_unmatched_for_subscription.many(
-            self.conn, subscription_id=subscription_id
-        )
-        for row in waiting:
-            self._process(read_event(row["payload"]), retry=("unmatched",))
-
-    def _apply_invoice(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
-        """invoice.paid / .payment_succeeded / .payment_failed: kept on its subscription."""
-        invoice = read_invoice(event)
-        if invoice.status is None:  # a payment of nothing, or no subscription
-            return self._record(event, "ignored", retry)
-        params = {**_event_params(event), "invoice_status": invoice.status}
-        outcome = self._apply_invoice_row(params, retry)
-        if outcome == "unmatched":
-            # No row yet: look again under the lock that _replay_subscription takes.
-            _q.lock_subscription.exec(self.conn, subscription_id=invoice.subscription_id)
-            outcome = self._apply_invoice_row(params, ("unmatched",))
-            outcome = self._settled(event.id, outcome)
-        return outcome
-
-    def _apply_invoice_row(self, params: dict[str, Any], retry: tuple[str, ...]) -> Outcome:
-        row = _q.apply_invoice.one(self.conn, **params, retry=list(retry))
-        assert row is not None  # the statement always returns its outcome
+        if row["outcome"] == "link":
+            _q.link_trial.execrows(
+                self.conn,
+                user_id=row["user_id"],
+                subscription_id=params["subscription_id"],
+                customer_id=params["customer_id"],
+            )
+            row = statement.one(self.conn, **params, retry=list(retry), may_link=False)
+            assert row is not None
         return cast(Outcome, row["outcome"])
 
     def _apply_refunds(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
@@ -563,8 +485,8 @@ class Subscriptions:
     def _apply_checkout(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
         """checkout.session.completed: link its customer and subscription to their user.
 
-        The user: the one it names, else the one whose sign-up row holds its
-        customer, else the one the customer is linked to already.
+        The user: the one it names, else the one its subscription or the sign-up
+        row of its customer belongs to, else the one the customer is linked to.
         """
         checkout = read_checkout(event)
         customer = checkout.customer_id
@@ -574,12 +496,13 @@ class Subscriptions:
             return "duplicate"
         _q.lock_customer.exec(self.conn, customer_id=customer)
         found = _q.first_named_user.one(self.conn, user_ids=list(checkout.named_user_ids))
-        found = found or _q.signup_owner.one(self.conn, customer_id=customer)
+        found = found or _q.checkout_owner.one(
+            self.conn, customer_id=customer, subscription_id=checkout.subscription_id
+        )
         owner = found or _q.customer_owner.one(self.conn, customer_id=customer)
         outcome: Outcome = "unmatched"
         if owner is not None:
-            # The user row before the sign-up row, as a delivery that names the user.
-            self._link(owner["id"], customer)
+            self._link(owner["id"], customer)  # the user row first, as deliveries lock
             linked = self._link_trial(owner["id"], checkout)
             outcome = "applied" if found or linked else "ignored"
         _q.set_outcome.exec(self.conn, event_id=event.id, outcome=outcome)
@@ -595,8 +518,6 @@ class Subscriptions:
             subscription_id=checkout.subscription_id,
             customer_id=checkout.customer_id,
         )
-        if linked:
-            self._replay_subscription(checkout.subscription_id)
         return linked > 0
 
     # -- linking and replay -------------------------------------------------
@@ -635,9 +556,7 @@ class Subscriptions:
                 raise NotFound(f"no user {user_id}")
         replayed: dict[str, str] = {}
         for row in _q.lock_unmatched_for_customer.many(self.conn, customer_id=customer):
-            outcome = self._process(read_event(row["payload"]), retry=("unmatched",))
-            # 'duplicate': an earlier one of these, applied, replayed it (_replay_subscription).
-            replayed[row["id"]] = self._settled(row["id"], outcome)
+            replayed[row["id"]] = self._process(read_event(row["payload"]), retry=("unmatched",))
         return replayed
 
     def replay(

@@ -26,8 +26,7 @@
 -- recorded with an outcome not in %(retry)s; nothing was written), or, when
 -- %(may_link)s, link: the subscription has no row yet and its user has a
 -- sign-up row (no Stripe id); nothing was written, link_trial that row to it
--- and run this again without may_link. Also returns the user and new_row:
--- the subscription had no row before this statement.
+-- and run this again without may_link. Also returns the user.
 -- The user is the one linked to the customer, else the one named by
 -- metadata.user_id (or the app's userId), else the one the subscription
 -- already belongs to (its customer may since have been replaced by a newer
@@ -107,7 +106,7 @@ written AS (
 result AS (
     SELECT CASE WHEN NOT fresh THEN 'duplicate' WHEN user_id IS NULL THEN 'unmatched'
         WHEN new_row AND signup_row THEN 'link' WHEN EXISTS (SELECT FROM written) THEN 'applied'
-        ELSE 'stale' END AS outcome, user_id, new_row
+        ELSE 'stale' END AS outcome, user_id
     FROM matched, state
 ),
 recorded AS (
@@ -125,7 +124,7 @@ recorded AS (
 )
 SELECT coalesce((SELECT outcome FROM recorded),
                 CASE WHEN outcome = 'link' THEN 'link' ELSE 'duplicate' END) AS outcome,
-       user_id, new_row
+       user_id
 FROM result;
 
 -- name: link_trial :execrows
@@ -138,68 +137,94 @@ SET stripe_subscription_id = %(subscription_id)s,
 WHERE user_id = %(user_id)s AND stripe_subscription_id IS NULL
   AND NOT EXISTS (SELECT 1 FROM subscriptions WHERE stripe_subscription_id = %(subscription_id)s);
 
--- name: signup_owner :one
--- The user whose sign-up row (no Stripe id yet) holds this Stripe customer.
+-- name: checkout_owner :one
+-- The user a completed checkout's subscription belongs to, else the one whose
+-- sign-up row (no Stripe id yet) holds its customer (the app makes the
+-- customer at sign-up and names nobody in the Checkout Session).
 SELECT user_id AS id FROM subscriptions
-WHERE stripe_customer_id = %(customer_id)s AND stripe_subscription_id IS NULL
-ORDER BY created_at
+WHERE stripe_subscription_id = %(subscription_id)s
+   OR (stripe_customer_id = %(customer_id)s AND stripe_subscription_id IS NULL)
+ORDER BY stripe_subscription_id IS NULL, created_at
 LIMIT 1;
 
 -- name: apply_invoice :one
 -- Record an invoice payment event and keep it on its subscription's row if it
 -- is the newest invoice event there (invoice_status: %(invoice_status)s,
 -- 'active' or 'past_due'), in one statement; the row's status is then
--- subscription_status_with_invoice of its snapshot and this event. Returns
--- outcome: applied (the newest word on the subscription: newer than its
--- newest snapshot and invoice event), stale (older than either), unmatched
--- (the subscription has no row yet: replayed when it gets one), or duplicate.
--- The UPDATE compares the keys on the newest row version, as apply_snapshot.
-WITH fresh AS (
+-- subscription_status_with_invoice of its snapshot and this event. A
+-- subscription with no row yet gets one here, as Stripe makes every
+-- subscription: incomplete until its first snapshot comes (which then
+-- overwrites it, a newer payment still counting). Returns outcome and user as
+-- apply_snapshot: applied (the newest word on the subscription: newer than its
+-- newest snapshot and invoice event), stale (older than either), unmatched (no
+-- row and no user for the customer: replayed when it is linked), duplicate, or
+-- link (with %(may_link)s: link_trial the user's sign-up row first).
+-- The user: the subscription's, else the one linked to the customer (no user
+-- row lock needed: a link of that customer to that user writes nothing).
+-- A new row and a snapshot's insert wait for each other on the unique key.
+WITH matched AS (
+    SELECT coalesce(
+        (SELECT user_id FROM subscriptions WHERE stripe_subscription_id = %(subscription_id)s),
+        (SELECT id FROM users WHERE stripe_customer_id = %(customer_id)s)
+    ) AS user_id
+),
+state AS (
     SELECT NOT EXISTS (
-        SELECT 1 FROM stripe_events
-        WHERE id = %(event_id)s AND outcome <> ALL (%(retry)s::text[])
-    ) AS fresh
+        SELECT FROM stripe_events
+        WHERE id = %(event_id)s AND outcome <> ALL (%(retry)s::text[])) AS fresh,
+    NOT EXISTS (
+        SELECT FROM subscriptions WHERE stripe_subscription_id = %(subscription_id)s) AS new_row,
+    %(may_link)s AND EXISTS (
+        SELECT FROM subscriptions JOIN matched USING (user_id)
+        WHERE stripe_subscription_id IS NULL) AS signup_row
 ),
 kept AS (
-    UPDATE subscriptions AS s
-    SET invoice_status = %(invoice_status)s,
-        invoice_event_id = %(event_id)s,
-        invoice_event_created = %(created)s,
+    INSERT INTO subscriptions AS s (
+        stripe_subscription_id, user_id, stripe_customer_id, status, snapshot_status,
+        invoice_status, invoice_event_id, invoice_event_created)
+    SELECT %(subscription_id)s, user_id, %(customer_id)s,
+           subscription_status_with_invoice(
+               'incomplete', '-infinity', 1, %(invoice_status)s, %(created)s),
+           'incomplete', %(invoice_status)s, %(event_id)s, %(created)s
+    FROM matched, state
+    WHERE user_id IS NOT NULL AND fresh AND NOT (new_row AND signup_row)
+    ON CONFLICT (stripe_subscription_id) DO UPDATE SET
+        invoice_status = excluded.invoice_status,
+        invoice_event_id = excluded.invoice_event_id,
+        invoice_event_created = excluded.invoice_event_created,
         snapshot_status = coalesce(s.snapshot_status, s.status),
         status = subscription_status_with_invoice(coalesce(s.snapshot_status, s.status),
-            s.last_event_created, s.last_event_rank, %(invoice_status)s, %(created)s)
-    FROM fresh
-    WHERE fresh.fresh AND s.stripe_subscription_id = %(subscription_id)s
-      AND (s.invoice_event_id IS NULL
-           OR (s.invoice_event_created, s.invoice_event_id COLLATE "C")
-              < (%(created)s, %(event_id)s COLLATE "C"))
-    RETURNING (%(created)s::timestamptz, 1) > (s.last_event_created, s.last_event_rank) AS newest
+            s.last_event_created, s.last_event_rank,
+            excluded.invoice_status, excluded.invoice_event_created)
+    WHERE s.invoice_event_id IS NULL
+       OR (s.invoice_event_created, s.invoice_event_id COLLATE "C")
+          < (excluded.invoice_event_created, excluded.invoice_event_id COLLATE "C")
+    RETURNING (s.invoice_event_created, 1) > (s.last_event_created, s.last_event_rank) AS newest
 ),
 result AS (
-    SELECT CASE
-               WHEN NOT fresh.fresh THEN 'duplicate'
-               WHEN EXISTS (SELECT 1 FROM kept WHERE newest) THEN 'applied'
-               WHEN EXISTS (SELECT 1 FROM kept) OR EXISTS (
-                   SELECT 1 FROM subscriptions
-                   WHERE stripe_subscription_id = %(subscription_id)s) THEN 'stale'
-               ELSE 'unmatched'
-           END AS outcome
-    FROM fresh
+    SELECT CASE WHEN NOT fresh THEN 'duplicate' WHEN user_id IS NULL THEN 'unmatched'
+        WHEN new_row AND signup_row THEN 'link'
+        WHEN EXISTS (SELECT FROM kept WHERE newest) THEN 'applied'
+        ELSE 'stale' END AS outcome, user_id
+    FROM matched, state
 ),
 recorded AS (
     INSERT INTO stripe_events AS e (
         id, type, created, api_version, livemode, stripe_customer_id,
         stripe_subscription_id, payload, outcome, processed_at)
     SELECT %(event_id)s, %(type)s, %(created)s, %(api_version)s, %(livemode)s,
-           %(customer_id)s, %(subscription_id)s, %(payload)s, result.outcome, now()
+           %(customer_id)s, %(subscription_id)s, %(payload)s, outcome, now()
     FROM result
-    WHERE result.outcome <> 'duplicate'
+    WHERE outcome NOT IN ('duplicate', 'link')
     ON CONFLICT (id) DO UPDATE SET
         outcome = excluded.outcome, error = NULL, processed_at = excluded.processed_at
     WHERE e.outcome = ANY (%(retry)s::text[])
     RETURNING e.outcome
 )
-SELECT coalesce((SELECT outcome FROM recorded), 'duplicate') AS outcome;
+SELECT coalesce((SELECT outcome FROM recorded),
+                CASE WHEN outcome = 'link' THEN 'link' ELSE 'duplicate' END) AS outcome,
+       user_id
+FROM result;
 
 -- name: record_event :one
 -- Record an event with an outcome, or set the outcome of a recorded event
@@ -228,14 +253,6 @@ WHERE id = %(event_id)s;
 -- and be missed by that link's replay.
 SELECT pg_advisory_xact_lock(hashtextextended('trampolin.stripe_customer:' || %(customer_id)s, 0));
 
--- name: lock_subscription :exec
--- Serialise, until the end of the transaction, giving a Stripe subscription
--- its row with deciding that an invoice event of it has none (unmatched).
--- Without it an invoice could be judged unmatched just before the row
--- commits and be missed by the replay that follows the row. Taken last, after
--- any row lock, by a transaction that has the row or has only its own event.
-SELECT pg_advisory_xact_lock(hashtextextended('trampolin.stripe_subscription:' || %(subscription_id)s, 0));
-
 -- name: first_named_user :one
 -- The first of the ids a checkout names (in their order) that is a user.
 SELECT id FROM users
@@ -258,14 +275,6 @@ WHERE id = %(user_id)s AND stripe_customer_id IS DISTINCT FROM %(customer_id)s;
 -- customer lock, then sees the link).
 SELECT id, payload FROM stripe_events
 WHERE stripe_customer_id = %(customer_id)s AND outcome = 'unmatched'
-ORDER BY created, id
-FOR UPDATE SKIP LOCKED;
-
--- name: lock_unmatched_for_subscription :many
--- The unmatched events of a subscription that just got its row (invoice
--- events that came first), oldest first, locked for replay.
-SELECT id, payload FROM stripe_events
-WHERE stripe_subscription_id = %(subscription_id)s AND outcome = 'unmatched'
 ORDER BY created, id
 FOR UPDATE SKIP LOCKED;
 
