@@ -14,6 +14,13 @@
 -- A delivery whose key is not above the stored one writes nothing ('stale');
 -- the same event delivered twice has an equal key and writes nothing either.
 --
+-- Invoice payment events are kept beside the newest snapshot, each the newest
+-- of its kind by its own key, and the row's status is computed from both
+-- (apply_invoice; subscription_status_with_invoice, migration 0012).
+-- A user's sign-up row (no Stripe id yet) becomes the row of the first Stripe
+-- subscription that appears for them: the statements say 'link', the caller
+-- runs link_trial and the statement again.
+--
 -- A 'failed' event is tried again when Stripe delivers it again; an event
 -- that was 'unmatched' (no user for its customer yet) is tried again when the
 -- customer is linked to a user.
