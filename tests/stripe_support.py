@@ -1,7 +1,7 @@
 """The Stripe payloads the tests use (tests/data/stripe, see its README), and variants of them.
 
-No database here: tests/unit/test_stripe_payload.py and tests/test_subscriptions.py
-both use it. Tests sign the bytes themselves with a made-up secret.
+No database here: the unit tests of the payload readers and tests/test_subscriptions.py
+and tests/test_refunds.py use it. Tests sign the bytes themselves with a made-up secret.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ BASIL_DELETED = "derived_basil_2025-08-27_customer.subscription.deleted.json"
 CHECKOUT = "pre_basil_2023-08-16_checkout.session.completed.json"
 INVOICE_PAID = "pre_basil_2023-08-16_invoice.paid.json"
 INVOICE_FAILED = "derived_basil_2025-03-31_invoice.payment_failed.json"
+REFUND_CREATED = "derived_pre_basil_2020-03-02_refund.created.json"
+CHARGE_REFUNDED = "derived_pre_basil_2020-03-02_charge.refunded.json"
+REFUND_FAILED = "pre_basil_2020-03-02_charge.refund.updated.json"  # succeeded -> failed
 ALL_FILES = sorted(p.name for p in DATA.glob("*.json"))
 
 
@@ -67,6 +70,14 @@ def variant(
         obj["id"] = subscription_id
     obj.update(object_fields)
     return event
+
+
+def signed(event: dict[str, Any]) -> Any:
+    """``event`` as the webhook endpoint gets it: serialised, signed, verified (a stripe.Event)."""
+    from trampolin.stripe_payload import parse_webhook
+
+    payload = json.dumps(event).encode()
+    return parse_webhook(payload, sign(payload), SECRET)
 
 
 def sub_id_of(name: str) -> str:

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from tests.stripe_support import (
     load,
     raw,
     sign,
+    signed,
     sub_id_of,
     variant,
 )
@@ -47,10 +49,16 @@ from trampolin import queries
 from trampolin.cli import main
 from trampolin.errors import Conflict, InvalidInput, NotFound
 from trampolin.subscriptions import Subscriptions, parse_webhook
+from trampolin.usage import Usage
 
 T = queries.load_file(Path(__file__).parent / "sql" / "billing.sql")
 
 MakeUser = Callable[..., uuid.UUID]
+
+
+def invoice_finalized(**changes: Any) -> dict[str, Any]:
+    """An event of a type that is recorded and ignored: a real invoice, another type."""
+    return variant(INVOICE_PAID, event_type="invoice.finalized", **changes)
 
 
 @pytest.fixture
@@ -561,28 +569,6 @@ def test_unknown_ids_give_none(subs: Subscriptions, make_user: MakeUser) -> None
 # -- other events, bad input -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("name", "customer", "subscription"),
-    [
-        (INVOICE_PAID, "cus_OV8zF7RMsBo1K1", "sub_1NiEd5CwEGCgBV8c3ON1VNaz"),
-        (INVOICE_FAILED, "cus_1234", "sub_1234"),
-    ],
-)
-def test_invoices_are_recorded_and_ignored(
-    subs: Subscriptions, name: str, customer: str, subscription: str
-) -> None:
-    event = load(name)
-    assert subs.apply_stripe_event(event) == "ignored"
-    recorded = subs.event(event["id"])
-    assert recorded is not None
-    assert (recorded.stripe_customer_id, recorded.stripe_subscription_id) == (
-        customer,
-        subscription,
-    )
-    assert recorded.processed_at is not None
-    assert subs.apply_stripe_event(event) == "duplicate"
-
-
 def test_unknown_types_are_ignored(subs: Subscriptions) -> None:
     event = {"id": "evt_x", "type": "payout.paid", "created": 1, "data": {"object": {"id": "po_1"}}}
     assert subs.apply_stripe_event(event) == "ignored"
@@ -747,7 +733,7 @@ def test_replay_failed(
     subs: Subscriptions, linked_user: Callable[[str], uuid.UUID], broken: Callable[[], None]
 ) -> None:
     user = linked_user(customer_of(BASIL_UPDATED))
-    events = [load(BASIL_UPDATED), load(BASIL_DELETED), load(INVOICE_PAID)]
+    events = [load(BASIL_UPDATED), load(BASIL_DELETED), invoice_finalized()]
     assert [subs.apply_stripe_event(e) for e in events] == ["failed", "failed", "ignored"]
     assert subs.replay("failed") == {events[0]["id"]: "failed", events[1]["id"]: "failed"}
     broken()
@@ -770,7 +756,7 @@ def test_a_failure_inside_a_callers_transaction_keeps_it_usable(
     linked_user(customer_of(BASIL_UPDATED))
     with side.transaction():
         assert subs.apply_stripe_event(load(BASIL_UPDATED)) == "failed"
-        assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
+        assert subs.apply_stripe_event(invoice_finalized()) == "ignored"
     assert sorted(e.outcome for e in subs.events()) == ["failed", "ignored"]
 
 
@@ -780,7 +766,7 @@ def test_a_callers_rollback_undoes_the_event_too(subs: Subscriptions, side: Side
 
     def apply_then_undo() -> None:
         with side.transaction():
-            assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
+            assert subs.apply_stripe_event(invoice_finalized()) == "ignored"
             raise Undo
 
     with pytest.raises(Undo):
@@ -808,7 +794,7 @@ def test_replay_refuses_bad_arguments(subs: Subscriptions, outcome: str, limit: 
 
 def test_events_filters_and_limits(subs: Subscriptions) -> None:
     for n in range(5):
-        subs.apply_stripe_event(variant(INVOICE_PAID, event_id=f"evt_inv{n}"))
+        subs.apply_stripe_event(invoice_finalized(event_id=f"evt_inv{n}"))
     subs.apply_stripe_event(load(BASIL_UPDATED))
     assert len(subs.events()) == 6
     assert len(subs.events(limit=2)) == 2
@@ -836,7 +822,7 @@ def test_a_non_autocommit_connection_commits_nothing_by_itself(
         assert subs.apply_stripe_event(variant(BASIL_CREATED, customer="cus_nobody")) == (
             "unmatched"
         )
-        assert subs.apply_stripe_event(load(INVOICE_PAID)) == "ignored"
+        assert subs.apply_stripe_event(invoice_finalized()) == "ignored"
         assert subs.apply_stripe_event(checkout) == "applied"
         bad = variant(BASIL_UPDATED, event_id="evt_bad", status="bogus")
         assert subs.apply_stripe_event(bad) == "failed"
@@ -1147,6 +1133,509 @@ def test_the_delivery_statement_stays_short_enough_for_psycopgs_cache() -> None:
     from trampolin import queries
 
     assert len(queries.load("subscriptions").apply_snapshot.sql) < 4096
+
+
+# -- invoice payment events ---------------------------------------------------------------
+
+SUB, CUS = "sub_1NiEd5CwEGCgBV8c3ON1VNaz", "cus_OV8zF7RMsBo1K1"  # of INVOICE_PAID and CHECKOUT
+T0 = 1_760_000_000
+
+
+def snapshot(
+    status: str, created: int, *, event_id: str, sub_id: str = SUB, kind: str = "updated"
+) -> dict[str, Any]:
+    """A customer.subscription.<kind> event of ``sub_id`` (customer CUS) with that status."""
+    name = BASIL_CREATED if kind == "created" else BASIL_UPDATED
+    return variant(
+        name,
+        event_id=event_id,
+        created=created,
+        customer=CUS,
+        subscription_id=sub_id,
+        status=status,
+    )
+
+
+def invoice(kind: str, created: int, *, event_id: str, sub_id: str = SUB) -> dict[str, Any]:
+    """A real invoice.paid ("paid") or invoice.payment_failed ("failed") of ``sub_id``."""
+    if kind == "paid":
+        event = variant(INVOICE_PAID, event_id=event_id, created=created, subscription=sub_id)
+    else:
+        event = variant(INVOICE_FAILED, event_id=event_id, created=created, customer=CUS)
+        event["data"]["object"]["parent"]["subscription_details"]["subscription"] = sub_id
+    return event
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "after"),
+    [
+        ("paid", "incomplete", "active"),
+        ("paid", "past_due", "active"),
+        ("paid", "unpaid", "active"),
+        ("paid", "trialing", "active"),
+        ("paid", "active", "active"),
+        ("paid", "canceled", "canceled"),  # a late payment never revives a subscription
+        ("paid", "incomplete_expired", "incomplete_expired"),
+        ("paid", "paused", "paused"),
+        ("failed", "active", "past_due"),
+        ("failed", "trialing", "past_due"),
+        ("failed", "incomplete", "incomplete"),  # the first payment failed: Stripe keeps it so
+        ("failed", "unpaid", "unpaid"),
+        ("failed", "canceled", "canceled"),
+    ],
+)
+def test_a_newer_payment_event_moves_the_status_the_app_way(
+    subs: Subscriptions,
+    conn: psycopg.Connection[Any],
+    linked_user: Callable[[str], uuid.UUID],
+    kind: str,
+    before: str,
+    after: str,
+) -> None:
+    user = linked_user(CUS)
+    assert subs.apply_stripe_event(snapshot(before, T0, event_id="evt_snap")) == "applied"
+    assert subs.apply_stripe_event(invoice(kind, T0 + 60, event_id="evt_inv")) == "applied"
+    assert T.invoice_state.one(conn, stripe_subscription_id=SUB) == {
+        "status": after,
+        "snapshot_status": before,
+        "invoice_status": "active" if kind == "paid" else "past_due",
+        "invoice_event_id": "evt_inv",
+    }
+    assert subs.has_access(user) is (after in {"active", "trialing", "past_due"})
+    assert subs.apply_stripe_event(invoice(kind, T0 + 60, event_id="evt_inv")) == "duplicate"
+
+
+def test_the_real_invoices_as_they_come(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    """The real paid invoice (pre-basil) and failed payment (basil), signed and verified."""
+    linked_user(CUS)
+    paid = load(INVOICE_PAID)
+    assert subs.apply_stripe_event(snapshot("incomplete", paid["created"] - 5, event_id="e1")) == (
+        "applied"
+    )
+    assert subs.apply_stripe_event(signed(paid)) == "applied"
+    sub = subs.get_by_stripe_id(SUB)
+    assert sub is not None
+    assert (sub.status, sub.has_access) == ("active", True)
+    linked_user("cus_1234")
+    failed = load(INVOICE_FAILED)
+    renewed = variant(
+        BASIL_UPDATED, event_id="e2", created=failed["created"] - 5, customer="cus_1234",
+        subscription_id="sub_1234", status="active",
+    )  # fmt: skip
+    assert subs.apply_stripe_event(renewed) == "applied"
+    assert subs.apply_stripe_event(signed(failed)) == "applied"
+    sub = subs.get_by_stripe_id("sub_1234")
+    assert sub is not None
+    assert sub.status == "past_due"
+
+
+def test_a_payment_of_nothing_or_of_no_subscription_is_ignored(
+    subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    linked_user(CUS)
+    assert subs.apply_stripe_event(snapshot("trialing", T0, event_id="evt_trial")) == "applied"
+    trial_invoice = variant(INVOICE_PAID, event_id="evt_free", created=T0 + 1, amount_paid=0)
+    assert subs.apply_stripe_event(trial_invoice) == "ignored"  # a trial's first invoice
+    one_off = variant(INVOICE_PAID, event_id="evt_one_off", created=T0 + 2, subscription=None)
+    assert subs.apply_stripe_event(one_off) == "ignored"
+    assert T.invoice_state.one(conn, stripe_subscription_id=SUB) == {
+        "status": "trialing",
+        "snapshot_status": "trialing",
+        "invoice_status": None,
+        "invoice_event_id": None,
+    }
+
+
+@pytest.mark.parametrize("invoice_first", [True, False], ids=["invoice-first", "snapshot-first"])
+def test_an_invoice_never_overrides_a_newer_snapshot(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID], invoice_first: bool
+) -> None:
+    linked_user(CUS)
+    assert subs.apply_stripe_event(snapshot("active", T0, event_id="evt_0")) == "applied"
+    paid = invoice("paid", T0 + 10, event_id="evt_paid")
+    newer = snapshot("unpaid", T0 + 20, event_id="evt_unpaid")
+    if invoice_first:
+        assert [subs.apply_stripe_event(e) for e in (paid, newer)] == ["applied", "applied"]
+    else:
+        assert [subs.apply_stripe_event(e) for e in (newer, paid)] == ["applied", "stale"]
+    sub = subs.get_by_stripe_id(SUB)
+    assert sub is not None
+    assert sub.status == "unpaid"
+
+
+@pytest.mark.parametrize("invoice_first", [True, False], ids=["invoice-first", "snapshot-first"])
+@pytest.mark.parametrize(
+    ("kind", "status", "expected"),
+    [
+        ("updated", "past_due", "past_due"),  # same second: a snapshot wins the tie ...
+        ("created", "incomplete", "active"),  # ... but for created, which comes before paying
+    ],
+)
+def test_same_second_invoice_and_snapshot(
+    subs: Subscriptions,
+    linked_user: Callable[[str], uuid.UUID],
+    invoice_first: bool,
+    kind: str,
+    status: str,
+    expected: str,
+) -> None:
+    linked_user(CUS)
+    if kind == "updated":
+        assert subs.apply_stripe_event(snapshot("active", T0 - 60, event_id="evt_0")) == "applied"
+    events = [
+        invoice("paid", T0, event_id="evt_zzz_paid"),  # the greater id: only the rank decides
+        snapshot(status, T0, event_id="evt_aaa_snap", kind=kind),
+    ]
+    for event in events if invoice_first else events[::-1]:
+        subs.apply_stripe_event(event)
+    sub = subs.get_by_stripe_id(SUB)
+    assert sub is not None
+    assert sub.status == expected
+
+
+def test_a_late_older_snapshot_keeps_a_newer_payment(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    linked_user(CUS)
+    assert subs.apply_stripe_event(snapshot("past_due", T0, event_id="evt_0")) == "applied"
+    assert subs.apply_stripe_event(invoice("paid", T0 + 20, event_id="evt_paid")) == "applied"
+    late = snapshot("past_due", T0 + 10, event_id="evt_late")  # newer than evt_0 only
+    assert subs.apply_stripe_event(late) == "applied"
+    sub = subs.get_by_stripe_id(SUB)
+    assert sub is not None
+    assert sub.status == "active"
+    older_invoice = invoice("failed", T0 + 15, event_id="evt_failed_earlier")
+    assert subs.apply_stripe_event(older_invoice) == "stale"  # older than the newest invoice
+
+
+def _billing_story(sub_id: str) -> list[dict[str, Any]]:
+    """A subscription's events: created and paid, a failed renewal, paid again (no snapshot
+    after that payment). Its newest state: active."""
+    return [
+        snapshot("incomplete", T0, event_id=f"evt_{sub_id}_0", sub_id=sub_id, kind="created"),
+        invoice("paid", T0, event_id=f"evt_{sub_id}_1", sub_id=sub_id),
+        invoice("failed", T0 + 100, event_id=f"evt_{sub_id}_2", sub_id=sub_id),
+        snapshot("past_due", T0 + 100, event_id=f"evt_{sub_id}_3", sub_id=sub_id),
+        invoice("paid", T0 + 200, event_id=f"evt_{sub_id}_4", sub_id=sub_id),
+    ]
+
+
+def test_every_delivery_order_of_snapshots_and_invoices_converges(
+    subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    """All 120 orders of five events, each delivered twice; an invoice that comes before
+    its subscription's first snapshot makes the row, which the snapshot completes."""
+    linked_user(CUS)
+    for n, order in enumerate(itertools.permutations(range(5))):
+        sub_id = f"sub_story{n}"
+        story = _billing_story(sub_id)
+        for i in order:
+            subs.apply_stripe_event(story[i])
+        assert {subs.apply_stripe_event(story[i]) for i in order} == {"duplicate"}
+        assert T.invoice_state.one(conn, stripe_subscription_id=sub_id) == {
+            "status": "active",
+            "snapshot_status": "past_due",
+            "invoice_status": "active",
+            "invoice_event_id": f"evt_{sub_id}_4",
+        }, order
+    assert subs.events("unmatched", limit=10_000) == []
+
+
+def test_an_invoice_before_its_subscription_makes_its_row(
+    subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    """Stripe sends invoice.paid and customer.subscription.created at once, in any order."""
+    user = linked_user(CUS)
+    paid = load(INVOICE_PAID)
+    assert subs.apply_stripe_event(paid) == "applied"
+    recorded = subs.event(paid["id"])
+    assert recorded is not None
+    assert (recorded.stripe_customer_id, recorded.stripe_subscription_id) == (CUS, SUB)
+    sub = subs.get_by_stripe_id(SUB)
+    assert sub is not None
+    assert (sub.user_id, sub.status, sub.price_id) == (user, "active", None)  # paid, no snapshot
+    created = snapshot("incomplete", paid["created"] - 3, event_id="evt_created", kind="created")
+    assert subs.apply_stripe_event(created) == "applied"
+    assert T.invoice_state.one(conn, stripe_subscription_id=SUB) == {
+        "status": "active",  # the payment is newer than the snapshot
+        "snapshot_status": "incomplete",
+        "invoice_status": "active",
+        "invoice_event_id": paid["id"],
+    }
+    sub = subs.get_by_stripe_id(SUB)
+    assert sub is not None
+    assert sub.price_id == "price_1Ry3VCLf1iznKy11PtmX3JJE"
+
+
+def test_a_failed_first_payment_before_the_subscription_grants_nothing(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user(CUS)
+    assert subs.apply_stripe_event(invoice("failed", T0, event_id="evt_failed")) == "applied"
+    sub = subs.get_by_stripe_id(SUB)
+    assert sub is not None
+    assert sub.status == "incomplete"  # as Stripe leaves a subscription whose first payment failed
+    assert not subs.has_access(user)
+
+
+def test_an_invoice_of_an_unknown_customer_waits_for_its_link(
+    subs: Subscriptions, make_user: MakeUser
+) -> None:
+    paid = load(INVOICE_PAID)
+    assert subs.apply_stripe_event(paid) == "unmatched"
+    user = make_user()
+    assert subs.link_customer(user, CUS) == {paid["id"]: "applied"}
+    assert subs.has_access(user)
+
+
+@pytest.mark.parametrize("row_first", [True, False], ids=["snapshot-first", "invoice-first"])
+def test_an_invoice_and_its_subscriptions_first_snapshot_at_the_same_time(
+    side: Side,
+    conn: psycopg.Connection[Any],
+    subs: Subscriptions,
+    linked_user: Callable[[str], uuid.UUID],
+    row_first: bool,
+) -> None:
+    """The second waits on the first's new row (the unique key), then updates it."""
+    linked_user(CUS)
+    created = snapshot("incomplete", T0, event_id="evt_created", kind="created")
+    paid = invoice("paid", T0 + 5, event_id="evt_paid")
+    first, second = (created, paid) if row_first else (paid, created)
+    assert _second_waits_for_first(side, conn, first, second) == ("applied", "applied")
+    assert T.invoice_state.one(conn, stripe_subscription_id=SUB) == {
+        "status": "active",
+        "snapshot_status": "incomplete",
+        "invoice_status": "active",
+        "invoice_event_id": "evt_paid",
+    }
+
+
+def test_invoices_racing_their_subscriptions_first_events(
+    side: Side, subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    linked_user(CUS)
+    for round_ in range(8):
+        story = _billing_story(f"sub_race{round_}")
+        results = _race(side, [_deliver(e) for e in story])
+        assert not any(isinstance(r, Exception) for r in results), results
+        sub = subs.get_by_stripe_id(f"sub_race{round_}")
+        assert sub is not None
+        assert sub.status == "active", results
+    assert subs.events("unmatched") == []
+
+
+def test_the_status_rule_in_sql(conn: psycopg.Connection[Any]) -> None:
+    """subscription_status_with_invoice (migration 0012) on its own: ties and NULLs."""
+    at, later = datetime.fromtimestamp(T0, tz=UTC), datetime.fromtimestamp(T0 + 1, tz=UTC)
+
+    def rule(snap: str, rank: int, inv: str | None, inv_at: datetime | None) -> str:
+        row = T.status_with_invoice.one(
+            conn, snapshot_status=snap, snapshot_created=at, snapshot_rank=rank,
+            invoice_status=inv, invoice_created=inv_at,
+        )  # fmt: skip
+        assert row is not None
+        return str(row["status"])
+
+    assert rule("past_due", 1, None, None) == "past_due"
+    assert rule("past_due", 1, "active", at) == "past_due"  # a tie goes to the snapshot
+    assert rule("past_due", 2, "active", at) == "past_due"
+    assert rule("incomplete", 0, "active", at) == "active"  # but created comes first
+    assert rule("past_due", 1, "active", later) == "active"
+    assert rule("canceled", 1, "active", later) == "canceled"
+    assert rule("active", 1, "past_due", later) == "past_due"
+
+
+# -- the sign-up row -------------------------------------------------------------------------
+
+
+def signup(conn: psycopg.Connection[Any], user: uuid.UUID, *, customer: str = CUS,
+           ends_in: timedelta | None = timedelta(days=7)) -> uuid.UUID:  # fmt: skip
+    """The app's sign-up row: trialing, the customer it made, no Stripe subscription yet."""
+    now = datetime.now(UTC)
+    row = T.insert_signup_row.one(
+        conn, user_id=user, customer_id=customer, trial_start=now - timedelta(hours=1),
+        trial_end=None if ends_in is None else now + ends_in,
+    )  # fmt: skip
+    assert row is not None
+    return uuid.UUID(str(row["id"]))
+
+
+def stripe_trial(created: int, *, event_id: str, user: uuid.UUID, kind: str = "created",
+                 sub_id: str = SUB) -> dict[str, Any]:  # fmt: skip
+    """Stripe's trialing subscription as the app's Checkout makes it (metadata.userId)."""
+    event = snapshot("trialing", created, event_id=event_id, sub_id=sub_id, kind=kind)
+    event["data"]["object"].update(
+        metadata={"userId": str(user), "plan": "bronze"},
+        trial_start=created - 10, trial_end=created + 7 * 86400,
+    )  # fmt: skip
+    return event
+
+
+def test_the_apps_sign_up_checkout_and_subscription_make_one_row(
+    subs: Subscriptions, side: Side, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    """Sign-up row with the app's customer; Checkout names nobody (the app sets no
+    client_reference_id) and the user has no customer yet: the sign-up row finds them."""
+    user = make_user()
+    row = signup(conn, user)
+    usage = side.repo(Usage)
+    assert usage.consume(user, 3, reason="before checkout") == 7
+    checkout = variant(CHECKOUT, client_reference_id=None, metadata={})
+    assert subs.apply_stripe_event(signed(checkout)) == "applied"
+    assert T.user_customer.one(conn, user_id=user) == {"stripe_customer_id": CUS}
+    [linked] = T.rows_of_user.many(conn, user_id=user)
+    assert (linked["id"], linked["stripe_subscription_id"]) == (row, SUB)
+    now = int(time.time())  # Stripe's trial starts at checkout, after the sign-up
+    assert subs.apply_stripe_event(stripe_trial(now, event_id="evt_trial", user=user)) == "applied"
+    [linked] = T.rows_of_user.many(conn, user_id=user)
+    assert (linked["id"], linked["status"], linked["snapshot_status"]) == (
+        row,
+        "trialing",
+        "trialing",
+    )
+    assert linked["trial_end"] == datetime.fromtimestamp(now + 7 * 86400, tz=UTC)  # Stripe's
+    allowance = usage.allowance(user)
+    assert allowance is not None
+    assert (allowance.trialing, allowance.used, allowance.remaining) == (True, 3, 7)  # same counter
+    sub = subs.get_for_user(user)
+    assert sub is not None
+    assert (sub.id, sub.stripe_subscription_id, sub.has_access) == (row, SUB, True)
+
+
+@pytest.mark.parametrize("checkout_first", [True, False], ids=["checkout-first", "created-first"])
+def test_checkout_and_the_subscription_in_either_order_link_the_same_row(
+    subs: Subscriptions, conn: psycopg.Connection[Any], make_user: MakeUser, checkout_first: bool
+) -> None:
+    user = make_user()
+    row = signup(conn, user)
+    events = [
+        variant(CHECKOUT, client_reference_id=None, metadata={}),
+        stripe_trial(T0, event_id="evt_trial", user=user),
+        stripe_trial(T0 + 60, event_id="evt_active", user=user, kind="updated"),
+    ]
+    events[2]["data"]["object"]["status"] = "active"
+    for event in events if checkout_first else events[::-1]:
+        assert subs.apply_stripe_event(event) in {"applied", "stale"}
+    assert [(r["id"], r["stripe_subscription_id"], r["status"])
+            for r in T.rows_of_user.many(conn, user_id=user)] == [(row, SUB, "active")]  # fmt: skip
+
+
+def test_a_user_linked_by_customer_has_the_sign_up_row_linked(
+    subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user(CUS)
+    row = signup(conn, user, customer="cus_from_sign_up")
+    assert subs.apply_stripe_event(snapshot("active", T0, event_id="evt_1", kind="created")) == (
+        "applied"
+    )
+    [linked] = T.rows_of_user.many(conn, user_id=user)
+    assert (linked["id"], linked["stripe_subscription_id"], linked["status"]) == (
+        row,
+        SUB,
+        "active",
+    )
+    sub = subs.get_by_stripe_id(SUB)
+    assert sub is not None
+    assert sub.stripe_customer_id == CUS
+
+
+def test_concurrent_first_events_link_the_sign_up_row_once(
+    side: Side, conn: psycopg.Connection[Any], make_user: MakeUser
+) -> None:
+    for round_ in range(6):
+        user = make_user()
+        row = signup(conn, user, customer=f"cus_signup{round_}")
+        sub_id = f"sub_signup{round_}"
+        events = [
+            stripe_trial(T0, event_id=f"evt_s{round_}_a", user=user, sub_id=sub_id),
+            stripe_trial(
+                T0 + 1, event_id=f"evt_s{round_}_b", user=user, sub_id=sub_id, kind="updated"
+            ),
+            stripe_trial(
+                T0 + 2, event_id=f"evt_s{round_}_c", user=user, sub_id=sub_id, kind="updated"
+            ),
+        ]
+        checkout = variant(
+            CHECKOUT, event_id=f"evt_co{round_}", customer=f"cus_signup{round_}",
+            client_reference_id=None, metadata={}, subscription=sub_id,
+        )  # fmt: skip
+        results = _race(side, [_deliver(e) for e in [*events, checkout]])
+        assert not any(isinstance(r, Exception) for r in results), results
+        rows = T.rows_of_user.many(conn, user_id=user)
+        assert [(r["id"], r["stripe_subscription_id"]) for r in rows] == [(row, sub_id)], results
+
+
+def test_a_customer_who_cancels_and_subscribes_again_gets_a_new_row(
+    subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user(CUS)
+    row = signup(conn, user)
+    assert subs.apply_stripe_event(snapshot("trialing", T0, event_id="e1", kind="created")) == (
+        "applied"
+    )
+    deleted = variant(BASIL_DELETED, event_id="e2", created=T0 + 100, customer=CUS,
+                      subscription_id=SUB)  # fmt: skip
+    assert subs.apply_stripe_event(deleted) == "applied"
+    assert not subs.has_access(user)
+    again = snapshot("active", T0 + 1000, event_id="e3", sub_id="sub_again", kind="created")
+    assert subs.apply_stripe_event(again) == "applied"
+    rows = T.rows_of_user.many(conn, user_id=user)
+    assert [(r["id"] == row, r["stripe_subscription_id"], r["status"]) for r in rows] == [
+        (True, SUB, "canceled"),
+        (False, "sub_again", "active"),
+    ]
+    current = subs.get_for_user(user)
+    assert current is not None
+    assert (current.stripe_subscription_id, current.has_access) == ("sub_again", True)
+    assert subs.has_access(user)
+
+
+@pytest.mark.parametrize(
+    ("ends_in", "access"),
+    [(timedelta(days=3), True), (timedelta(seconds=-1), False), (None, True)],
+    ids=["running", "ended", "no-end"],
+)
+def test_a_sign_up_trial_grants_access_until_its_trial_end(
+    subs: Subscriptions,
+    conn: psycopg.Connection[Any],
+    make_user: MakeUser,
+    ends_in: timedelta | None,
+    access: bool,
+) -> None:
+    user = make_user()
+    row = signup(conn, user, ends_in=ends_in)
+    assert subs.has_access(user) is access
+    sub = subs.get_for_user(user)
+    assert sub is not None
+    assert (sub.id, sub.stripe_subscription_id, sub.status, sub.has_access) == (
+        row, None, "trialing", access,
+    )  # fmt: skip
+
+
+def test_stripes_trial_end_is_stripes_to_enforce(
+    subs: Subscriptions, linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    """A linked trialing subscription grants access until Stripe says otherwise."""
+    user = linked_user(CUS)
+    ended = snapshot("trialing", T0, event_id="evt_t", kind="created")
+    ended["data"]["object"].update(trial_start=T0 - 100, trial_end=T0 - 10)  # long past
+    assert subs.apply_stripe_event(ended) == "applied"
+    assert subs.has_access(user)
+
+
+def test_get_for_user_prefers_a_running_trial_to_an_ended_subscription(
+    subs: Subscriptions, conn: psycopg.Connection[Any], linked_user: Callable[[str], uuid.UUID]
+) -> None:
+    user = linked_user(CUS)
+    assert subs.apply_stripe_event(snapshot("canceled", T0, event_id="e1", sub_id="sub_old")) == (
+        "applied"
+    )
+    row = signup(conn, user)
+    current = subs.get_for_user(user)
+    assert current is not None
+    assert (current.id, current.has_access) == (row, True)
 
 
 # -- CLI --------------------------------------------------------------------------------------

@@ -5,13 +5,16 @@ the Refund object ``stripe.Refund.create`` returned (read by
 trampolin.stripe_refund) and is idempotent on its id: call it again, or after
 a Stripe event already made the row, and the one row is completed, never
 duplicated, and its status never moved back. The admin is kept by id and by
-e-mail, so deleting the admin later keeps the audit readable.
+e-mail, so deleting the admin later keeps the audit readable. Stripe's refund
+events reach ``apply_stripe_event`` through ``Subscriptions.apply_stripe_event``;
+sql/queries/refunds.sql gives the order both follow.
 """
 
 from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +25,7 @@ from psycopg.types.json import Jsonb
 from trampolin import queries
 from trampolin.db import atomic
 from trampolin.errors import InvalidInput, NotFound
-from trampolin.stripe_refund import read_refund
+from trampolin.stripe_refund import RefundData, read_refund
 from trampolin.values import limit, optional_text, text, user_key
 
 MAX_LIST = 1_000
@@ -76,27 +79,36 @@ class AsyncRefunds:
         if admin is None:
             raise NotFound(f"no user with id {admin_user_id!r}")
         params = {
-            "stripe_refund_id": data.stripe_refund_id,
-            "stripe_charge_id": data.stripe_charge_id,
-            "stripe_payment_intent_id": data.stripe_payment_intent_id,
-            "amount": data.amount,
-            "currency": data.currency,
-            "reason": data.reason,
-            "status": data.status,
-            "failure_reason": data.failure_reason,
+            **_refund_params(data, event_id=None, event_created=None),
             "admin_user_id": admin,
             "customer_email": _optional_line("customer_email", customer_email, 320),
             "note": _optional_line("note", note, MAX_NOTE_LENGTH),
-            "metadata": Jsonb(data.metadata),
-            "stripe_created": data.created,
         }
         async with atomic(self.conn):
             row = await _q.record.one(self.conn, **params)
-        if row is None:
-            raise NotFound(
-                f"no user with id {str(admin_user_id)!r} (the admin who issued the refund)"
-            )
-        return Refund(**row)
+            if row is None:
+                raise NotFound(
+                    f"no user with id {str(admin_user_id)!r} (the admin who issued the refund)"
+                )
+            advanced = await _q.advance.one(self.conn, **params)
+        return Refund(**(advanced or row))
+
+    async def apply_stripe_event(
+        self, refunds: Sequence[RefundData], *, event_id: str, event_created: datetime
+    ) -> int:
+        """How many of these refunds a Stripe event made or moved forward; in their order.
+
+        For ``Subscriptions.apply_stripe_event``, which records the event in the
+        same transaction: call that instead.
+        """
+        changed = 0
+        async with atomic(self.conn):
+            for refund in refunds:
+                params = _refund_params(refund, event_id=event_id, event_created=event_created)
+                made = await _q.insert_from_event.one(self.conn, **params)
+                if made or await _q.advance.one(self.conn, **params):
+                    changed += 1
+        return changed
 
     async def get(self, stripe_refund_id: str) -> Refund | None:
         """The refund with that Stripe id, or None."""
@@ -109,6 +121,26 @@ class AsyncRefunds:
         """The newest refunds first."""
         rows = await _q.list_refunds.many(self.conn, limit=_page(limit))
         return [Refund(**row) for row in rows]
+
+
+def _refund_params(
+    data: RefundData, *, event_id: str | None, event_created: datetime | None
+) -> dict[str, Any]:
+    """The refund's columns, and the event whose state they are (None: the admin's record)."""
+    return {
+        "stripe_refund_id": data.stripe_refund_id,
+        "stripe_charge_id": data.stripe_charge_id,
+        "stripe_payment_intent_id": data.stripe_payment_intent_id,
+        "amount": data.amount,
+        "currency": data.currency,
+        "reason": data.reason,
+        "status": data.status,
+        "failure_reason": data.failure_reason,
+        "metadata": Jsonb(data.metadata),
+        "stripe_created": data.created,
+        "event_id": event_id,
+        "event_created": event_created,
+    }
 
 
 def _page(value: object) -> int:
@@ -152,27 +184,36 @@ class Refunds:
         if admin is None:
             raise NotFound(f"no user with id {admin_user_id!r}")
         params = {
-            "stripe_refund_id": data.stripe_refund_id,
-            "stripe_charge_id": data.stripe_charge_id,
-            "stripe_payment_intent_id": data.stripe_payment_intent_id,
-            "amount": data.amount,
-            "currency": data.currency,
-            "reason": data.reason,
-            "status": data.status,
-            "failure_reason": data.failure_reason,
+            **_refund_params(data, event_id=None, event_created=None),
             "admin_user_id": admin,
             "customer_email": _optional_line("customer_email", customer_email, 320),
             "note": _optional_line("note", note, MAX_NOTE_LENGTH),
-            "metadata": Jsonb(data.metadata),
-            "stripe_created": data.created,
         }
         with atomic(self.conn):
             row = _q.record.one(self.conn, **params)
-        if row is None:
-            raise NotFound(
-                f"no user with id {str(admin_user_id)!r} (the admin who issued the refund)"
-            )
-        return Refund(**row)
+            if row is None:
+                raise NotFound(
+                    f"no user with id {str(admin_user_id)!r} (the admin who issued the refund)"
+                )
+            advanced = _q.advance.one(self.conn, **params)
+        return Refund(**(advanced or row))
+
+    def apply_stripe_event(
+        self, refunds: Sequence[RefundData], *, event_id: str, event_created: datetime
+    ) -> int:
+        """How many of these refunds a Stripe event made or moved forward; in their order.
+
+        For ``Subscriptions.apply_stripe_event``, which records the event in the
+        same transaction: call that instead.
+        """
+        changed = 0
+        with atomic(self.conn):
+            for refund in refunds:
+                params = _refund_params(refund, event_id=event_id, event_created=event_created)
+                made = _q.insert_from_event.one(self.conn, **params)
+                if made or _q.advance.one(self.conn, **params):
+                    changed += 1
+        return changed
 
     def get(self, stripe_refund_id: str) -> Refund | None:
         """The refund with that Stripe id, or None."""

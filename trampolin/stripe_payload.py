@@ -31,6 +31,14 @@ if TYPE_CHECKING:
 DEFAULT_TOLERANCE = 300
 SUBSCRIPTION_EVENT_PREFIX = "customer.subscription."
 CHECKOUT_COMPLETED = "checkout.session.completed"
+# What a payment event says about the subscription its invoice bills.
+INVOICE_EVENTS = {
+    "invoice.paid": "active",
+    "invoice.payment_succeeded": "active",
+    "invoice.payment_failed": "past_due",
+}
+# The metadata keys that name a user: ours, and the app's (subscription_data.metadata.userId).
+USER_ID_KEYS = ("user_id", "userId")
 # Ties within one second follow the lifecycle: created < any other snapshot < deleted.
 # Migration 0006 backfilled last_event_rank with the same numbers.
 EVENT_RANKS = {"customer.subscription.created": 0, "customer.subscription.deleted": 2}
@@ -176,6 +184,15 @@ def stripe_id(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def metadata_user_id(metadata: Mapping[str, Any]) -> uuid.UUID | None:
+    """The user a metadata object names under ``user_id``, else ``userId`` (the app's key)."""
+    for key in USER_ID_KEYS:
+        found = named_user_id(metadata.get(key))
+        if found is not None:
+            return found
+    return None
+
+
 def named_user_id(value: object) -> uuid.UUID | None:
     """The user id a string field names (client_reference_id, metadata.user_id), or None.
 
@@ -281,7 +298,7 @@ def read_subscription(event: Envelope) -> SubscriptionSnapshot:
         trial_start=when(sub, "trial_start"),
         trial_end=when(sub, "trial_end"),
         metadata=dict(metadata),
-        metadata_user_id=named_user_id(metadata.get("user_id")),
+        metadata_user_id=metadata_user_id(metadata),
     )
 
 
@@ -300,21 +317,56 @@ class CheckoutSession:
     """What a checkout.session.completed event says about who the customer is."""
 
     customer_id: str | None
-    named_user_ids: tuple[uuid.UUID, ...]  # client_reference_id first, then metadata.user_id
+    subscription_id: str | None  # the subscription it started (mode subscription)
+    named_user_ids: tuple[uuid.UUID, ...]  # client_reference_id first, then the metadata's
 
 
 def read_checkout(event: Envelope) -> CheckoutSession:
-    """The customer of a completed Checkout Session and the user ids it names."""
+    """The customer of a completed Checkout Session, its subscription and the user ids it names."""
     session = event.data_object
-    metadata = _mapping(session.get("metadata"))
     named = (
         named_user_id(session.get("client_reference_id")),
-        named_user_id(metadata.get("user_id")),
+        metadata_user_id(_mapping(session.get("metadata"))),
     )
     return CheckoutSession(
         customer_id=stripe_id(session.get("customer")),
+        subscription_id=stripe_id(session.get("subscription")),
         named_user_ids=tuple(uid for uid in named if uid is not None),
     )
+
+
+@dataclass(frozen=True)
+class InvoicePayment:
+    """What an invoice payment event says about the subscription its invoice bills."""
+
+    subscription_id: str | None
+    status: str | None  # 'active' (paid), 'past_due' (failed), or None: it says nothing
+
+
+def is_invoice_event(event_type: str) -> bool:
+    """invoice.paid, invoice.payment_succeeded, invoice.payment_failed."""
+    return event_type in INVOICE_EVENTS
+
+
+def read_invoice(event: Envelope) -> InvoicePayment:
+    """The status an invoice payment event points its subscription to; InvalidInput if malformed.
+
+    A paid invoice of nothing (a trial's first invoice, a full discount) proves
+    nothing about the subscription, and an invoice of no subscription concerns none.
+    """
+    where = f"{event.type} {event.id}"
+    invoice = event.data_object
+    if invoice.get("object") != "invoice":
+        raise InvalidInput(f"{where}: data.object is not an invoice")
+    status: str | None = INVOICE_EVENTS[event.type]
+    if status == "active":
+        paid = invoice.get("amount_paid")
+        if not isinstance(paid, int) or isinstance(paid, bool) or paid < 0:
+            raise InvalidInput(f"{where}: amount_paid: expected a whole amount, got {paid!r}")
+        if paid == 0:
+            status = None
+    subscription = invoice_subscription_id(invoice)
+    return InvoicePayment(subscription, status if subscription else None)
 
 
 def _mapping(value: object, field: str | None = None) -> Mapping[str, Any]:

@@ -21,9 +21,12 @@ from trampolin.errors import InvalidInput
 from trampolin.values import is_int, text
 
 STATUSES = ("pending", "requires_action", "succeeded", "failed", "canceled")
-# How far along a refund is; a refund's status never moves to a lower rank
-# unless a newer Stripe event says so (succeeded can still turn failed).
-STATUS_RANK = {"pending": 0, "requires_action": 1, "succeeded": 2, "failed": 3, "canceled": 3}
+# The events about refunds: each carries one Refund object, but charge.refunded
+# carries the Charge, which lists its refunds (before API version 2022-11-15 only).
+REFUND_EVENTS = frozenset(
+    {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+)
+CHARGE_REFUNDED = "charge.refunded"
 MAX_AMOUNT = 2**63 - 1
 # A NUL character as json.dumps writes it (not an escaped backslash before "u0000").
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -106,6 +109,23 @@ def refunds_of_charge(obj: object) -> list[RefundData]:
     charge_id = _id(data.get("id"))
     refunds = [read_refund(item) for item in items]
     return [r if r.stripe_charge_id else replace(r, stripe_charge_id=charge_id) for r in refunds]
+
+
+def is_refund_event(event_type: str) -> bool:
+    """refund.created / .updated / .failed, charge.refund.updated, charge.refunded."""
+    return event_type in REFUND_EVENTS or event_type == CHARGE_REFUNDED
+
+
+def refunds_in_event(event_type: str, obj: object) -> list[RefundData]:
+    """The refunds a refund event's data.object holds, by id (the order their rows are locked in).
+
+    InvalidInput if one is malformed or a charge lists a refund twice.
+    """
+    refunds = refunds_of_charge(obj) if event_type == CHARGE_REFUNDED else [read_refund(obj)]
+    by_id = {r.stripe_refund_id: r for r in refunds}
+    if len(by_id) < len(refunds):
+        raise InvalidInput("a Stripe charge lists one refund twice")
+    return [by_id[key] for key in sorted(by_id)]
 
 
 def _id(value: object) -> str | None:

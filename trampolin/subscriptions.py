@@ -1,20 +1,22 @@
-"""Stripe webhook events -> subscriptions: record, apply in order, link customers, replay.
+"""Stripe webhook events -> subscriptions and refunds: record, apply in order, link, replay.
 
 ``AsyncSubscriptions(aconn)`` is written here; ``Subscriptions(conn)`` is its generated
 twin. Each event is recorded in ``stripe_events`` with its effect, in ``db.atomic``. A
 subscription moves only forward along the events' ordering key, so duplicates and older
-events change nothing (sql/queries/subscriptions.sql says how). ``unmatched`` events (no
-user for the customer yet) are replayed when it is linked; ``failed`` ones keep their
-error and are tried again. Reading the payloads is trampolin.stripe_payload's job.
+events change nothing (sql/queries/subscriptions.sql says how); invoice payment events
+are kept beside the newest snapshot; refund events go to trampolin.refunds. A user's
+sign-up row becomes the row of the first Stripe subscription that appears for them.
+``unmatched`` events (no user for the customer yet) are replayed when it is linked;
+``failed`` ones keep their error and are tried again. Reading the payloads is
+trampolin.stripe_payload's and trampolin.stripe_refund's job.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from datetime import datetime
-from typing import Any, Literal, cast
+from dataclasses import fields
+from typing import Any, cast
 
 import psycopg
 from psycopg import AsyncConnection, Connection
@@ -23,17 +25,33 @@ from psycopg.types.json import Jsonb
 from trampolin import queries
 from trampolin.db import atomic
 from trampolin.errors import Conflict, InvalidInput, NotFound
+from trampolin.refunds import AsyncRefunds, Refunds
 from trampolin.stripe_payload import (
     CHECKOUT_COMPLETED,
     DEFAULT_TOLERANCE,
+    CheckoutSession,
     Envelope,
+    is_invoice_event,
     is_subscription_event,
     parse_webhook,
     read_checkout,
     read_event,
+    read_invoice,
     read_subscription,
 )
-from trampolin.values import first_line, integer, text, user_key
+from trampolin.stripe_refund import is_refund_event, refunds_in_event
+from trampolin.subscription_records import (
+    ACCESS_STATUSES,
+    MAX_EVENTS_LIMIT,
+    OUTCOMES,
+    RECORDED_OUTCOMES,
+    REPLAYABLE,
+    Outcome,
+    StripeEvent,
+    Subscription,
+    describe,
+)
+from trampolin.values import integer, text, user_key
 
 __all__ = [
     "ACCESS_STATUSES",
@@ -50,69 +68,8 @@ __all__ = [
     "parse_webhook",
 ]
 
-Outcome = Literal["applied", "duplicate", "stale", "ignored", "unmatched", "failed"]
-#: Every outcome: 'pending' exists only inside the applying transaction, and
-#: 'duplicate' is returned, never stored.
-OUTCOMES: tuple[str, ...] = (
-    "pending",
-    "applied",
-    "duplicate",
-    "stale",
-    "ignored",
-    "unmatched",
-    "failed",
-)
-#: The outcomes a committed event can have (`trampolin stripe events --outcome`).
-RECORDED_OUTCOMES: tuple[str, ...] = ("applied", "stale", "ignored", "unmatched", "failed")
-#: The outcomes ``replay`` tries again.
-REPLAYABLE: tuple[str, ...] = ("unmatched", "failed")
-#: The statuses that grant access (the queries take them as %(access_statuses)s).
-ACCESS_STATUSES = frozenset({"active", "trialing", "past_due"})
-MAX_EVENTS_LIMIT = 10_000
-
 _q = queries.load("subscriptions")
 _ACCESS_STATUS_LIST = sorted(ACCESS_STATUSES)  # as a query parameter
-
-
-@dataclass(frozen=True)
-class Subscription:
-    user_id: uuid.UUID
-    stripe_customer_id: str
-    stripe_subscription_id: str
-    status: str
-    price_id: str | None
-    quantity: int | None
-    interval: str | None
-    interval_count: int | None
-    current_period_start: datetime | None
-    current_period_end: datetime | None
-    cancel_at_period_end: bool
-    cancel_at: datetime | None
-    canceled_at: datetime | None
-    ended_at: datetime | None
-    trial_start: datetime | None
-    trial_end: datetime | None
-
-    @property
-    def has_access(self) -> bool:
-        return self.status in ACCESS_STATUSES
-
-
-@dataclass(frozen=True)
-class StripeEvent:
-    """One row of the event log (without its payload)."""
-
-    id: str
-    type: str
-    created: datetime
-    api_version: str | None
-    livemode: bool
-    stripe_customer_id: str | None
-    stripe_subscription_id: str | None
-    outcome: str
-    error: str | None
-    received_at: datetime
-    processed_at: datetime | None
 
 
 class AsyncSubscriptions:
@@ -140,11 +97,17 @@ class AsyncSubscriptions:
         """
         try:
             if is_subscription_event(event.type):
-                return await self._apply_subscription(event, retry)
+                return await self._apply_to_row(_q.apply_snapshot, _snapshot_params(event), retry)
+            invoice = read_invoice(event) if is_invoice_event(event.type) else None
+            if invoice is not None and invoice.status is not None:
+                params = {**_event_params(event), "invoice_status": invoice.status}
+                return await self._apply_to_row(_q.apply_invoice, params, retry)
             async with atomic(self.conn):
+                if is_refund_event(event.type):
+                    return await self._apply_refunds(event, retry)
                 if event.type == CHECKOUT_COMPLETED:
                     return await self._apply_checkout(event, retry)
-                return await self._record(event, "ignored", retry)
+                return await self._record(event, "ignored", retry)  # and payments of nothing
         except Exception as exc:
             return await self._record_failure(event, retry, exc)
 
@@ -155,7 +118,7 @@ class AsyncSubscriptions:
         if self.conn.closed or self.conn.broken:
             raise exc  # the connection is gone: nothing can be recorded
         async with atomic(self.conn):
-            return await self._record(event, "failed", retry, error=_describe(exc))
+            return await self._record(event, "failed", retry, error=describe(exc))
 
     async def _record(
         self, event: Envelope, outcome: str, retry: tuple[str, ...], *, error: str | None = None
@@ -165,34 +128,64 @@ class AsyncSubscriptions:
         )
         return cast(Outcome, row["outcome"]) if row else "duplicate"
 
-    async def _apply_subscription(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
-        """customer.subscription.*: record the event and upsert its snapshot."""
-        params = _snapshot_params(event)
+    async def _apply_to_row(
+        self, statement: queries.Query, params: dict[str, Any], retry: tuple[str, ...]
+    ) -> Outcome:
+        """A snapshot (apply_snapshot) or a payment (apply_invoice): record it and apply
+        it to its subscription's row."""
         async with atomic(self.conn):
-            outcome = await self._apply_snapshot(params, retry)
-            if outcome == "unmatched":
-                outcome = await self._settle_unmatched(params)
+            outcome = await self._apply_linking(statement, params, retry)
+            if outcome == "unmatched" and params["customer_id"] is not None:
+                # Decide again under the customer lock, which a link holds until it
+                # commits: either this now sees the link, or the link's replay sees this.
+                await _q.lock_customer.exec(self.conn, customer_id=params["customer_id"])
+                outcome = await self._apply_linking(statement, params, ("unmatched",))
+                if outcome == "duplicate":  # a link's replay got to it first
+                    recorded = await self.event(params["event_id"])
+                    outcome = cast(Outcome, recorded.outcome if recorded else "unmatched")
             return outcome
 
-    async def _apply_snapshot(self, params: dict[str, Any], retry: tuple[str, ...]) -> Outcome:
-        row = await _q.apply_snapshot.one(self.conn, **params, retry=list(retry))
+    async def _apply_linking(
+        self, statement: queries.Query, params: dict[str, Any], retry: tuple[str, ...]
+    ) -> Outcome:
+        """Run the statement; if it says 'link', the user's sign-up row becomes the new
+        subscription's row first (link_trial), and it runs again."""
+        row = await statement.one(self.conn, **params, retry=list(retry), may_link=True)
         assert row is not None  # the statement always returns its outcome
+        if row["outcome"] == "link":
+            await _q.link_trial.execrows(
+                self.conn,
+                user_id=row["user_id"],
+                subscription_id=params["subscription_id"],
+                customer_id=params["customer_id"],
+            )
+            row = await statement.one(self.conn, **params, retry=list(retry), may_link=False)
+            assert row is not None
         return cast(Outcome, row["outcome"])
 
-    async def _settle_unmatched(self, params: dict[str, Any]) -> Outcome:
-        """Decide again under the customer lock, which a link holds until it commits.
+    async def _apply_refunds(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
+        """refund.*, charge.refund.updated, charge.refunded: make or move the refunds' rows.
 
-        Either this now sees the link, or the link's replay sees this event.
+        A refund no admin recorded yet gets its row without an admin (record() adds it).
         """
-        await _q.lock_customer.exec(self.conn, customer_id=params["customer_id"])
-        outcome = await self._apply_snapshot(params, ("unmatched",))
-        if outcome == "duplicate":  # a link's replay got to it first
-            recorded = await self.event(params["event_id"])
-            outcome = cast(Outcome, recorded.outcome if recorded else "unmatched")
+        refunds = refunds_in_event(event.type, event.data_object)
+        if not refunds:  # charge.refunded at API versions that leave its refunds out
+            return await self._record(event, "ignored", retry)
+        if await self._record(event, "pending", retry) == "duplicate":
+            return "duplicate"
+        changed = await AsyncRefunds(self.conn).apply_stripe_event(
+            refunds, event_id=event.id, event_created=event.created
+        )
+        outcome: Outcome = "applied" if changed else "stale"
+        await _q.set_outcome.exec(self.conn, event_id=event.id, outcome=outcome)
         return outcome
 
     async def _apply_checkout(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
-        """checkout.session.completed: link its customer to the user it names."""
+        """checkout.session.completed: link its customer and subscription to their user.
+
+        The user: the one it names, else the one its subscription or the sign-up
+        row of its customer belongs to, else the one the customer is linked to.
+        """
         checkout = read_checkout(event)
         customer = checkout.customer_id
         if customer is None:
@@ -200,17 +193,30 @@ class AsyncSubscriptions:
         if await self._record(event, "pending", retry) == "duplicate":
             return "duplicate"
         await _q.lock_customer.exec(self.conn, customer_id=customer)
-        named = await _q.first_named_user.one(self.conn, user_ids=list(checkout.named_user_ids))
-        outcome: Outcome
-        if named is not None:
-            await self._link(named["id"], customer)
-            outcome = "applied"
-        elif await _q.customer_owner.one(self.conn, customer_id=customer):
-            outcome = "ignored"  # nobody named, but the customer is linked already
-        else:
-            outcome = "unmatched"
+        found = await _q.first_named_user.one(self.conn, user_ids=list(checkout.named_user_ids))
+        found = found or await _q.checkout_owner.one(
+            self.conn, customer_id=customer, subscription_id=checkout.subscription_id
+        )
+        owner = found or await _q.customer_owner.one(self.conn, customer_id=customer)
+        outcome: Outcome = "unmatched"
+        if owner is not None:
+            await self._link(owner["id"], customer)  # the user row first, as deliveries lock
+            linked = await self._link_trial(owner["id"], checkout)
+            outcome = "applied" if found or linked else "ignored"
         await _q.set_outcome.exec(self.conn, event_id=event.id, outcome=outcome)
         return outcome
+
+    async def _link_trial(self, user_id: uuid.UUID, checkout: CheckoutSession) -> bool:
+        """Make the user's sign-up row the row of the checkout's subscription, if it has none."""
+        if checkout.subscription_id is None:
+            return False
+        linked = await _q.link_trial.execrows(
+            self.conn,
+            user_id=user_id,
+            subscription_id=checkout.subscription_id,
+            customer_id=checkout.customer_id,
+        )
+        return linked > 0
 
     # -- linking and replay -------------------------------------------------
 
@@ -295,7 +301,7 @@ class AsyncSubscriptions:
     # -- reading ----------------------------------------------------------
 
     async def get_for_user(self, user_id: uuid.UUID | str) -> Subscription | None:
-        """The user's current subscription (access-granting first), or None."""
+        """The user's current subscription (one that grants access first), or None."""
         uid = user_key(user_id)
         if uid is None:
             return None
@@ -309,11 +315,15 @@ class AsyncSubscriptions:
         row = await _q.subscription_by_stripe_id.one(
             self.conn,
             stripe_subscription_id=text("stripe_subscription_id", stripe_subscription_id),
+            access_statuses=_ACCESS_STATUS_LIST,
         )
         return Subscription(**row) if row else None
 
     async def has_access(self, user_id: uuid.UUID | str) -> bool:
-        """True if the user has an active, trialing or past_due subscription."""
+        """True if the user has an active, trialing or past_due subscription.
+
+        A sign-up trial (no Stripe subscription yet) counts until its trial_end.
+        """
         uid = user_key(user_id)
         if uid is None:
             return False
@@ -340,7 +350,7 @@ class AsyncSubscriptions:
 
 
 def _event_params(event: Envelope) -> dict[str, Any]:
-    """The parameters that record an event (record_event, apply_snapshot)."""
+    """The parameters that record an event (record_event, apply_snapshot, apply_invoice)."""
     return {
         "event_id": event.id,
         "type": event.type,
@@ -361,12 +371,6 @@ def _snapshot_params(event: Envelope) -> dict[str, Any]:
     columns = {field.name: getattr(snapshot, field.name) for field in fields(snapshot)}
     columns["metadata"] = Jsonb(snapshot.metadata)
     return {**_event_params(event), **columns, "rank": event.rank}
-
-
-def _describe(exc: BaseException) -> str:
-    """What a failed event's ``error`` says: the exception's type and first line."""
-    name = type(exc).__name__
-    return f"{name}: {first_line(exc)}" if str(exc).strip() else name
 
 
 # -- Sync twins: generated from the Async classes above by tools/async_to_sync.py --
@@ -397,11 +401,17 @@ class Subscriptions:
         """
         try:
             if is_subscription_event(event.type):
-                return self._apply_subscription(event, retry)
+                return self._apply_to_row(_q.apply_snapshot, _snapshot_params(event), retry)
+            invoice = read_invoice(event) if is_invoice_event(event.type) else None
+            if invoice is not None and invoice.status is not None:
+                params = {**_event_params(event), "invoice_status": invoice.status}
+                return self._apply_to_row(_q.apply_invoice, params, retry)
             with atomic(self.conn):
+                if is_refund_event(event.type):
+                    return self._apply_refunds(event, retry)
                 if event.type == CHECKOUT_COMPLETED:
                     return self._apply_checkout(event, retry)
-                return self._record(event, "ignored", retry)
+                return self._record(event, "ignored", retry)  # and payments of nothing
         except Exception as exc:
             return self._record_failure(event, retry, exc)
 
@@ -410,7 +420,7 @@ class Subscriptions:
         if self.conn.closed or self.conn.broken:
             raise exc  # the connection is gone: nothing can be recorded
         with atomic(self.conn):
-            return self._record(event, "failed", retry, error=_describe(exc))
+            return self._record(event, "failed", retry, error=describe(exc))
 
     def _record(
         self, event: Envelope, outcome: str, retry: tuple[str, ...], *, error: str | None = None
@@ -420,34 +430,64 @@ class Subscriptions:
         )
         return cast(Outcome, row["outcome"]) if row else "duplicate"
 
-    def _apply_subscription(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
-        """customer.subscription.*: record the event and upsert its snapshot."""
-        params = _snapshot_params(event)
+    def _apply_to_row(
+        self, statement: queries.Query, params: dict[str, Any], retry: tuple[str, ...]
+    ) -> Outcome:
+        """A snapshot (apply_snapshot) or a payment (apply_invoice): record it and apply
+        it to its subscription's row."""
         with atomic(self.conn):
-            outcome = self._apply_snapshot(params, retry)
-            if outcome == "unmatched":
-                outcome = self._settle_unmatched(params)
+            outcome = self._apply_linking(statement, params, retry)
+            if outcome == "unmatched" and params["customer_id"] is not None:
+                # Decide again under the customer lock, which a link holds until it
+                # commits: either this now sees the link, or the link's replay sees this.
+                _q.lock_customer.exec(self.conn, customer_id=params["customer_id"])
+                outcome = self._apply_linking(statement, params, ("unmatched",))
+                if outcome == "duplicate":  # a link's replay got to it first
+                    recorded = self.event(params["event_id"])
+                    outcome = cast(Outcome, recorded.outcome if recorded else "unmatched")
             return outcome
 
-    def _apply_snapshot(self, params: dict[str, Any], retry: tuple[str, ...]) -> Outcome:
-        row = _q.apply_snapshot.one(self.conn, **params, retry=list(retry))
+    def _apply_linking(
+        self, statement: queries.Query, params: dict[str, Any], retry: tuple[str, ...]
+    ) -> Outcome:
+        """Run the statement; if it says 'link', the user's sign-up row becomes the new
+        subscription's row first (link_trial), and it runs again."""
+        row = statement.one(self.conn, **params, retry=list(retry), may_link=True)
         assert row is not None  # the statement always returns its outcome
+        if row["outcome"] == "link":
+            _q.link_trial.execrows(
+                self.conn,
+                user_id=row["user_id"],
+                subscription_id=params["subscription_id"],
+                customer_id=params["customer_id"],
+            )
+            row = statement.one(self.conn, **params, retry=list(retry), may_link=False)
+            assert row is not None
         return cast(Outcome, row["outcome"])
 
-    def _settle_unmatched(self, params: dict[str, Any]) -> Outcome:
-        """Decide again under the customer lock, which a link holds until it commits.
+    def _apply_refunds(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
+        """refund.*, charge.refund.updated, charge.refunded: make or move the refunds' rows.
 
-        Either this now sees the link, or the link's replay sees this event.
+        A refund no admin recorded yet gets its row without an admin (record() adds it).
         """
-        _q.lock_customer.exec(self.conn, customer_id=params["customer_id"])
-        outcome = self._apply_snapshot(params, ("unmatched",))
-        if outcome == "duplicate":  # a link's replay got to it first
-            recorded = self.event(params["event_id"])
-            outcome = cast(Outcome, recorded.outcome if recorded else "unmatched")
+        refunds = refunds_in_event(event.type, event.data_object)
+        if not refunds:  # charge.refunded at API versions that leave its refunds out
+            return self._record(event, "ignored", retry)
+        if self._record(event, "pending", retry) == "duplicate":
+            return "duplicate"
+        changed = Refunds(self.conn).apply_stripe_event(
+            refunds, event_id=event.id, event_created=event.created
+        )
+        outcome: Outcome = "applied" if changed else "stale"
+        _q.set_outcome.exec(self.conn, event_id=event.id, outcome=outcome)
         return outcome
 
     def _apply_checkout(self, event: Envelope, retry: tuple[str, ...]) -> Outcome:
-        """checkout.session.completed: link its customer to the user it names."""
+        """checkout.session.completed: link its customer and subscription to their user.
+
+        The user: the one it names, else the one its subscription or the sign-up
+        row of its customer belongs to, else the one the customer is linked to.
+        """
         checkout = read_checkout(event)
         customer = checkout.customer_id
         if customer is None:
@@ -455,17 +495,30 @@ class Subscriptions:
         if self._record(event, "pending", retry) == "duplicate":
             return "duplicate"
         _q.lock_customer.exec(self.conn, customer_id=customer)
-        named = _q.first_named_user.one(self.conn, user_ids=list(checkout.named_user_ids))
-        outcome: Outcome
-        if named is not None:
-            self._link(named["id"], customer)
-            outcome = "applied"
-        elif _q.customer_owner.one(self.conn, customer_id=customer):
-            outcome = "ignored"  # nobody named, but the customer is linked already
-        else:
-            outcome = "unmatched"
+        found = _q.first_named_user.one(self.conn, user_ids=list(checkout.named_user_ids))
+        found = found or _q.checkout_owner.one(
+            self.conn, customer_id=customer, subscription_id=checkout.subscription_id
+        )
+        owner = found or _q.customer_owner.one(self.conn, customer_id=customer)
+        outcome: Outcome = "unmatched"
+        if owner is not None:
+            self._link(owner["id"], customer)  # the user row first, as deliveries lock
+            linked = self._link_trial(owner["id"], checkout)
+            outcome = "applied" if found or linked else "ignored"
         _q.set_outcome.exec(self.conn, event_id=event.id, outcome=outcome)
         return outcome
+
+    def _link_trial(self, user_id: uuid.UUID, checkout: CheckoutSession) -> bool:
+        """Make the user's sign-up row the row of the checkout's subscription, if it has none."""
+        if checkout.subscription_id is None:
+            return False
+        linked = _q.link_trial.execrows(
+            self.conn,
+            user_id=user_id,
+            subscription_id=checkout.subscription_id,
+            customer_id=checkout.customer_id,
+        )
+        return linked > 0
 
     # -- linking and replay -------------------------------------------------
 
@@ -544,7 +597,7 @@ class Subscriptions:
     # -- reading ----------------------------------------------------------
 
     def get_for_user(self, user_id: uuid.UUID | str) -> Subscription | None:
-        """The user's current subscription (access-granting first), or None."""
+        """The user's current subscription (one that grants access first), or None."""
         uid = user_key(user_id)
         if uid is None:
             return None
@@ -558,11 +611,15 @@ class Subscriptions:
         row = _q.subscription_by_stripe_id.one(
             self.conn,
             stripe_subscription_id=text("stripe_subscription_id", stripe_subscription_id),
+            access_statuses=_ACCESS_STATUS_LIST,
         )
         return Subscription(**row) if row else None
 
     def has_access(self, user_id: uuid.UUID | str) -> bool:
-        """True if the user has an active, trialing or past_due subscription."""
+        """True if the user has an active, trialing or past_due subscription.
+
+        A sign-up trial (no Stripe subscription yet) counts until its trial_end.
+        """
         uid = user_key(user_id)
         if uid is None:
             return False

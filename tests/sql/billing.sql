@@ -43,3 +43,23 @@ WHERE NOT granted AND pid <> pg_backend_pid()
 -- name: link_by_hand :exec
 -- Link a customer the way a DBA would, behind the library's back (no lock, no replay).
 UPDATE users SET stripe_customer_id = %(customer_id)s WHERE id = %(user_id)s;
+
+-- name: insert_signup_row :one
+-- The app's sign-up row: trialing, no Stripe subscription yet, the customer it made.
+INSERT INTO subscriptions (user_id, stripe_customer_id, status, price_id, trial_start, trial_end)
+VALUES (%(user_id)s, %(customer_id)s, 'trialing', 'price_signup', %(trial_start)s, %(trial_end)s)
+RETURNING id;
+
+-- name: rows_of_user :many
+SELECT id, stripe_subscription_id, status, snapshot_status, invoice_status, invoice_event_id,
+       trial_start, trial_end
+FROM subscriptions WHERE user_id = %(user_id)s ORDER BY created_at, id;
+
+-- name: invoice_state :one
+SELECT status, snapshot_status, invoice_status, invoice_event_id FROM subscriptions
+WHERE stripe_subscription_id = %(stripe_subscription_id)s;
+
+-- name: status_with_invoice :one
+SELECT subscription_status_with_invoice(
+    %(snapshot_status)s, %(snapshot_created)s, %(snapshot_rank)s,
+    %(invoice_status)s, %(invoice_created)s) AS status;

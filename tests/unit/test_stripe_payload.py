@@ -34,9 +34,12 @@ from tests.stripe_support import (
 from trampolin import stripe_payload
 from trampolin.errors import InvalidInput, InvalidSignature, TrampolinError
 from trampolin.stripe_payload import (
+    InvoicePayment,
+    is_invoice_event,
     parse_webhook,
     read_checkout,
     read_event,
+    read_invoice,
     read_subscription,
 )
 from trampolin.values import legacy_uuid
@@ -308,6 +311,17 @@ def test_metadata_user_id(user_id: object, named: uuid.UUID | None) -> None:
     assert sub.metadata == {"user_id": user_id}
 
 
+def test_the_apps_metadata_key_user_id_names_the_user_too() -> None:
+    """The app sets subscription_data.metadata.userId; user_id wins when both are there."""
+    user, other = uuid.uuid4(), uuid.uuid4()
+    camel = with_object(BASIL_UPDATED, metadata={"userId": str(user), "plan": "bronze"})
+    assert read_subscription(read_event(camel)).metadata_user_id == user
+    both = with_object(BASIL_UPDATED, metadata={"userId": str(other), "user_id": str(user)})
+    assert read_subscription(read_event(both)).metadata_user_id == user
+    no_user = with_object(BASIL_UPDATED, metadata={"user_id": "", "userId": str(user)})
+    assert read_subscription(read_event(no_user)).metadata_user_id == user
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -365,9 +379,82 @@ def test_checkout_of_the_real_app_names_the_user_adopted_from_its_cuid() -> None
     assert checkout.named_user_ids == (legacy_uuid("cllnlqdff0d103i8tvi0yrx5b"),)
 
 
+def test_checkout_names_its_subscription_and_the_apps_metadata_key() -> None:
+    user = uuid.uuid4()
+    checkout = read_checkout(
+        read_event(with_object(CHECKOUT, client_reference_id=None, metadata={"userId": str(user)}))
+    )
+    assert checkout.subscription_id == "sub_1NiEd5CwEGCgBV8c3ON1VNaz"
+    assert checkout.named_user_ids == (user,)
+    expanded = with_object(CHECKOUT, subscription={"id": "sub_x", "object": "subscription"})
+    assert read_checkout(read_event(expanded)).subscription_id == "sub_x"
+    payment = with_object(CHECKOUT, mode="payment", subscription=None)
+    assert read_checkout(read_event(payment)).subscription_id is None
+
+
 def test_checkout_without_customer_or_metadata() -> None:
     event = with_object(CHECKOUT, customer=None, metadata=None, client_reference_id=None)
-    assert read_checkout(read_event(event)) == stripe_payload.CheckoutSession(None, ())
+    assert read_checkout(read_event(event)) == stripe_payload.CheckoutSession(
+        None, "sub_1NiEd5CwEGCgBV8c3ON1VNaz", ()
+    )
+
+
+# -- invoice payments ---------------------------------------------------------------
+
+
+def test_a_real_paid_invoice_says_active() -> None:
+    invoice = read_invoice(read_event(load(INVOICE_PAID)))  # pre-basil, amount_paid 100000
+    assert invoice == InvoicePayment("sub_1NiEd5CwEGCgBV8c3ON1VNaz", "active")
+
+
+def test_a_real_failed_payment_says_past_due() -> None:
+    invoice = read_invoice(read_event(load(INVOICE_FAILED)))  # basil: parent.subscription_details
+    assert invoice == InvoicePayment("sub_1234", "past_due")
+
+
+@pytest.mark.parametrize("kind", ["invoice.paid", "invoice.payment_succeeded"])
+def test_both_success_events_say_active(kind: str) -> None:
+    event = load(INVOICE_PAID)
+    event["type"] = kind
+    assert read_invoice(read_event(event)).status == "active"
+    assert is_invoice_event(kind)
+
+
+def test_a_paid_invoice_of_nothing_says_nothing() -> None:
+    """A trial's first invoice is paid, for 0: the subscription is trialing, not active."""
+    free = read_invoice(read_event(with_object(INVOICE_PAID, amount_paid=0)))
+    assert free == InvoicePayment("sub_1NiEd5CwEGCgBV8c3ON1VNaz", None)
+    failed = read_invoice(read_event(with_object(INVOICE_FAILED, amount_paid=0)))
+    assert failed.status == "past_due"  # a failed payment is one, whatever was paid
+
+
+def test_an_invoice_of_no_subscription_says_nothing() -> None:
+    event = with_object(INVOICE_PAID, subscription=None)
+    assert read_invoice(read_event(event)) == InvoicePayment(None, None)
+
+
+def test_other_invoice_events_are_not_payments() -> None:
+    for kind in ("invoice.created", "invoice.finalized", "invoice.upcoming", "invoice.updated"):
+        assert not is_invoice_event(kind)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"object": "subscription"}, "data.object is not an invoice"),
+        ({"amount_paid": "100"}, "amount_paid: expected a whole amount, got '100'"),
+        ({"amount_paid": None}, "amount_paid: expected a whole amount, got None"),
+        ({"amount_paid": True}, "amount_paid: expected a whole amount"),
+        ({"amount_paid": -1}, "amount_paid: expected a whole amount"),
+        ({"amount_paid": 1.5}, "amount_paid: expected a whole amount"),
+    ],
+)
+def test_a_malformed_paid_invoice_is_invalid_input_naming_the_field(
+    change: dict[str, Any], message: str
+) -> None:
+    event = read_event(with_object(INVOICE_PAID, **change))
+    with pytest.raises(InvalidInput, match=f"invoice.paid {event.id}: {message}"):
+        read_invoice(event)
 
 
 # -- the order of events ------------------------------------------------------------

@@ -1,17 +1,26 @@
 """Reading Stripe Refund and Charge objects (trampolin.stripe_refund; no database).
 
-REFUND is the Refund object as Stripe's API reference shows it (docs.stripe.com/api/refunds/object).
+REFUND is the Refund object as Stripe's API reference shows it (docs.stripe.com/api/refunds/object);
+the refund events are deliveries of tests/data/stripe (see its README).
 """
 
 import copy
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 import stripe
 
+from tests.stripe_support import CHARGE_REFUNDED, REFUND_CREATED, REFUND_FAILED, load
+from tests.unit.test_pure_modules import DATABASE_CODE, imported_modules
 from trampolin.errors import InvalidInput
-from trampolin.stripe_refund import read_refund, refunds_of_charge
+from trampolin.stripe_refund import (
+    is_refund_event,
+    read_refund,
+    refunds_in_event,
+    refunds_of_charge,
+)
 
 REFUND: dict[str, Any] = {
     "id": "re_1Nispe2eZvKYlo2Cd31jOCgZ",
@@ -127,3 +136,81 @@ def test_the_refunds_of_a_charge() -> None:
     assert refunds_of_charge({"id": "ch_1", "object": "charge", "amount_refunded": 10}) == []
     with pytest.raises(InvalidInput, match="not a Stripe charge"):
         refunds_of_charge(REFUND)
+
+
+# -- refund events ----------------------------------------------------------------------
+
+RE = "re_1Gib6ZHLwdCOCoR7VrzCnXlj"
+
+
+def _refunds(name: str) -> list[tuple[str, str, str | None, int, str]]:
+    event = load(name)
+    found = refunds_in_event(event["type"], event["data"]["object"])
+    return [
+        (r.stripe_refund_id, r.status, r.failure_reason, r.amount, r.stripe_charge_id or "")
+        for r in found
+    ]
+
+
+def test_a_real_refund_update_carries_the_failed_refund() -> None:
+    assert _refunds(REFUND_FAILED) == [
+        (RE, "failed", "expired_or_canceled_card", 30000000, "ch_1Gib61HLwdCOCoR71rnkccye")
+    ]
+
+
+def test_refund_created_and_charge_refunded_carry_it_earlier_in_its_life() -> None:
+    earlier = [(RE, "succeeded", None, 30000000, "ch_1Gib61HLwdCOCoR71rnkccye")]
+    assert _refunds(REFUND_CREATED) == earlier
+    assert _refunds(CHARGE_REFUNDED) == earlier
+
+
+def test_the_refund_events() -> None:
+    for kind in (
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+        "charge.refund.updated",
+        "charge.refunded",
+    ):
+        assert is_refund_event(kind)
+    for kind in ("charge.succeeded", "charge.dispute.created", "refund", "payment_intent.canceled"):
+        assert not is_refund_event(kind)
+
+
+def test_a_charge_lists_its_refunds_by_id_and_each_once() -> None:
+    charge = load(CHARGE_REFUNDED)["data"]["object"]
+    charge["refunds"]["data"] = [refund(id="re_b"), refund(id="re_a"), refund(id="re_c")]
+    found = refunds_in_event("charge.refunded", charge)
+    assert [r.stripe_refund_id for r in found] == ["re_a", "re_b", "re_c"]
+    charge["refunds"]["data"].append(refund(id="re_a"))
+    with pytest.raises(InvalidInput, match="lists one refund twice"):
+        refunds_in_event("charge.refunded", charge)
+
+
+def test_charge_refunded_without_its_refunds_list_carries_none() -> None:
+    """Since API version 2022-11-15 the Charge of charge.refunded leaves its refunds out."""
+    charge = load(CHARGE_REFUNDED)["data"]["object"]
+    del charge["refunds"]
+    assert refunds_in_event("charge.refunded", charge) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "obj", "message"),
+    [
+        ("refund.updated", load(CHARGE_REFUNDED)["data"]["object"], "not a Stripe refund"),
+        ("charge.refunded", REFUND, "not a Stripe charge"),
+        ("refund.created", None, "not a Stripe refund: NoneType"),
+        ("charge.refund.updated", refund(status="reversed"), "unknown status 'reversed'"),
+    ],
+)
+def test_a_malformed_refund_event_is_invalid_input(kind: str, obj: Any, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        refunds_in_event(kind, obj)
+
+
+@pytest.mark.parametrize("module", ["stripe_refund.py", "subscription_records.py"])
+def test_the_billing_records_import_no_database_code(module: str) -> None:
+    """Until tests/unit/test_pure_modules.py lists them (main lists stripe_refund.py)."""
+    path = Path(__file__).resolve().parents[2] / "trampolin" / module
+    imported = imported_modules(path)
+    assert sorted(name for name in imported if name.startswith(DATABASE_CODE)) == []
