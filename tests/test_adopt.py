@@ -11,12 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,11 +28,12 @@ from tests.adopt_support import (
     ODD_UPLOAD_ID,
     ODD_VALUES,
     add_conflicts,
-    build_prisma_db,
+    database_copy,
+    prisma_template,
     snapshot,
     utc,
 )
-from tests.support import ROOT, TestServer, run_cli, shared_server
+from tests.support import ROOT, run_cli
 from trampolin import adopt, queries
 from trampolin.adopt_plan import PRISMA_TABLES, Report
 from trampolin.auth import AuthAdapter
@@ -53,35 +52,18 @@ APP_TABLES = sorted(t.name for t in PRISMA_TABLES)
 # -- Fixtures -------------------------------------------------------------------
 
 
-def _copy_of(server: TestServer, template: str) -> str:
-    name = f"adopt_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        checks.create_database_from.exec(conn, identifiers={"database": name, "template": template})
-    return name
-
-
 @pytest.fixture(scope="module")
 def template() -> Iterator[str]:
     """The module's Prisma database, built once (copied by ``prisma_url``)."""
-    server = shared_server()
-    name = f"adopt_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    server.create_database(name)
-    try:
-        build_prisma_db(server.url(name))
+    with prisma_template() as name:
         yield name
-    finally:
-        server.drop_database(name)
 
 
 @pytest.fixture
 def prisma_url(template: str) -> Iterator[str]:
     """URL of this test's own copy of the Prisma database."""
-    server = shared_server()
-    name = _copy_of(server, template)
-    try:
-        yield server.url(name)
-    finally:
-        server.drop_database(name)
+    with database_copy(template) as url:
+        yield url
 
 
 @pytest.fixture
@@ -146,6 +128,12 @@ def test_dry_run_changes_nothing_and_says_where_every_table_goes(
     assert report["tables"]["User"] == {"rows": 2000, "into": "users"}
     assert report["skipped"] == []
     assert report["adoptable"] is True
+    assert {p["price_id"]: p["monthly_limit"] for p in report["plans"]} == {
+        "price_1S2Sa1BDgh9JKNMfPQca2Ozk": 500,
+        "price_1S2Sa2BDgh9JKNMfXr6YEVMx": 1000,
+        "price_1S2Sa3BDgh9JKNMfqNoy03Sg": 2500,
+    }
+    assert "compare with the app's PLAN_LIMITS" in shown.stdout
     assert snapshot(prisma_url) == before
 
 
@@ -365,6 +353,24 @@ def test_conflicting_database_is_refused_naming_the_rows(
     assert 'references a missing "CsvUpload"' in shown.stdout
     assert 'references a missing "User"' in shown.stdout
     assert "not a trampolin role name" in shown.stdout
+    for reason in (
+        "passwordHash is not a bcrypt hash trampolin verifies",
+        "it begins $argon2id$",
+        "its user has another subscription without stripeSubscriptionId",
+        "usedThisMonth -1",
+        "the same user and URL as another analysis, once normalized: dup.example.com/a: ",
+        "url is empty or longer than 2048 characters",
+        "status is not pending, processing, completed or failed: queued",
+        "status is not pending, completed or failed: running",
+        "urlCount is not positive, or below the analyses that name the search",
+        "belongs to another user than its search",
+        'references a missing "Search"',
+        "amount is negative: -5",
+        "currency is not a three-letter ISO code: US$",
+        "status is not a Stripe refund status: weird",
+    ):
+        assert reason in shown.stdout, reason
+    assert "hunter2" not in shown.stdout  # a password hash (or a password) is never shown
     report = json.loads(cli(prisma_url, "--dry-run", "--json").stdout)
     assert {s["id"] for s in report["skipped"]} >= set(ids.values())
     refused = cli(prisma_url, "--yes")
@@ -391,20 +397,21 @@ def test_a_csv_row_refused_inside_the_adoption_rolls_everything_back(prisma_url:
     assert snapshot(prisma_url) == before
 
 
-def test_rows_with_no_home_yet_are_refused(server: TestServer) -> None:
-    name = f"adopt_{uuid.uuid4().hex[:12]}"
-    server.create_database(name)
-    try:
-        url = server.url(name)
-        build_prisma_db(url, users=50, passwords=True, business=True)
-        shown = cli(url, "--dry-run", "--json")
-        assert shown.returncode == 1
-        skipped = {s["table"]: s for s in json.loads(shown.stdout)["skipped"]}
-        assert set(skipped) == {"User", "Subscription", "Search", "UrlAnalysis", "Refund"}
-        assert "passwordHash" in skipped["User"]["reason"]
-        assert skipped["Refund"]["rows"] == 25
-    finally:
-        server.drop_database(name)
+def test_a_database_without_the_production_scripts_search_table_is_adopted(
+    prisma_url: str,
+) -> None:
+    with psycopg.connect(prisma_url, autocommit=True) as conn:
+        checks.break_no_search.exec(conn)  # as before the hand-written production script
+    before = snapshot(prisma_url)
+    done = cli(prisma_url, "--yes", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert "Search" not in report["tables"]
+    assert report["tables"]["UrlAnalysis"]["into"] == "url_analyses"
+    assert "search_analyses" not in report["derived"]
+    after = snapshot(prisma_url)
+    for name in set(APP_TABLES) - {"Search"}:
+        assert after[f'prisma_archive."{name}"'] == before[f'public."{name}"'], name
 
 
 def test_trampolin_tables_must_be_empty(prisma_url: str) -> None:
