@@ -364,7 +364,7 @@ INSERT INTO "Subscription" (id, "userId", "stripeCustomerId", "stripeSubscriptio
                             "lastUsageReset", "trialLimit", "trialUsed", "createdAt", "updatedAt")
 SELECT 'cm' || substr(md5('sub' || u.id), 1, 23), u.id,
        coalesce(u."stripeCustomerId", 'cus_' || substr(md5('subcus' || u.id), 1, 14)),
-       CASE WHEN s.status = 'trialing' AND n % 4 = 1 THEN NULL
+       CASE WHEN s.status = 'trialing' AND n % 16 = 1 THEN NULL
             ELSE 'sub_' || substr(md5('subid' || u.id), 1, 24) END,
        s.status::"SubscriptionStatus",
        (ARRAY['price_1S2Sa1BDgh9JKNMfPQca2Ozk', 'price_1S2Sa2BDgh9JKNMfXr6YEVMx',
@@ -376,8 +376,8 @@ SELECT 'cm' || substr(md5('sub' || u.id), 1, 23), u.id,
        10, CASE WHEN s.status = 'trialing' THEN n % 11 ELSE 10 END,
        t.now - interval '40 days', t.now - interval '1 day'
 FROM (SELECT id, "stripeCustomerId", row_number() OVER (ORDER BY id) AS n FROM "User") AS u,
-     LATERAL (SELECT CASE n % 8 WHEN 1 THEN 'trialing' WHEN 5 THEN 'trialing' WHEN 3 THEN 'canceled'
-                                 WHEN 7 THEN 'past_due' ELSE 'active' END AS status) AS s,
+     LATERAL (SELECT CASE n % 16 WHEN 1 THEN 'trialing' WHEN 9 THEN 'trialing' WHEN 5 THEN 'canceled'
+                                  WHEN 13 THEN 'past_due' ELSE 'active' END AS status) AS s,
      LATERAL (SELECT date_trunc('milliseconds', now() AT TIME ZONE 'UTC') AS now) AS t
 WHERE n % 2 = 1
 UNION ALL
