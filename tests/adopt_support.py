@@ -60,6 +60,8 @@ ODD_ROWS: list[dict[str, Any]] = [
     },
     {"Name": "only a name"},  # missing keys: empty cells
 ]
+#: The id of ODD_ROWS[i] is ODD_ROW_ID % i.
+ODD_ROW_ID = "cmoddrow%017d"
 #: What csv_rows / the export hold for ODD_ROWS, in ODD_HEADERS order.
 ODD_VALUES = [
     ["Ann", 'she said "hi"', "ann@example.com", "日本語 🙂", "line one\nline two"],
@@ -213,7 +215,7 @@ def _insert_odd_upload(conn: psycopg.Connection[Any]) -> None:
     for index in reversed(range(len(ODD_ROWS))):
         _fixture.insert_row.exec(
             conn,
-            id=f"cmoddrow{index:017d}",
+            id=ODD_ROW_ID % index,
             upload_id=ODD_UPLOAD_ID,
             row_index=index,
             data=Jsonb(ODD_ROWS[index]),
@@ -233,6 +235,7 @@ def add_conflicts(url: str) -> dict[str, str]:
         "extra_keys": "cmconflictextrakeys000001",
         "orphan_row": "cmconflictorphanrow000001",
         "orphan_session": "cmconflictorphansession01",
+        "row_index_again": "cmconflictrowindexagain01",
         **_business_conflict_ids(),
     }
     with psycopg.connect(url, autocommit=True) as conn:
@@ -244,12 +247,16 @@ def add_conflicts(url: str) -> dict[str, str]:
                 conn, id=ids[key], name="Twin", email=email, created_at=created, role_id=None
             )
         _fixture.insert_role.exec(conn, id=ids["bad_role"], name="Super Admin", created_at=created)
-        for key, data in (("not_object", Jsonb(["a", "b"])), ("extra_keys", Jsonb({"zzz": "1"}))):
+        for key, index, data in (
+            ("not_object", 98, Jsonb(["a", "b"])),
+            ("extra_keys", 99, Jsonb({"zzz": "1"})),
+            ("row_index_again", 0, Jsonb({"Name": "again"})),  # the app numbered rows once
+        ):
             _fixture.insert_row.exec(
                 conn,
                 id=ids[key],
                 upload_id=ODD_UPLOAD_ID,
-                row_index=99,
+                row_index=index,
                 data=data,
                 created_at=created,
             )

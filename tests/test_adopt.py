@@ -25,6 +25,7 @@ import pytest
 
 from tests.adopt_support import (
     ODD_HEADERS,
+    ODD_ROW_ID,
     ODD_UPLOAD_ID,
     ODD_VALUES,
     add_conflicts,
@@ -41,6 +42,7 @@ from trampolin.csv_uploads import CsvUploads
 from trampolin.db import connect
 from trampolin.errors import AdoptionRefused, MigrationError
 from trampolin.migrations import LOCK_KEY, Migrator, apply_within
+from trampolin.usage import Usage
 from trampolin.values import legacy_uuid, user_key
 
 checks = queries.load_file(Path(__file__).parent / "sql" / "adopt_checks.sql")
@@ -351,6 +353,7 @@ def test_conflicting_database_is_refused_naming_the_rows(
     assert "data is not a JSON object" in shown.stdout
     assert "keys that are not among the upload's headers: upload cmodd" in shown.stdout
     assert 'references a missing "CsvUpload"' in shown.stdout
+    assert "rowIndex is negative, or another row of its upload has it too" in shown.stdout
     assert 'references a missing "User"' in shown.stdout
     assert "not a trampolin role name" in shown.stdout
     for reason in (
@@ -393,6 +396,8 @@ def test_a_csv_row_refused_inside_the_adoption_rolls_everything_back(prisma_url:
         ids["not_object"],
         ids["extra_keys"],
         ids["orphan_row"],
+        ids["row_index_again"],
+        ODD_ROW_ID % 0,  # the row whose rowIndex it repeats
     }
     assert snapshot(prisma_url) == before
 
@@ -424,6 +429,25 @@ def test_trampolin_tables_must_be_empty(prisma_url: str) -> None:
     assert refused.returncode == 1
     assert "users (1 rows): trampolin's table already holds rows" in refused.stdout
     assert snapshot(prisma_url) == before
+
+
+def test_a_plan_trampolin_has_is_kept_and_the_others_come_from_the_apps_rows(
+    prisma_url: str,
+) -> None:
+    migrate_beside_prisma(prisma_url)
+    gold = "price_1S2Sa3BDgh9JKNMfqNoy03Sg"
+    with connect(prisma_url, autocommit=True) as conn:
+        Usage(conn).set_plan_limit(gold, 3000, trial_limit=20)
+    done = adopt.adopt_database(prisma_url)
+    assert {d.into: d.rows for d in done.derived}["plans"] == 2  # gold was there
+    with connect(prisma_url, autocommit=True) as conn:
+        plans = {p.price_id: (p.monthly_limit, p.trial_limit) for p in Usage(conn).plans()}
+    assert plans == {
+        "default": (500, 10),
+        "price_1S2Sa1BDgh9JKNMfPQca2Ozk": (500, 10),
+        "price_1S2Sa2BDgh9JKNMfXr6YEVMx": (1000, 10),
+        gold: (3000, 20),
+    }
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,7 @@ def adopt(
     """
     with atomic(conn):
         _q.watch_client.one(conn)
+        _q.bulk_settings.exec(conn)
         facts = _facts(conn)
         if recognise(facts) == "adopted":
             return _already(conn, facts)
@@ -288,9 +289,16 @@ def _move(
     progress: Progress,
 ) -> None:
     started = time.monotonic()
-    moved = query.execrows(conn)
-    into = table(name).into
-    progress(f'"{name}": {moved} rows -> {into} ({time.monotonic() - started:.1f}s)')
+    try:
+        with atomic(conn):  # a savepoint: after a row csv_rows refuses, the checks still run
+            moved = query.execrows(conn)
+    except psycopg.errors.IntegrityError:
+        if name != "CsvRow":
+            raise
+        moved = None  # a rowIndex below 0 or twice in an upload: refused_csv_rows names it
+    if moved is not None:
+        into = table(name).into
+        progress(f'"{name}": {moved} rows -> {into} ({time.monotonic() - started:.1f}s)')
     if name == "Role" or moved == rows[name]:
         return
     if name == "CsvRow":  # its checks run in the move itself: see move_csv_rows

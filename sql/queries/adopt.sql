@@ -103,11 +103,14 @@ COPY adopt_url_keys (url, normalized) FROM STDIN;
 -- the app wrote its hard-coded limit on a row when the row was used, and the
 -- schema's default (500) on a row Stripe's webhook made, so the highest is
 -- the price's limit and no adopted user gets less than the app gave. A price
--- plans cannot hold (blank, spaces, over 255 characters) gets the default plan.
+-- plans cannot hold (blank, spaces, over 255 characters: plans_price_id_check,
+-- written without its {1,255}, slow in PostgreSQL's regex engine) gets the
+-- default plan.
 SELECT "priceId" AS price_id, max("monthlyLimit") AS monthly_limit,
        max("trialLimit") AS trial_limit, count(*) AS subscriptions
 FROM "Subscription"
-WHERE status::text IN ('active', 'trialing', 'past_due') AND "priceId" ~ '^[^[:space:]]{1,255}$'
+WHERE status::text IN ('active', 'trialing', 'past_due')
+  AND "priceId" <> '' AND length("priceId") <= 255 AND "priceId" !~ '[[:space:]]'
 GROUP BY "priceId"
 ORDER BY "priceId";
 
@@ -121,6 +124,12 @@ WHERE current_setting('server_version_num')::integer >= 140000;
 -- The dry run's transaction reads only from here on (its temporary table, made
 -- before, can still be written).
 SELECT set_config('transaction_read_only', 'on', true);
+
+-- name: bulk_settings :exec
+-- For the adoption's transaction: no JIT (it compiles each big statement
+-- once, ~0.3-1 s of LLVM apiece, and adoption runs each statement once:
+-- measured, it doubled the time of a 100k-row adoption).
+SELECT set_config('jit', 'off', true);
 
 -- name: set_lock_timeout :exec
 -- How long to wait for the app's tables (the app must be stopped).
@@ -158,12 +167,15 @@ WITH refused AS (
       AND replace(btrim(replace(replace(id, 'urn:', ''), 'uuid:', ''), '{}'), '-', '')
           ~ '^[[:space:]]*\+?(0[xX])?[0-9A-Fa-f_]+[[:space:]]*$'
     UNION ALL
-    -- users.password_hash admits these only (migration 0008); the hash is not shown.
+    -- users.password_hash admits these only (migration 0008's check, written
+    -- without its {53}, which costs PostgreSQL's regex engine ~20 us a row);
+    -- the hash itself is not shown.
     SELECT 'User', id,
            'passwordHash is not a bcrypt hash trampolin verifies ($2a$, $2b$ or $2y$, cost, 53 characters)',
            coalesce('it begins ' || substring("passwordHash" FROM '^\$[0-9a-z]{1,8}\$'), 'it has no $scheme$ prefix')
     FROM "User"
-    WHERE "passwordHash" !~ '^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$'
+    WHERE length("passwordHash") <> 60
+       OR "passwordHash" !~ '^\$2[aby]\$[0-9][0-9]\$[./A-Za-z0-9]*$'
     UNION ALL
     SELECT 'User', u.id, 'references a missing "Role"', u."roleId"
     FROM "User" AS u
@@ -299,8 +311,11 @@ LIMIT %(limit)s;
 -- name: refused_csv_rows :many
 -- The "CsvRow" rows that cannot become csv_rows: data that is not a JSON
 -- object, keys that are not among the upload's headers (their values would be
--- lost), or an upload that does not exist. The same test as move_csv_rows's
--- WHERE clause, so a short move is explained by these rows.
+-- lost), or an upload that does not exist: the same test as move_csv_rows's
+-- WHERE clause, so a short move is explained by these rows. And a rowIndex
+-- below 0 or found twice in one upload, which csv_rows's primary key and
+-- check refuse during the move (the app's storeCsvData numbers each upload's
+-- rows 0, 1, 2, ... in file order, so neither happens but by hand).
 WITH refused AS (
     SELECT r.id,
            CASE WHEN c.id IS NULL THEN 'references a missing "CsvUpload"'
@@ -319,6 +334,13 @@ WITH refused AS (
        OR CASE WHEN jsonb_typeof(r.data) = 'object'
                THEN r.data - coalesce(c.headers, '{}') <> '{}'::jsonb
                ELSE true END
+    UNION ALL
+    SELECT id, 'rowIndex is negative, or another row of its upload has it too',
+           format('upload %%s, rowIndex %%s', "uploadId", "rowIndex")
+    FROM (SELECT id, "uploadId", "rowIndex",
+                 count(*) OVER (PARTITION BY "uploadId", "rowIndex") AS n
+          FROM "CsvRow") AS r
+    WHERE n > 1 OR "rowIndex" < 0
 )
 SELECT 'CsvRow' AS table_name, id, problem, detail,
        count(*) OVER (PARTITION BY problem) AS total
@@ -349,16 +371,17 @@ LEFT JOIN roles AS r ON r.name = pr.name;
 -- OAuth tokens unchanged. The app's Account has no timestamps: now().
 INSERT INTO accounts (id, user_id, type, provider, provider_account_id, refresh_token,
                       access_token, expires_at, token_type, scope, id_token, session_state)
-SELECT legacy_uuid(id), legacy_uuid("userId"), type, provider, "providerAccountId",
-       refresh_token, access_token, expires_at, token_type, scope, id_token, session_state
-FROM "Account";
+SELECT legacy_uuid(a.id), u.id, a.type, a.provider, a."providerAccountId", a.refresh_token,
+       a.access_token, a.expires_at, a.token_type, a.scope, a.id_token, a.session_state
+FROM "Account" AS a
+JOIN users AS u ON u.legacy_id = a."userId";
 
 -- name: move_sessions :execrows
 -- Expired sessions too: every row is kept, and reading one deletes it.
 INSERT INTO sessions (session_token_hash, user_id, expires)
-SELECT sha256(convert_to("sessionToken", 'UTF8')), legacy_uuid("userId"),
-       expires AT TIME ZONE 'UTC'
-FROM "Session";
+SELECT sha256(convert_to(s."sessionToken", 'UTF8')), u.id, s.expires AT TIME ZONE 'UTC'
+FROM "Session" AS s
+JOIN users AS u ON u.legacy_id = s."userId";
 
 -- name: move_verification_tokens :execrows
 INSERT INTO verification_tokens (identifier, token_hash, expires)
@@ -373,11 +396,12 @@ FROM "VerificationToken";
 -- upload to its totalRows).
 INSERT INTO csv_uploads (legacy_id, user_id, filename, status, headers, total_rows,
                          file_size, error_message, created_at, updated_at)
-SELECT c.id, legacy_uuid(c."userId"), c."originalName", c.status::text,
+SELECT c.id, o.id, c."originalName", c.status::text,
        coalesce(c.headers, '{}'), coalesce(n.count_rows, 0),
        c."fileSize", c."errorMessage",
        c."createdAt" AT TIME ZONE 'UTC', c."updatedAt" AT TIME ZONE 'UTC'
 FROM "CsvUpload" AS c
+JOIN users AS o ON o.legacy_id = c."userId"
 LEFT JOIN (SELECT "uploadId", count(*) AS count_rows FROM "CsvRow" GROUP BY "uploadId") AS n
        ON n."uploadId" = c.id
 ORDER BY c."createdAt", c.id;
@@ -385,12 +409,13 @@ ORDER BY c."createdAt", c.id;
 -- name: move_csv_rows :execrows
 -- Each data object becomes its values in the upload's headers order: a JSON
 -- null (the app's empty cell) or a missing key is '', a number or another
--- non-string value its JSON text. row_index numbers the rows from 1 in the
--- app's rowIndex order (0-based there, and not unique). Rows that
--- refused_csv_rows names are left out, so the count tells.
+-- non-string value its JSON text. row_index is the app's rowIndex + 1 (its
+-- storeCsvData numbered rows from 0 in file order): no renumbering, so no sort
+-- of every row; a rowIndex below 0 or twice in an upload fails the statement
+-- (trampolin.adopt then names the rows, as refused_csv_rows does). Rows that
+-- refused_csv_rows names otherwise are left out, so the count tells.
 INSERT INTO csv_rows (upload_id, row_index, "values")
-SELECT u.id,
-       row_number() OVER (PARTITION BY u.id ORDER BY r."rowIndex", r.id),
+SELECT u.id, r."rowIndex" + 1,
        ARRAY(SELECT coalesce(r.data ->> h.name, '')
              FROM unnest(u.headers) WITH ORDINALITY AS h(name, n)
              ORDER BY h.n)
@@ -412,14 +437,14 @@ INSERT INTO subscriptions (id, stripe_subscription_id, user_id, stripe_customer_
                            price_id, quantity, current_period_start, current_period_end,
                            cancel_at_period_end, canceled_at, trial_start, trial_end,
                            created_at, updated_at)
-SELECT legacy_uuid(s.id), s."stripeSubscriptionId", legacy_uuid(s."userId"),
-       s."stripeCustomerId", s.status::text, nullif(s."priceId", ''), s.quantity,
+SELECT legacy_uuid(s.id), s."stripeSubscriptionId", u.id, s."stripeCustomerId", s.status::text, nullif(s."priceId", ''), s.quantity,
        s."currentPeriodStart" AT TIME ZONE 'UTC', s."currentPeriodEnd" AT TIME ZONE 'UTC',
        s."cancelAtPeriodEnd", s."canceledAt" AT TIME ZONE 'UTC',
        CASE WHEN s.status::text = 'trialing' THEN s."currentPeriodStart" AT TIME ZONE 'UTC' END,
        CASE WHEN s.status::text = 'trialing' THEN s."currentPeriodEnd" AT TIME ZONE 'UTC' END,
        s."createdAt" AT TIME ZONE 'UTC', s."updatedAt" AT TIME ZONE 'UTC'
-FROM "Subscription" AS s;
+FROM "Subscription" AS s
+JOIN users AS u ON u.legacy_id = s."userId";
 
 -- name: create_plans :many
 -- The plans app_plans found, unless trampolin has a plan for that price
@@ -439,7 +464,7 @@ RETURNING price_id;
 -- died after the analyses finished is completed).
 INSERT INTO searches (id, user_id, status, url_count, pending_count, failed_count, total_reach,
                       completed_at, created_at, updated_at)
-SELECT legacy_uuid(s.id), legacy_uuid(s."userId"),
+SELECT legacy_uuid(s.id), u.id,
        CASE WHEN n.pending > 0 THEN 'pending'
             WHEN s.status = 'failed' OR n.failed = s."urlCount" THEN 'failed'
             ELSE 'completed' END,
@@ -447,6 +472,7 @@ SELECT legacy_uuid(s.id), legacy_uuid(s."userId"),
        CASE WHEN n.pending = 0 THEN s."updatedAt" AT TIME ZONE 'UTC' END,
        s."createdAt" AT TIME ZONE 'UTC', s."updatedAt" AT TIME ZONE 'UTC'
 FROM "Search" AS s
+JOIN users AS u ON u.legacy_id = s."userId"
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE a.status IN ('pending', 'processing')) AS pending,
            count(*) FILTER (WHERE a.status = 'failed') AS failed
@@ -461,7 +487,7 @@ CROSS JOIN LATERAL (
 -- Nothing was charged for a run here: charged_period_start stays NULL.
 INSERT INTO url_analyses (id, user_id, url, status, results, reach, attempts, queued_at,
                           claimed_at, finished_at, created_at, updated_at)
-SELECT legacy_uuid(a.id), legacy_uuid(a."userId"), k.normalized, a.status, a.results,
+SELECT legacy_uuid(a.id), u.id, k.normalized, a.status, a.results,
        CASE WHEN a.status = 'completed' AND jsonb_typeof(a.results -> 'totalReach') = 'number'
                  AND a.results ->> 'totalReach' ~ '^[0-9]{1,18}$'
             THEN (a.results ->> 'totalReach')::bigint END,
@@ -471,6 +497,7 @@ SELECT legacy_uuid(a.id), legacy_uuid(a."userId"), k.normalized, a.status, a.res
        CASE WHEN a.status IN ('completed', 'failed') THEN a."updatedAt" AT TIME ZONE 'UTC' END,
        a."createdAt" AT TIME ZONE 'UTC', a."updatedAt" AT TIME ZONE 'UTC'
 FROM "UrlAnalysis" AS a
+JOIN users AS u ON u.legacy_id = a."userId"
 JOIN adopt_url_keys AS k ON k.url = a.url;
 
 -- name: link_search_analyses :execrows
@@ -506,17 +533,22 @@ LEFT JOIN users AS u ON u.legacy_id = r."adminUserId";
 -- while trialing, else usedThisMonth, or 0 when lastUsageReset is before the
 -- current billing period (the app reset it at its next read). Only the
 -- subscription usage_window picks for the user counts (it is the one whose
--- allowance Usage shows); admins are unlimited and charged nothing by the app.
+-- allowance Usage shows; it grants access: active, trialing or past_due);
+-- admins are unlimited and charged nothing by the app.
 -- Runs after users, roles, subscriptions and plans are in place.
 WITH counters AS (
-    SELECT legacy_uuid(s.id) AS subscription_id, legacy_uuid(s."userId") AS user_id,
-           CASE WHEN s.status::text = 'trialing' THEN s."trialUsed"
-                WHEN s."lastUsageReset" < s."currentPeriodStart" THEN 0
-                ELSE s."usedThisMonth" END AS used,
-           format('adopted: %%s of the app''s Subscription %%s',
-                  CASE WHEN s.status::text = 'trialing' THEN 'trialUsed' ELSE 'usedThisMonth' END,
-                  s.id) AS reason
+    SELECT legacy_uuid(s.id) AS subscription_id, u.id AS user_id, c.used,
+           format('adopted: %%s of the app''s Subscription %%s', c.counter, s.id) AS reason
     FROM "Subscription" AS s
+    JOIN users AS u ON u.legacy_id = s."userId"
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN s.status::text = 'trialing' THEN s."trialUsed"
+                    WHEN s."lastUsageReset" < s."currentPeriodStart" THEN 0
+                    ELSE s."usedThisMonth" END AS used,
+               CASE WHEN s.status::text = 'trialing' THEN 'trialUsed'
+                    ELSE 'usedThisMonth' END AS counter
+    ) AS c
+    WHERE s.status::text IN ('active', 'trialing', 'past_due') AND c.used > 0
 ),
 chosen AS (
     SELECT w.user_id, w.period_start, w.period_end, w.trial, w.usage_limit, c.used, c.reason
