@@ -494,6 +494,7 @@ def test_the_app_still_using_its_tables_is_refused(prisma_url: str) -> None:
 
 def test_adopt_inside_the_callers_transaction(prisma_url: str, before: dict[str, str]) -> None:
     with connect(prisma_url) as conn:
+        assert adopt.plan(conn).adoptable  # its temporary table is reused by adopt() below
         report = adopt.adopt(conn)
         assert report.state == "adopted"
         conn.rollback()
