@@ -11,12 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,14 +25,16 @@ import pytest
 
 from tests.adopt_support import (
     ODD_HEADERS,
+    ODD_ROW_ID,
     ODD_UPLOAD_ID,
     ODD_VALUES,
     add_conflicts,
-    build_prisma_db,
+    database_copy,
+    prisma_template,
     snapshot,
     utc,
 )
-from tests.support import ROOT, TestServer, run_cli, shared_server
+from tests.support import ROOT, run_cli
 from trampolin import adopt, queries
 from trampolin.adopt_plan import PRISMA_TABLES, Report
 from trampolin.auth import AuthAdapter
@@ -42,6 +42,7 @@ from trampolin.csv_uploads import CsvUploads
 from trampolin.db import connect
 from trampolin.errors import AdoptionRefused, MigrationError
 from trampolin.migrations import LOCK_KEY, Migrator, apply_within
+from trampolin.usage import Usage
 from trampolin.values import legacy_uuid, user_key
 
 checks = queries.load_file(Path(__file__).parent / "sql" / "adopt_checks.sql")
@@ -53,35 +54,18 @@ APP_TABLES = sorted(t.name for t in PRISMA_TABLES)
 # -- Fixtures -------------------------------------------------------------------
 
 
-def _copy_of(server: TestServer, template: str) -> str:
-    name = f"adopt_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        checks.create_database_from.exec(conn, identifiers={"database": name, "template": template})
-    return name
-
-
 @pytest.fixture(scope="module")
 def template() -> Iterator[str]:
     """The module's Prisma database, built once (copied by ``prisma_url``)."""
-    server = shared_server()
-    name = f"adopt_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    server.create_database(name)
-    try:
-        build_prisma_db(server.url(name))
+    with prisma_template() as name:
         yield name
-    finally:
-        server.drop_database(name)
 
 
 @pytest.fixture
 def prisma_url(template: str) -> Iterator[str]:
     """URL of this test's own copy of the Prisma database."""
-    server = shared_server()
-    name = _copy_of(server, template)
-    try:
-        yield server.url(name)
-    finally:
-        server.drop_database(name)
+    with database_copy(template) as url:
+        yield url
 
 
 @pytest.fixture
@@ -146,6 +130,12 @@ def test_dry_run_changes_nothing_and_says_where_every_table_goes(
     assert report["tables"]["User"] == {"rows": 2000, "into": "users"}
     assert report["skipped"] == []
     assert report["adoptable"] is True
+    assert {p["price_id"]: p["monthly_limit"] for p in report["plans"]} == {
+        "price_1S2Sa1BDgh9JKNMfPQca2Ozk": 500,
+        "price_1S2Sa2BDgh9JKNMfXr6YEVMx": 1000,
+        "price_1S2Sa3BDgh9JKNMfqNoy03Sg": 2500,
+    }
+    assert "compare with the app's PLAN_LIMITS" in shown.stdout
     assert snapshot(prisma_url) == before
 
 
@@ -363,8 +353,27 @@ def test_conflicting_database_is_refused_naming_the_rows(
     assert "data is not a JSON object" in shown.stdout
     assert "keys that are not among the upload's headers: upload cmodd" in shown.stdout
     assert 'references a missing "CsvUpload"' in shown.stdout
+    assert "rowIndex is negative, or another row of its upload has it too" in shown.stdout
     assert 'references a missing "User"' in shown.stdout
     assert "not a trampolin role name" in shown.stdout
+    for reason in (
+        "passwordHash is not a bcrypt hash trampolin verifies",
+        "it begins $argon2id$",
+        "its user has another subscription without stripeSubscriptionId",
+        "usedThisMonth -1",
+        "the same user and URL as another analysis, once normalized: dup.example.com/a: ",
+        "url is empty or longer than 2048 characters",
+        "status is not pending, processing, completed or failed: queued",
+        "status is not pending, completed or failed: running",
+        "urlCount is not positive, or below the analyses that name the search",
+        "belongs to another user than its search",
+        'references a missing "Search"',
+        "amount is negative: -5",
+        "currency is not a three-letter ISO code: US$",
+        "status is not a Stripe refund status: weird",
+    ):
+        assert reason in shown.stdout, reason
+    assert "hunter2" not in shown.stdout  # a password hash (or a password) is never shown
     report = json.loads(cli(prisma_url, "--dry-run", "--json").stdout)
     assert {s["id"] for s in report["skipped"]} >= set(ids.values())
     refused = cli(prisma_url, "--yes")
@@ -387,24 +396,27 @@ def test_a_csv_row_refused_inside_the_adoption_rolls_everything_back(prisma_url:
         ids["not_object"],
         ids["extra_keys"],
         ids["orphan_row"],
+        ids["row_index_again"],
+        ODD_ROW_ID % 0,  # the row whose rowIndex it repeats
     }
     assert snapshot(prisma_url) == before
 
 
-def test_rows_with_no_home_yet_are_refused(server: TestServer) -> None:
-    name = f"adopt_{uuid.uuid4().hex[:12]}"
-    server.create_database(name)
-    try:
-        url = server.url(name)
-        build_prisma_db(url, users=50, passwords=True, business=True)
-        shown = cli(url, "--dry-run", "--json")
-        assert shown.returncode == 1
-        skipped = {s["table"]: s for s in json.loads(shown.stdout)["skipped"]}
-        assert set(skipped) == {"User", "Subscription", "Search", "UrlAnalysis", "Refund"}
-        assert "passwordHash" in skipped["User"]["reason"]
-        assert skipped["Refund"]["rows"] == 25
-    finally:
-        server.drop_database(name)
+def test_a_database_without_the_production_scripts_search_table_is_adopted(
+    prisma_url: str,
+) -> None:
+    with psycopg.connect(prisma_url, autocommit=True) as conn:
+        checks.break_no_search.exec(conn)  # as before the hand-written production script
+    before = snapshot(prisma_url)
+    done = cli(prisma_url, "--yes", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert "Search" not in report["tables"]
+    assert report["tables"]["UrlAnalysis"]["into"] == "url_analyses"
+    assert "search_analyses" not in report["derived"]
+    after = snapshot(prisma_url)
+    for name in set(APP_TABLES) - {"Search"}:
+        assert after[f'prisma_archive."{name}"'] == before[f'public."{name}"'], name
 
 
 def test_trampolin_tables_must_be_empty(prisma_url: str) -> None:
@@ -417,6 +429,25 @@ def test_trampolin_tables_must_be_empty(prisma_url: str) -> None:
     assert refused.returncode == 1
     assert "users (1 rows): trampolin's table already holds rows" in refused.stdout
     assert snapshot(prisma_url) == before
+
+
+def test_a_plan_trampolin_has_is_kept_and_the_others_come_from_the_apps_rows(
+    prisma_url: str,
+) -> None:
+    migrate_beside_prisma(prisma_url)
+    gold = "price_1S2Sa3BDgh9JKNMfqNoy03Sg"
+    with connect(prisma_url, autocommit=True) as conn:
+        Usage(conn).set_plan_limit(gold, 3000, trial_limit=20)
+    done = adopt.adopt_database(prisma_url)
+    assert {d.into: d.rows for d in done.derived}["plans"] == 2  # gold was there
+    with connect(prisma_url, autocommit=True) as conn:
+        plans = {p.price_id: (p.monthly_limit, p.trial_limit) for p in Usage(conn).plans()}
+    assert plans == {
+        "default": (500, 10),
+        "price_1S2Sa1BDgh9JKNMfPQca2Ozk": (500, 10),
+        "price_1S2Sa2BDgh9JKNMfXr6YEVMx": (1000, 10),
+        gold: (3000, 20),
+    }
 
 
 @pytest.mark.parametrize(
@@ -463,6 +494,7 @@ def test_the_app_still_using_its_tables_is_refused(prisma_url: str) -> None:
 
 def test_adopt_inside_the_callers_transaction(prisma_url: str, before: dict[str, str]) -> None:
     with connect(prisma_url) as conn:
+        assert adopt.plan(conn).adoptable  # its temporary table is reused by adopt() below
         report = adopt.adopt(conn)
         assert report.state == "adopted"
         conn.rollback()

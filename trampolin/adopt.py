@@ -3,11 +3,13 @@
 ``plan(conn)`` judges the database and changes nothing (the dry run).
 ``adopt(conn)`` does it in one transaction block (``db.atomic``): it locks the
 app's tables, applies trampolin's migrations, moves every row with one
-INSERT ... SELECT per table (sql/queries/adopt.sql; no row passes through the
-client), checks every count, then moves the app's tables, enum types and
-_prisma_migrations into schema prisma_archive. A refused row, an error or a
-kill leaves the database as it was. ``dry_run(url)`` and ``adopt_database(url)``
-own their connection. The rules and the report live in trampolin.adopt_plan.
+INSERT ... SELECT per table (sql/queries/adopt.sql; only the distinct analysis
+URLs pass through the client, a batch at a time, to be normalized), derives
+plans, search links and usage counters, checks every count, then moves the
+app's tables, enum types and _prisma_migrations into schema prisma_archive. A
+refused row, an error or a kill leaves the database as it was. ``dry_run(url)``
+and ``adopt_database(url)`` own their connection. The rules and the report
+live in trampolin.adopt_plan.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from trampolin.adopt_plan import (
     LIST_LIMIT,
     PRISMA_TABLES,
     TARGET_TABLES,
+    Derived,
     Facts,
     Moved,
+    PlanLimits,
     Report,
     Skipped,
     State,
@@ -38,8 +42,9 @@ from trampolin.adopt_plan import (
     table,
     table_skips,
 )
+from trampolin.analysis_urls import normalize_url
 from trampolin.db import atomic, connect
-from trampolin.errors import AdoptionRefused, TrampolinError
+from trampolin.errors import AdoptionRefused, InvalidInput, TrampolinError
 from trampolin.migrations import apply_within
 
 _q = queries.load("adopt")
@@ -54,17 +59,22 @@ _MOVES = (
     ("Account", _q.move_accounts),
     ("Session", _q.move_sessions),
     ("VerificationToken", _q.move_verification_tokens),
+    ("Subscription", _q.move_subscriptions),
+    ("Search", _q.move_searches),  # only when the production script made it
+    ("UrlAnalysis", _q.move_url_analyses),
     ("CsvUpload", _q.move_csv_uploads),
     ("CsvRow", _q.move_csv_rows),
+    ("Refund", _q.move_refunds),
 )
 
 
 def dry_run(url: str) -> Report:
-    """plan() in a read-only transaction of its own, rolled back."""
+    """plan() in a transaction of its own, read-only but for a temporary table, rolled back."""
     with connect(url) as conn:
-        conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         try:
+            _q.create_url_keys.exec(conn)  # a read-only transaction cannot create one
+            _q.read_only.exec(conn)
             return plan(conn)
         finally:
             conn.rollback()
@@ -87,9 +97,9 @@ def plan(conn: psycopg.Connection[Any]) -> Report:
     if recognise(facts) == "adopted":
         return _already(conn, facts)
     rows = _rows(conn, facts)
-    skipped = _table_skips(conn, rows) + _refused(conn, _q.refused_rows)
-    skipped += _refused(conn, _q.refused_csv_rows)
-    return _report("plan", facts, rows, skipped)
+    _url_keys(conn)
+    skipped = _skipped(conn, facts) + _refused(conn, _q.refused_csv_rows)
+    return _report("plan", facts, rows, skipped, _plans(conn))
 
 
 def adopt(
@@ -106,18 +116,23 @@ def adopt(
     """
     with atomic(conn):
         _q.watch_client.one(conn)
+        _q.bulk_settings.exec(conn)
         facts = _facts(conn)
         if recognise(facts) == "adopted":
             return _already(conn, facts)
         _lock(conn, list(facts.columns), lock_timeout)
         apply_within(conn, report=progress)
         rows = _rows(conn, facts)
-        skipped = _table_skips(conn, rows) + _refused(conn, _q.refused_rows)
+        _url_keys(conn)
+        skipped = _skipped(conn, facts)
+        plans = _plans(conn)
         if skipped:
-            _refuse(_report("plan", facts, rows, skipped))
+            _refuse(_report("plan", facts, rows, skipped, plans))
         for name, query in _MOVES:
-            _move(conn, name, query, rows, facts, progress)
-        report = _report("adopted", facts, rows, [])
+            if name in rows:
+                _move(conn, name, query, rows, facts, progress)
+        derived = _derive(conn, facts, plans, progress)
+        report = _report("adopted", facts, rows, [], plans, derived)
         _archive(conn, facts, report)
         progress(f"archived the app's tables in schema prisma_archive ({len(facts.columns)})")
     return report
@@ -170,13 +185,43 @@ def _count(conn: psycopg.Connection[Any], name: str) -> int:
     return int(rows)
 
 
-def _table_skips(conn: psycopg.Connection[Any], rows: dict[str, int]) -> list[Skipped]:
+def _skipped(conn: psycopg.Connection[Any], facts: Facts) -> list[Skipped]:
+    """Every row that cannot be taken over, but for the contents of "CsvRow"."""
     existing = [row["name"] for row in _q.existing_tables.many(conn, tables=list(TARGET_TABLES))]
-    passwords = _q.users_with_password.one(conn)
-    assert passwords is not None
-    return table_skips(
-        rows, {name: _count(conn, name) for name in existing}, int(passwords["count_rows"])
-    )
+    skipped = table_skips({name: _count(conn, name) for name in existing})
+    skipped += _refused(conn, _q.refused_rows)
+    if "Search" in facts.columns:
+        skipped += _refused(conn, _q.refused_search_rows)
+    return skipped
+
+
+def _url_keys(conn: psycopg.Connection[Any]) -> None:
+    """adopt_url_keys: each distinct "UrlAnalysis".url beside the URL trampolin stores.
+
+    The URLs come through a cursor a batch at a time, so memory stays flat.
+    """
+    found = _q.url_keys_exist.one(conn)
+    if not (found and found["found"]):
+        _q.create_url_keys.exec(conn)
+    _q.clear_url_keys.exec(conn)
+    _q.open_app_urls.exec(conn)
+    while batch := _q.fetch_app_urls.many(conn):
+        with _q.copy_url_keys.copy(conn) as copy:
+            for row in batch:
+                copy.write_row((row["url"], _stored_url(row["url"])))
+    _q.close_app_urls.exec(conn)
+
+
+def _stored_url(url: str) -> str:
+    """The URL normalized as a new search would; one the rule refuses stays as it is."""
+    try:
+        return normalize_url(url)
+    except InvalidInput:
+        return url
+
+
+def _plans(conn: psycopg.Connection[Any]) -> tuple[PlanLimits, ...]:
+    return tuple(PlanLimits(**row) for row in _q.app_plans.many(conn))
 
 
 def _refused(conn: psycopg.Connection[Any], query: queries.Query) -> list[Skipped]:
@@ -200,11 +245,20 @@ def _refused(conn: psycopg.Connection[Any], query: queries.Query) -> list[Skippe
     return skipped
 
 
-def _report(state: State, facts: Facts, rows: dict[str, int], skipped: list[Skipped]) -> Report:
+def _report(
+    state: State,
+    facts: Facts,
+    rows: dict[str, int],
+    skipped: list[Skipped],
+    plans: tuple[PlanLimits, ...] = (),
+    derived: tuple[Derived, ...] = (),
+) -> Report:
     migrations = tuple(
         name for name, finished, rolled_back in facts.migrations if finished and not rolled_back
     )
-    return Report(state, facts.schema, moves(rows), tuple(skipped), migrations)
+    return Report(
+        state, facts.schema, moves(rows), tuple(skipped), migrations, plans=plans, derived=derived
+    )
 
 
 def _refuse(report: Report) -> None:
@@ -235,14 +289,49 @@ def _move(
     progress: Progress,
 ) -> None:
     started = time.monotonic()
-    moved = query.execrows(conn)
-    into = table(name).into
-    progress(f'"{name}": {moved} rows -> {into} ({time.monotonic() - started:.1f}s)')
+    try:
+        with atomic(conn):  # a savepoint: after a row csv_rows refuses, the checks still run
+            moved = query.execrows(conn)
+    except psycopg.errors.IntegrityError:
+        if name != "CsvRow":
+            raise
+        moved = None  # a rowIndex below 0 or twice in an upload: refused_csv_rows names it
+    if moved is not None:
+        into = table(name).into
+        progress(f'"{name}": {moved} rows -> {into} ({time.monotonic() - started:.1f}s)')
     if name == "Role" or moved == rows[name]:
         return
     if name == "CsvRow":  # its checks run in the move itself: see move_csv_rows
         _refuse(_report("plan", facts, rows, _refused(conn, _q.refused_csv_rows)))
     raise TrampolinError(f'moved {moved} of the {rows[name]} rows of "{name}"; nothing was changed')
+
+
+def _derive(
+    conn: psycopg.Connection[Any],
+    facts: Facts,
+    plans: tuple[PlanLimits, ...],
+    progress: Progress,
+) -> tuple[Derived, ...]:
+    """The rows no Prisma table maps onto: plans, search links, usage counters and ledger."""
+    created = _q.create_plans.many(
+        conn,
+        price_ids=[p.price_id for p in plans],
+        monthly_limits=[p.monthly_limit for p in plans],
+        trial_limits=[p.trial_limit for p in plans],
+    )
+    derived = [Derived("plans", len(created), '"Subscription" prices')]
+    if "Search" in facts.columns:
+        links = _q.link_search_analyses.execrows(conn)
+        derived.append(Derived("search_analyses", links, '"UrlAnalysis"."searchId"'))
+    usage = _q.adopt_usage.one(conn)
+    assert usage is not None
+    if usage["periods"] != usage["ledger_rows"]:  # cannot happen: one statement writes both
+        raise TrampolinError("the usage counters and their ledger rows differ; nothing was changed")
+    derived.append(Derived("usage_periods", usage["periods"], '"Subscription" counters'))
+    derived.append(Derived("usage_ledger", usage["ledger_rows"], "one 'adopted' row per period"))
+    for d in derived:
+        progress(f"{d.rows} rows -> {d.into} (from {d.source})")
+    return tuple(derived)
 
 
 def _archive(conn: psycopg.Connection[Any], facts: Facts, report: Report) -> None:

@@ -31,8 +31,6 @@ _KINDS: dict[str, tuple[str, ...]] = {
     "text[]": ("text[]",),
 }
 
-_MOVE_WAITS = "no trampolin table takes these rows yet (issue 17: business data)"
-
 
 @dataclass(frozen=True)
 class PrismaTable:
@@ -43,7 +41,6 @@ class PrismaTable:
     spec: str  # "column column:kind ...", text when no kind is given
     note: str = ""
     optional: bool = False  # made by the app's hand-written production script
-    waits: str | None = None  # why its rows have no home in this version
 
     @property
     def columns(self) -> dict[str, str]:
@@ -59,7 +56,7 @@ PRISMA_TABLES = (
         "users",
         "id name email emailVerified:time image passwordHash stripeCustomerId roleId "
         "createdAt:time updatedAt:time",
-        "ids: legacy_uuid(id), old id in legacy_id",
+        "ids: legacy_uuid(id), old id in legacy_id; password hashes kept",
     ),
     PrismaTable(
         "Account",
@@ -74,25 +71,25 @@ PRISMA_TABLES = (
     ),
     PrismaTable(
         "Subscription",
-        None,
+        "subscriptions",
         "id userId stripeCustomerId stripeSubscriptionId status:status priceId quantity:int "
         "currentPeriodStart:time currentPeriodEnd:time cancelAtPeriodEnd:bool canceledAt:time "
         "monthlyLimit:int usedThisMonth:int lastUsageReset:time trialLimit:int trialUsed:int "
         "createdAt:time updatedAt:time",
-        waits=_MOVE_WAITS,
+        "ids: legacy_uuid(id); counters -> usage_periods and usage_ledger; limits -> plans",
     ),
     PrismaTable(
         "Search",
-        None,
+        "searches",
         "id userId status urlCount:int totalReach:int createdAt:time updatedAt:time",
+        "ids: legacy_uuid(id)",
         optional=True,
-        waits=_MOVE_WAITS,
     ),
     PrismaTable(
         "UrlAnalysis",
-        None,
+        "url_analyses",
         "id userId url status results:jsonb createdAt:time updatedAt:time",
-        waits=_MOVE_WAITS,
+        "ids: legacy_uuid(id); URLs normalized; searchId -> search_analyses",
     ),
     PrismaTable(
         "CsvUpload",
@@ -109,16 +106,32 @@ PRISMA_TABLES = (
     ),
     PrismaTable(
         "Refund",
-        None,
+        "refunds",
         "id stripeRefundId stripeChargeId stripePaymentIntentId amount:int currency reason "
         "status adminUserId customerEmail adminNote metadata:jsonb createdAt:time updatedAt:time",
-        waits=_MOVE_WAITS,
+        "ids: legacy_uuid(id); the admin by id and e-mail",
     ),
     PrismaTable("_prisma_migrations", None, "", "Prisma's migration history"),
 )
 
-#: trampolin's tables that adoption fills; they must be empty (roles are merged by name).
-TARGET_TABLES = ("users", "accounts", "sessions", "verification_tokens", "csv_uploads", "csv_rows")
+#: trampolin's tables that adoption fills; they must be empty (roles and plans are merged).
+TARGET_TABLES = (
+    "users",
+    "accounts",
+    "sessions",
+    "verification_tokens",
+    "subscriptions",
+    "usage_periods",
+    "usage_ledger",
+    "searches",
+    "url_analyses",
+    "search_analyses",
+    "csv_uploads",
+    "csv_rows",
+    "refunds",
+)
+#: Subscriptions in these states hand their limits to plans (as trampolin.usage grants).
+GRANTING = ("active", "trialing", "past_due")
 
 
 def table(name: str) -> PrismaTable:
@@ -166,6 +179,12 @@ def recognise(facts: Facts) -> Literal["prisma", "adopted"]:
                 f"in schema {facts.schema}"
             )
         _check_columns(spec, found)
+    links = facts.columns.get("UrlAnalysis", {}).get("searchId")
+    if "Search" in facts.columns and (links is None or not _is_kind(links, "text")):
+        raise AdoptionRefused(
+            'a "Search" table, but "UrlAnalysis"."searchId" is '
+            f"{links or 'missing'}: not the app's production schema (its script adds both)"
+        )
     for name, finished, rolled_back in facts.migrations:
         if finished is None and rolled_back is None:
             raise AdoptionRefused(
@@ -222,6 +241,25 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class PlanLimits:
+    """A plan adoption makes from the app's subscriptions of one Stripe price."""
+
+    price_id: str
+    monthly_limit: int
+    trial_limit: int
+    subscriptions: int
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Rows adoption makes in a table no Prisma table maps onto (the counters' periods, ...)."""
+
+    into: str
+    rows: int
+    source: str
+
+
+@dataclass(frozen=True)
 class Report:
     state: State
     schema: str
@@ -229,6 +267,8 @@ class Report:
     skipped: tuple[Skipped, ...] = ()
     migrations: tuple[str, ...] = ()
     adopted_at: datetime | None = None
+    plans: tuple[PlanLimits, ...] = ()
+    derived: tuple[Derived, ...] = ()
 
     @property
     def skipped_total(self) -> int:
@@ -239,22 +279,13 @@ class Report:
         return self.state != "plan" or not self.skipped
 
 
-def table_skips(rows: dict[str, int], target_rows: dict[str, int], passwords: int) -> list[Skipped]:
-    """Whole tables that cannot be taken over: no home yet, or trampolin's already full."""
-    skips = [
-        Skipped(spec.name, None, spec.waits, rows[spec.name])
-        for spec in PRISMA_TABLES
-        if spec.waits and rows.get(spec.name)
-    ]
-    if passwords:
-        reason = "users with a passwordHash: this trampolin has no password column yet (issue 16)"
-        skips.append(Skipped("User", None, reason, passwords))
-    skips.extend(
+def table_skips(target_rows: dict[str, int]) -> list[Skipped]:
+    """trampolin's tables that already hold rows: adoption fills empty ones only."""
+    return [
         Skipped(name, None, "trampolin's table already holds rows: adoption fills empty ones", n)
         for name, n in target_rows.items()
         if n
-    )
-    return skips
+    ]
 
 
 def moves(rows: dict[str, int]) -> tuple[Moved, ...]:
@@ -284,10 +315,23 @@ def lines(report: Report) -> list[str]:
         into = m.into or f"{ARCHIVE_SCHEMA} only"
         note = f" ({m.note})" if m.note else ""
         out.append(f"  {_quoted(m.table):<{width}} {m.rows:>10} rows -> {into}{note}")
+    out.extend(
+        f"  {'':<{width}} {d.rows:>10} rows -> {d.into} (from {d.source})" for d in report.derived
+    )
     out.append(
         f"  then every table above, its enum types and _prisma_migrations move into schema "
         f"{ARCHIVE_SCHEMA}; other tables are left as they are"
     )
+    if report.plans:
+        out.append(
+            "plans from the app's subscriptions (the highest limits of each price; a plan "
+            "trampolin has already is kept; compare with the app's PLAN_LIMITS):"
+        )
+        out.extend(
+            f"  {p.price_id}: {p.monthly_limit} a month, {p.trial_limit} in a trial "
+            f"({p.subscriptions} subscriptions)"
+            for p in report.plans
+        )
     if report.skipped_total:
         out.append(f"cannot be taken over: {report.skipped_total} row(s)")
         out.extend(
@@ -319,6 +363,16 @@ def report_as_json(report: Report) -> dict[str, Any]:
             for s in report.skipped
         ],
         "skipped_total": report.skipped_total,
+        "plans": [
+            {
+                "price_id": p.price_id,
+                "monthly_limit": p.monthly_limit,
+                "trial_limit": p.trial_limit,
+                "subscriptions": p.subscriptions,
+            }
+            for p in report.plans
+        ],
+        "derived": {d.into: {"rows": d.rows, "from": d.source} for d in report.derived},
     }
 
 

@@ -222,14 +222,19 @@ class AsyncCsvUploads:
     ) -> CsvUpload | None:
         """The upload; None if unknown, or if ``user_id`` is given and does not own it.
 
-        An id that cannot be an upload's ("abc", -1, beyond bigint) is unknown too;
-        a decimal string is the number. A user id that is not a UUID is InvalidInput.
+        A decimal string is the number; any other string is the app's id of an
+        adopted upload (its legacy_id, docs/adopt.md). An id that cannot be an
+        upload's (-1, beyond bigint) is unknown too. A user id that is not a
+        UUID is InvalidInput.
         """
         key = bigint_key("an upload id", upload_id)
         owner = None if user_id is None else _owner(user_id)
         if key is None:
-            return None
-        if owner is None:
+            legacy = _legacy_id(upload_id)
+            if legacy is None:
+                return None
+            row = await _q.get_upload_by_legacy_id.one(self.conn, legacy_id=legacy, user_id=owner)
+        elif owner is None:
             row = await _q.get_upload.one(self.conn, upload_id=key)
         else:
             row = await _q.get_upload_for_user.one(self.conn, upload_id=key, user_id=owner)
@@ -411,6 +416,16 @@ def _aborted(exc: BaseException) -> str:
     return f"import aborted: {why}"  # KeyboardInterrupt, SystemExit, CancelledError by name
 
 
+def _legacy_id(upload_id: object) -> str | None:
+    """The string an adopted upload's legacy_id may hold; None if no row can have it."""
+    if not isinstance(upload_id, str):
+        return None
+    try:
+        return text("an upload id", upload_id)
+    except InvalidInput:  # NUL, lone surrogate: no row has such an id
+        return None
+
+
 def _check_count(upload: CsvUpload, count: int) -> None:
     if count != upload.total_rows:  # cannot happen unless rows were edited by hand
         raise Conflict(f"upload {upload.id} has {count} rows, not {upload.total_rows}")
@@ -582,14 +597,19 @@ class CsvUploads:
     ) -> CsvUpload | None:
         """The upload; None if unknown, or if ``user_id`` is given and does not own it.
 
-        An id that cannot be an upload's ("abc", -1, beyond bigint) is unknown too;
-        a decimal string is the number. A user id that is not a UUID is InvalidInput.
+        A decimal string is the number; any other string is the app's id of an
+        adopted upload (its legacy_id, docs/adopt.md). An id that cannot be an
+        upload's (-1, beyond bigint) is unknown too. A user id that is not a
+        UUID is InvalidInput.
         """
         key = bigint_key("an upload id", upload_id)
         owner = None if user_id is None else _owner(user_id)
         if key is None:
-            return None
-        if owner is None:
+            legacy = _legacy_id(upload_id)
+            if legacy is None:
+                return None
+            row = _q.get_upload_by_legacy_id.one(self.conn, legacy_id=legacy, user_id=owner)
+        elif owner is None:
             row = _q.get_upload.one(self.conn, upload_id=key)
         else:
             row = _q.get_upload_for_user.one(self.conn, upload_id=key, user_id=owner)

@@ -85,6 +85,12 @@ SELECT * FROM csv_uploads WHERE id = %(upload_id)s;
 -- The upload if that user owns it, else no row.
 SELECT * FROM csv_uploads WHERE id = %(upload_id)s AND user_id = %(user_id)s;
 
+-- name: get_upload_by_legacy_id :one
+-- The upload adopted from the app's "CsvUpload" with that (cuid) id, if
+-- %(user_id)s is NULL or owns it; else no row (trampolin adopt prisma).
+SELECT * FROM csv_uploads
+WHERE legacy_id = %(legacy_id)s AND (%(user_id)s::uuid IS NULL OR user_id = %(user_id)s);
+
 -- name: list_uploads_for_user :many
 -- A user's uploads, newest first.
 SELECT * FROM csv_uploads WHERE user_id = %(user_id)s ORDER BY id DESC;

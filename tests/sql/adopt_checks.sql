@@ -146,8 +146,17 @@ SELECT id FROM csv_uploads WHERE legacy_id = %(legacy_id)s;
 -- Of add_conflicts' rows, keep those only the CsvRow move can find.
 WITH users AS (DELETE FROM "User" WHERE id = ANY (%(ids)s::text[])),
      roles AS (DELETE FROM "Role" WHERE id = ANY (%(ids)s::text[])),
-     sessions AS (DELETE FROM "Session" WHERE id = ANY (%(ids)s::text[]))
-UPDATE "CsvUpload" SET "totalRows" = "totalRows" + 2 WHERE id = 'cmodduploadquotesnewlines';
+     sessions AS (DELETE FROM "Session" WHERE id = ANY (%(ids)s::text[])),
+     subscriptions AS (DELETE FROM "Subscription" WHERE id = ANY (%(ids)s::text[])),
+     searches AS (DELETE FROM "Search" WHERE id = ANY (%(ids)s::text[])),
+     analyses AS (DELETE FROM "UrlAnalysis" WHERE id = ANY (%(ids)s::text[])),
+     refunds AS (DELETE FROM "Refund" WHERE id = ANY (%(ids)s::text[]))
+UPDATE "CsvUpload" SET "totalRows" = "totalRows" + 3 WHERE id = 'cmodduploadquotesnewlines';
+
+-- name: break_no_search :exec
+-- The app's schema before its hand-written production script.
+ALTER TABLE "UrlAnalysis" DROP COLUMN "searchId";
+DROP TABLE "Search";
 
 -- name: break_no_csv_row :exec
 DROP TABLE "CsvRow";

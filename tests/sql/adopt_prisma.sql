@@ -355,30 +355,47 @@ VALUES (%(id)s, %(upload_id)s, %(row_index)s, %(data)s, %(created_at)s);
 -- name: insert_subscriptions :exec
 -- One subscription for every other user: trialing rows made at sign-up with
 -- no Stripe subscription yet, active, past_due and canceled ones, with usage.
+-- Each price's rows carry its limit (the app's PLAN_LIMITS); every 5th row's
+-- counter is from before its billing period (the app had not reset it yet).
+-- Every 40th user also has an older, canceled subscription (another customer).
 INSERT INTO "Subscription" (id, "userId", "stripeCustomerId", "stripeSubscriptionId", status,
                             "priceId", quantity, "currentPeriodStart", "currentPeriodEnd",
                             "cancelAtPeriodEnd", "canceledAt", "monthlyLimit", "usedThisMonth",
                             "lastUsageReset", "trialLimit", "trialUsed", "createdAt", "updatedAt")
 SELECT 'cm' || substr(md5('sub' || u.id), 1, 23), u.id,
        coalesce(u."stripeCustomerId", 'cus_' || substr(md5('subcus' || u.id), 1, 14)),
-       CASE WHEN s.status = 'trialing' AND n % 4 = 1 THEN NULL
+       CASE WHEN s.status = 'trialing' AND n % 16 = 1 THEN NULL
             ELSE 'sub_' || substr(md5('subid' || u.id), 1, 24) END,
        s.status::"SubscriptionStatus",
        (ARRAY['price_1S2Sa1BDgh9JKNMfPQca2Ozk', 'price_1S2Sa2BDgh9JKNMfXr6YEVMx',
               'price_1S2Sa3BDgh9JKNMfqNoy03Sg'])[1 + n % 3],
-       1, now() AT TIME ZONE 'UTC' - interval '10 days', now() AT TIME ZONE 'UTC' + interval '20 days',
-       n % 13 = 0, CASE WHEN s.status = 'canceled' THEN now() AT TIME ZONE 'UTC' - interval '1 day' END,
+       1, t.now - interval '10 days', t.now + interval '20 days',
+       n % 13 = 0, CASE WHEN s.status = 'canceled' THEN t.now - interval '1 day' END,
        (ARRAY[500, 1000, 2500])[1 + n % 3], (n * 7) % 400,
-       now() AT TIME ZONE 'UTC' - interval '10 days', 10, CASE WHEN s.status = 'trialing' THEN n % 11 ELSE 10 END,
-       now() AT TIME ZONE 'UTC' - interval '40 days', now() AT TIME ZONE 'UTC' - interval '1 day'
+       t.now - CASE WHEN n % 5 = 0 THEN interval '40 days' ELSE interval '9 days' END,
+       10, CASE WHEN s.status = 'trialing' THEN n % 11 ELSE 10 END,
+       t.now - interval '40 days', t.now - interval '1 day'
 FROM (SELECT id, "stripeCustomerId", row_number() OVER (ORDER BY id) AS n FROM "User") AS u,
-     LATERAL (SELECT CASE n % 8 WHEN 1 THEN 'trialing' WHEN 5 THEN 'trialing' WHEN 3 THEN 'canceled'
-                                 WHEN 7 THEN 'past_due' ELSE 'active' END AS status) AS s
-WHERE n % 2 = 1;
+     LATERAL (SELECT CASE n % 16 WHEN 1 THEN 'trialing' WHEN 9 THEN 'trialing' WHEN 5 THEN 'canceled'
+                                  WHEN 13 THEN 'past_due' ELSE 'active' END AS status) AS s,
+     LATERAL (SELECT date_trunc('milliseconds', now() AT TIME ZONE 'UTC') AS now) AS t
+WHERE n % 2 = 1
+UNION ALL
+SELECT 'cm' || substr(md5('oldsub' || u.id), 1, 23), u.id,
+       'cus_' || substr(md5('oldcus' || u.id), 1, 14), 'sub_' || substr(md5('oldsubid' || u.id), 1, 24),
+       'canceled', 'price_1S2Sa1BDgh9JKNMfPQca2Ozk', 1,
+       t.now - interval '70 days', t.now - interval '40 days', false, t.now - interval '40 days',
+       500, 321, t.now - interval '70 days', 10, 10,
+       t.now - interval '100 days', t.now - interval '40 days'
+FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM "User") AS u,
+     LATERAL (SELECT date_trunc('milliseconds', now() AT TIME ZONE 'UTC') AS now) AS t
+WHERE n % 40 = 1;
 
 -- name: insert_searches_and_analyses :exec
 -- Searches of 1-3 URLs for every 6th user, each URL analysed once per user,
 -- completed with the app's results object (reach, chart data) or still pending.
+-- URLs as the app's normalizeUrl stored them: no scheme, "www." or query (the
+-- first of each user with the host in capitals, as the app left it).
 WITH searches AS (
     INSERT INTO "Search" (id, "userId", status, "urlCount", "totalReach", "createdAt", "updatedAt")
     SELECT 'cm' || substr(md5('search' || u.id), 1, 23), u.id,
@@ -391,10 +408,11 @@ WITH searches AS (
 )
 INSERT INTO "UrlAnalysis" (id, "userId", url, status, results, "createdAt", "updatedAt", "searchId")
 SELECT 'cm' || substr(md5('analysis' || s.id || k), 1, 23), s."userId",
-       'https://www.facebook.com/ads/library/?id=' || (1000 + k) || '&q=' || substr(s.id, 3, 6),
+       CASE WHEN k = 1 THEN 'Shop' || (1000 + k) || '.Example.com/collections/' || substr(s.id, 3, 6)
+            ELSE 'shop' || (1000 + k) || '.example.com/collections/' || substr(s.id, 3, 6) END,
        s.status,
        CASE WHEN s.status = 'completed' THEN jsonb_build_object(
-           'url', 'https://www.facebook.com/ads/library/?id=' || (1000 + k),
+           'url', 'shop' || (1000 + k) || '.example.com/collections/' || substr(s.id, 3, 6),
            'totalReach', s."totalReach" / s."urlCount", 'adCount', k + 1, 'avgReachPerDay', 40,
            'totalDays', 2, 'firstDay', '2025-09-01', 'lastDay', '2025-09-02',
            'reachCategory', 'Medium', 'reachColor', '#f59e0b',
@@ -404,6 +422,25 @@ SELECT 'cm' || substr(md5('analysis' || s.id || k), 1, 23), s."userId",
            'analyzed_at', '2025-09-05T10:11:12.345Z') END,
        s."createdAt", s."createdAt", s.id
 FROM searches AS s, generate_series(1, s."urlCount") AS k;
+
+-- name: insert_rerun_searches :exec
+-- For every 4th user with a completed search, a later one-URL search that ran
+-- the first URL again: the app moved that analysis to the new search (its
+-- searchId), so the old search names one analysis fewer than its urlCount.
+WITH reruns AS (
+    INSERT INTO "Search" (id, "userId", status, "urlCount", "totalReach", "createdAt", "updatedAt")
+    SELECT 'cm' || substr(md5('rerun' || s.id), 1, 23), s."userId", 'completed', 1, 777,
+           now() AT TIME ZONE 'UTC' - interval '1 day', now() AT TIME ZONE 'UTC' - interval '1 day'
+    FROM (SELECT id, "userId", row_number() OVER (ORDER BY id) AS n
+          FROM "Search" WHERE status = 'completed') AS s
+    WHERE n % 4 = 0
+    RETURNING id, "userId", "createdAt"
+)
+UPDATE "UrlAnalysis" AS a
+SET "searchId" = r.id, "updatedAt" = r."createdAt",
+    results = a.results || '{"totalReach": 777}'
+FROM reruns AS r
+WHERE a."userId" = r."userId" AND a.url LIKE 'Shop1001.%';
 
 -- name: insert_refunds :exec
 -- Refunds issued by the first admin.
@@ -439,3 +476,32 @@ VALUES (%(id)s, %(name)s, %(created_at)s, %(created_at)s);
 -- name: drop_foreign_key :exec
 -- As in production before its script ran: a reference nothing checks.
 ALTER TABLE {table} DROP CONSTRAINT {constraint};
+
+-- name: set_password_hash :exec
+UPDATE "User" SET "passwordHash" = %(hash)s WHERE id = %(id)s;
+
+-- name: insert_subscription :exec
+-- One subscription made by hand (the odd cases); a month-long period from %(start)s.
+INSERT INTO "Subscription" (id, "userId", "stripeCustomerId", "stripeSubscriptionId", status,
+                            "priceId", "currentPeriodStart", "currentPeriodEnd", "usedThisMonth",
+                            "lastUsageReset", "trialUsed", "createdAt", "updatedAt")
+VALUES (%(id)s, %(user_id)s, %(customer_id)s, %(stripe_id)s, %(status)s::"SubscriptionStatus",
+        'price_1S2Sa1BDgh9JKNMfPQca2Ozk', %(start)s, %(start)s + interval '7 days', %(used)s,
+        %(start)s, %(trial_used)s, %(start)s, %(start)s);
+
+-- name: insert_search :exec
+INSERT INTO "Search" (id, "userId", status, "urlCount", "totalReach", "createdAt", "updatedAt")
+VALUES (%(id)s, %(user_id)s, %(status)s, %(url_count)s, 0, %(created_at)s, %(created_at)s);
+
+-- name: insert_analysis :exec
+INSERT INTO "UrlAnalysis" (id, "userId", url, status, results, "createdAt", "updatedAt", "searchId")
+VALUES (%(id)s, %(user_id)s, %(url)s, %(status)s, %(results)s, %(created_at)s,
+        %(created_at)s + interval '1 minute', %(search_id)s);
+
+-- name: insert_refund :exec
+INSERT INTO "Refund" (id, "stripeRefundId", "stripeChargeId", "stripePaymentIntentId", amount,
+                      currency, reason, status, "adminUserId", "customerEmail", metadata,
+                      "createdAt", "updatedAt")
+VALUES (%(id)s, 're_' || %(id)s, 'ch_' || %(id)s, '', %(amount)s, %(currency)s,
+        'requested_by_customer', %(status)s, %(admin_id)s, 'someone@example.com', '{}',
+        %(created_at)s, %(created_at)s);

@@ -9,8 +9,10 @@ import pytest
 
 from trampolin.adopt_plan import (
     PRISMA_TABLES,
+    Derived,
     Facts,
     Moved,
+    PlanLimits,
     Report,
     Skipped,
     lines,
@@ -33,8 +35,10 @@ TYPES = {
 
 
 def app_columns() -> dict[str, dict[str, str]]:
-    """The columns of the app's tables as format_type() spells them."""
-    return {t.name: {c: TYPES[k] for c, k in t.columns.items()} for t in PRISMA_TABLES}
+    """The columns of the app's tables as format_type() spells them (production script too)."""
+    columns = {t.name: {c: TYPES[k] for c, k in t.columns.items()} for t in PRISMA_TABLES}
+    columns["UrlAnalysis"]["searchId"] = "text"
+    return columns
 
 
 def facts(**changes: Any) -> Facts:
@@ -61,6 +65,7 @@ def test_the_apps_schema_is_recognised() -> None:
     assert recognise(facts()) == "prisma"
     without_search = app_columns()
     del without_search["Search"]  # made by the hand-written production script only
+    del without_search["UrlAnalysis"]["searchId"]
     assert recognise(facts(columns=without_search)) == "prisma"
     as_text = app_columns()
     as_text["CsvUpload"]["status"] = "text"  # the production script's variant
@@ -92,6 +97,14 @@ def test_anything_else_is_refused_in_one_line() -> None:
     wrong = app_columns()
     wrong["CsvRow"]["data"] = "json"
     assert '"CsvRow"."data" is json, not the app\'s jsonb' in refused(columns=wrong)
+    no_links = app_columns()
+    del no_links["UrlAnalysis"]["searchId"]
+    assert refused(columns=no_links).startswith(
+        'a "Search" table, but "UrlAnalysis"."searchId" is missing'
+    )
+    odd_links = app_columns()
+    odd_links["UrlAnalysis"]["searchId"] = "integer"
+    assert '"UrlAnalysis"."searchId" is integer' in refused(columns=odd_links)
     unfinished = (("20250905_x", None, None),)
     assert "Prisma migration 20250905_x did not finish" in refused(migrations=unfinished)
     rolled_back = (("20250905_x", None, datetime(2025, 9, 5, tzinfo=UTC)),)
@@ -99,15 +112,32 @@ def test_anything_else_is_refused_in_one_line() -> None:
     assert issubclass(AdoptionRefused, TrampolinError)
 
 
-def test_tables_without_a_home_and_full_targets_are_skipped_whole() -> None:
-    rows = {t.name: 0 for t in PRISMA_TABLES} | {"User": 10, "Refund": 3}
-    assert table_skips(rows, {"users": 0}, passwords=0) == [
-        Skipped(
-            "Refund", None, "no trampolin table takes these rows yet (issue 17: business data)", 3
-        )
+def test_full_targets_are_skipped_whole() -> None:
+    assert table_skips({"users": 0, "refunds": 0}) == []
+    skips = table_skips({"users": 2, "csv_rows": 0, "usage_ledger": 5})
+    assert [(s.table, s.id, s.rows) for s in skips] == [
+        ("users", None, 2),
+        ("usage_ledger", None, 5),
     ]
-    skips = table_skips(rows | {"Refund": 0}, {"users": 2, "csv_rows": 0}, passwords=7)
-    assert [(s.table, s.rows) for s in skips] == [("User", 7), ("users", 2)]
+    assert all("already holds rows" in s.reason for s in skips)
+
+
+def test_every_app_table_has_a_home() -> None:
+    homes = {t.name: t.into for t in PRISMA_TABLES}
+    assert homes == {
+        "Role": "roles",
+        "User": "users",
+        "Account": "accounts",
+        "Session": "sessions",
+        "VerificationToken": "verification_tokens",
+        "Subscription": "subscriptions",
+        "Search": "searches",
+        "UrlAnalysis": "url_analyses",
+        "CsvUpload": "csv_uploads",
+        "CsvRow": "csv_rows",
+        "Refund": "refunds",
+        "_prisma_migrations": None,
+    }
 
 
 def test_report_lines_and_json() -> None:
@@ -140,6 +170,21 @@ def test_report_lines_and_json() -> None:
         "rows": 1,
     }
     assert data["adoptable"] is False
+
+    plans = (PlanLimits("price_gold", 2500, 10, 7),)
+    derived = (Derived("usage_periods", 4, '"Subscription" counters'),)
+    listed = Report("plan", "public", moves(rows), plans=plans)
+    text = "\n".join(lines(listed))
+    assert "price_gold: 2500 a month, 10 in a trial (7 subscriptions)" in text
+    assert "compare with the app's PLAN_LIMITS" in text
+    assert report_as_json(listed)["plans"] == [
+        {"price_id": "price_gold", "monthly_limit": 2500, "trial_limit": 10, "subscriptions": 7}
+    ]
+    made = Report("adopted", "public", moves(rows), plans=plans, derived=derived)
+    assert '4 rows -> usage_periods (from "Subscription" counters)' in "\n".join(lines(made))
+    assert report_as_json(made)["derived"] == {
+        "usage_periods": {"rows": 4, "from": '"Subscription" counters'}
+    }
 
     fine = Report("plan", "public", moves(rows))
     assert fine.adoptable
