@@ -448,6 +448,35 @@ def test_csv_errors(service: Service, big_upload: BigUpload) -> None:
         assert "ZIP" in binary.json()["detail"]
 
 
+def test_an_upload_cut_off_halfway_fails_and_keeps_no_rows(
+    service: Service, db: psycopg.Connection[Any]
+) -> None:
+    def cut_off() -> Iterator[bytes]:
+        chunks = iter(CsvBody(BIG_UPLOAD))
+        for _ in range(60):  # ~4 MiB, then the client goes away
+            yield next(chunks)
+        raise ConnectionAbortedError("the client went away")
+
+    with signed_up(service) as client:
+        with pytest.raises(ConnectionAbortedError):
+            client.post("/uploads", params={"filename": "cut.csv"}, content=cut_off())
+        uid = user_id(client)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = db.execute(
+            "SELECT id, status, error_message FROM csv_uploads WHERE user_id = %s", [uid]
+        ).fetchone()
+        if row is not None and row[1] != "processing":
+            break
+        time.sleep(0.1)
+    assert row is not None
+    upload_id, status, error = row
+    assert status == "failed"
+    assert error.startswith("import aborted")
+    rows = db.execute("SELECT count(*) FROM csv_rows WHERE upload_id = %s", [upload_id])
+    assert rows.fetchone() == (0,)
+
+
 # -- shutdown --------------------------------------------------------------------------
 
 

@@ -21,11 +21,16 @@ from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+# parse_webhook imports stripe on its first call (so that the CLI never loads it); a
+# service loads it at start-up instead, or its first webhook would hold up the event
+# loop, and every request with it, for the import's ~0.5-1 s.
+import stripe  # noqa: F401
 from fastapi import Cookie, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
 import trampolin
 from trampolin.auth import AsyncAuthAdapter, User
@@ -97,6 +102,15 @@ async def pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
     return JSONResponse(
         {"detail": "busy, try again"}, status_code=503, headers={"Retry-After": "1"}
     )
+
+
+@app.exception_handler(ClientDisconnect)
+async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+    """The client went away while sending (an upload cut off): nobody reads the answer.
+
+    import_csv has marked that upload failed, with no rows, before this runs.
+    """
+    return Response(status_code=400)
 
 
 # -- dependencies: a connection per request, the signed-in user -----------------
