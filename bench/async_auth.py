@@ -6,9 +6,14 @@ Same tables and rows as bench/auth.py (bench/auth_data.py: 100,000 users,
 1. ``AsyncAuthAdapter.get_session_and_user`` calls/s on one connection beside
    the same JOIN as a hand-written prepared psycopg async query (target
    >= 0.85x) and beside asyncpg's prepared ``fetchrow`` (target >= 0.8x),
-   in alternating batches so that noise hits all three alike;
+   in alternating batches so that noise hits all alike; the sync
+   ``AuthAdapter`` on a psycopg Connection takes its turns too, for reference.
+   Each also shows the client's CPU time per call (process time over its own
+   batches), which the server's load does not blur: where the time goes;
 2. 64 concurrent tasks through ``trampolin.async_pool`` of 8 connections
-   beside 8 threads through ``trampolin.pool`` of 8, lookups/s.
+   beside 8 threads through ``trampolin.pool`` of 8, lookups/s; and 8 tasks
+   through the same async pool, which never wait for a connection (the
+   pool's cost of handing connections to waiting tasks shows between the two).
 
     .venv/bin/python bench/async_auth.py     # BENCH_SERVER_URL names the server to use
 """
@@ -32,7 +37,7 @@ from auth_data import bench_sql, load, scratch_database
 from psycopg.conninfo import conninfo_to_dict
 
 from trampolin.auth import AsyncAuthAdapter, AuthAdapter, hash_token
-from trampolin.db import async_connect, async_pool, pool
+from trampolin.db import async_connect, async_pool, connect, pool
 
 ROUNDS = 5
 LOOKUPS_PER_ROUND = 4_000
@@ -42,32 +47,55 @@ TASKS = 64
 POOLED_LOOKUPS = 16_000
 TARGET_PSYCOPG = 0.85
 TARGET_ASYNCPG = 0.80
+ADAPTER = "AsyncAuthAdapter"
+PSYCOPG = "hand-written psycopg async, prepared"
+ASYNCPG = "asyncpg prepared fetchrow"
+SYNC = "AuthAdapter (sync, for reference)"
 
 Lookup = Callable[[str], Awaitable[object]]
 
 
-async def duel(contenders: Mapping[str, Lookup], tokens: Sequence[str]) -> dict[str, float]:
-    """calls/s of each contender over the same tokens, taking turns batch by batch."""
+class Figures:
+    """calls/s and client CPU microseconds per call of each contender, round by round."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.rates: dict[str, list[float]] = {name: [] for name in names}
+        self.cpu: dict[str, list[float]] = {name: [] for name in names}
+
+    def rate(self, name: str) -> float:
+        return statistics.median(self.rates[name])
+
+    def cpu_us(self, name: str) -> float:
+        return statistics.median(self.cpu[name])
+
+
+async def duel(contenders: Mapping[str, Lookup], tokens: Sequence[str], figures: Figures) -> None:
+    """One round: each contender over the same tokens, taking turns batch by batch."""
     names = list(contenders)
-    spent = dict.fromkeys(names, 0.0)
+    wall = dict.fromkeys(names, 0.0)
+    cpu = dict.fromkeys(names, 0.0)
     for number, start in enumerate(range(0, len(tokens), BATCH)):
         batch = tokens[start : start + BATCH]
         shift = number % len(names)
         for name in names[shift:] + names[:shift]:
             lookup = contenders[name]
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for token in batch:
                 await lookup(token)
-            spent[name] += time.perf_counter() - started
-    return {name: len(tokens) / seconds for name, seconds in spent.items()}
+            wall[name] += time.perf_counter() - started
+            cpu[name] += time.process_time() - cpu_started
+    for name in names:
+        figures.rates[name].append(len(tokens) / wall[name])
+        figures.cpu[name].append(cpu[name] / len(tokens) * 1e6)
 
 
-async def one_connection(url: str, tokens: list[str]) -> dict[str, list[float]]:
-    """Rounds of the three single-connection contenders on the running loop."""
+async def one_connection(url: str, tokens: list[str]) -> Figures:
+    """Rounds of the single-connection contenders on the running loop."""
     lookup_sql = bench_sql.baseline_session_and_user.sql
     asyncpg_sql = bench_sql.baseline_session_and_user_asyncpg.sql
     rng = random.Random(42)
     aconn = await async_connect(url, autocommit=True)
+    conn = connect(url, autocommit=True)
     params = conninfo_to_dict(url)
     apg = await asyncpg.connect(
         host=params.get("host"),
@@ -77,7 +105,7 @@ async def one_connection(url: str, tokens: list[str]) -> dict[str, list[float]]:
         database=params.get("dbname"),
     )
     try:
-        auth = AsyncAuthAdapter(aconn)
+        auth, sync_auth = AsyncAuthAdapter(aconn), AuthAdapter(conn)
         statement = await apg.prepare(asyncpg_sql)
 
         async def adapter(token: str) -> object:
@@ -96,24 +124,33 @@ async def one_connection(url: str, tokens: list[str]) -> dict[str, list[float]]:
             assert row is not None
             return row
 
-        contenders = {"adapter": adapter, "psycopg": psycopg_by_hand, "asyncpg": asyncpg_by_hand}
-        rounds: dict[str, list[float]] = {name: [] for name in contenders}
+        async def sync_adapter(token: str) -> object:  # blocks the loop: nothing else runs
+            found = sync_auth.get_session_and_user(token)
+            assert found is not None
+            return found
+
+        contenders = {
+            ADAPTER: adapter,
+            PSYCOPG: psycopg_by_hand,
+            ASYNCPG: asyncpg_by_hand,
+            SYNC: sync_adapter,
+        }
+        figures = Figures(list(contenders))
         for _ in range(ROUNDS):
-            figures = await duel(contenders, rng.sample(tokens, LOOKUPS_PER_ROUND))
-            for name, value in figures.items():
-                rounds[name].append(value)
-        return rounds
+            await duel(contenders, rng.sample(tokens, LOOKUPS_PER_ROUND), figures)
+        return figures
     finally:
         await aconn.close()
+        conn.close()
         await apg.close()
 
 
-async def async_pool_rate(url: str, tokens: list[str]) -> float:
-    """Lookups/s of TASKS tasks sharing an async_pool of POOL_SIZE connections."""
+async def async_pool_rate(url: str, tokens: list[str], tasks: int) -> float:
+    """Lookups/s of ``tasks`` tasks sharing an async_pool of POOL_SIZE connections."""
     tasks_pool = async_pool(url, min_size=POOL_SIZE, max_size=POOL_SIZE)
     async with tasks_pool:
         await tasks_pool.wait()
-        shares = [tokens[i::TASKS] for i in range(TASKS)]
+        shares = [tokens[i::tasks] for i in range(tasks)]
 
         async def work(share: list[str]) -> None:
             for token in share:
@@ -144,33 +181,44 @@ def thread_pool_rate(url: str, tokens: list[str]) -> float:
         return len(tokens) / (time.perf_counter() - started)
 
 
-def ratio_line(label: str, ours: list[float], base: list[float], target: float) -> bool:
-    a, b = statistics.median(ours), statistics.median(base)
-    met = a / b >= target
-    print(
-        f"  {label:<34} {a:>7,.0f} vs {b:>7,.0f} calls/s  ratio {a / b:.2f}x "
-        f"(target >= {target:.2f}x: {'met' if met else 'MISSED'})"
-    )
+def ratio_line(label: str, ours: float, base: float, target: float | None = None) -> bool:
+    met = target is None or ours / base >= target
+    verdict = "" if target is None else f" (target >= {target:.2f}x: {'met' if met else 'MISSED'})"
+    print(f"  {label:<40} ratio {ours / base:.2f}x{verdict}")
     return met
 
 
 def measure(loop_name: str, run: Callable[[Any], Any], url: str, tokens: list[str]) -> bool:
     print(f"{loop_name} loop, medians of {ROUNDS} rounds of {LOOKUPS_PER_ROUND:,} lookups:")
-    rounds = run(one_connection(url, tokens))
-    met = ratio_line("adapter / hand-written psycopg", rounds["adapter"], rounds["psycopg"],
-                     TARGET_PSYCOPG)  # fmt: skip
-    met &= ratio_line("adapter / asyncpg prepared", rounds["adapter"], rounds["asyncpg"],
-                      TARGET_ASYNCPG)  # fmt: skip
+    figures: Figures = run(one_connection(url, tokens))
+    for name in figures.rates:
+        print(
+            f"  {name:<40} {figures.rate(name):>7,.0f} calls/s  "
+            f"client CPU {figures.cpu_us(name):>5.0f} us/call"
+        )
+    adapter, psycopg_rate, asyncpg_rate = (figures.rate(n) for n in (ADAPTER, PSYCOPG, ASYNCPG))
+    met = ratio_line("adapter / hand-written psycopg", adapter, psycopg_rate, TARGET_PSYCOPG)
+    met &= ratio_line("adapter / asyncpg prepared", adapter, asyncpg_rate, TARGET_ASYNCPG)
+    ratio_line("hand-written psycopg / asyncpg (drivers)", psycopg_rate, asyncpg_rate)
+    cpu_psycopg, cpu_asyncpg = figures.cpu_us(PSYCOPG), figures.cpu_us(ASYNCPG)
+    ratio_line("client CPU per call: psycopg / asyncpg", cpu_psycopg, cpu_asyncpg)
     rng = random.Random(7)
     pooled = [rng.choice(tokens) for _ in range(POOLED_LOOKUPS)]
-    tasks = [run(async_pool_rate(url, pooled)) for _ in range(3)]
-    threads = [thread_pool_rate(url, pooled) for _ in range(3)]
-    print(
-        f"  {TASKS} tasks / async_pool({POOL_SIZE})        {statistics.median(tasks):>7,.0f} "
-        f"lookups/s;  {POOL_SIZE} threads / pool({POOL_SIZE}) "
-        f"{statistics.median(threads):>7,.0f} lookups/s  "
-        f"ratio {statistics.median(tasks) / statistics.median(threads):.2f}x"
+    crowd, few, threads = [], [], []
+    for _ in range(3):  # interleaved, so that the machine's load hits all three alike
+        crowd.append(run(async_pool_rate(url, pooled, TASKS)))
+        few.append(run(async_pool_rate(url, pooled, POOL_SIZE)))
+        threads.append(thread_pool_rate(url, pooled))
+    labels = (
+        (f"{TASKS} tasks / async_pool({POOL_SIZE})", crowd),
+        (f"{POOL_SIZE} tasks / async_pool({POOL_SIZE})", few),
+        (f"{POOL_SIZE} threads / pool({POOL_SIZE})", threads),
     )
+    for label, rates in labels:
+        print(f"  {label:<40} {statistics.median(rates):>7,.0f} lookups/s")
+    base = statistics.median(threads)
+    ratio_line(f"{TASKS} tasks / {POOL_SIZE} threads", statistics.median(crowd), base)
+    ratio_line(f"{POOL_SIZE} tasks / {POOL_SIZE} threads", statistics.median(few), base)
     return met
 
 

@@ -1183,7 +1183,7 @@ def test_an_export_stopped_early_leaves_the_connection_usable(
     chunks = plain.export_csv_chunks(upload.id)
     assert next(chunks) == b"n\n"
     assert next(chunks).startswith(b"0\n1\n")
-    chunks.close()  # type: ignore[attr-defined]
+    chunks.close()
     assert plain.get(upload.id) == upload
     assert plain.rows(upload.id, limit=1)[0].data == {"n": "0"}
 
@@ -1362,7 +1362,7 @@ def test_an_async_export_whose_sink_fails_ends_its_copy(
             await uploads.export_csv(upload.id, Broken())
         chunks = await uploads.export_csv_chunks(upload.id)
         first = [await anext(chunks), await anext(chunks)]
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
         assert await uploads.get(upload.id) == upload  # the connection is usable
         return first
 

@@ -16,7 +16,7 @@ or rollback decides whether the upload exists at all.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import AbstractContextManager, closing, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -289,7 +289,7 @@ class AsyncCsvUploads:
 
     async def export_csv_chunks(
         self, upload_id: int | str, *, delimiter: str = ","
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """export_csv as chunks of about 256 KiB, for a streaming response.
 
         NotFound and InvalidInput come here, before any chunk. The iterator holds a
@@ -658,7 +658,9 @@ class CsvUploads:
             chunks.close()  # ends the COPY if ``out`` failed
         return upload.total_rows
 
-    def export_csv_chunks(self, upload_id: int | str, *, delimiter: str = ",") -> Iterator[bytes]:
+    def export_csv_chunks(
+        self, upload_id: int | str, *, delimiter: str = ","
+    ) -> Generator[bytes, None]:
         """export_csv as chunks of about 256 KiB, for a streaming response.
 
         NotFound and InvalidInput come here, before any chunk. The iterator holds a
