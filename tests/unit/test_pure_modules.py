@@ -17,6 +17,7 @@ PURE = [
     "usage_periods.py",
     "analysis_urls.py",
     "adopt_plan.py",
+    "subscription_records.py",
     "backup/tools.py",
     "backup/archive.py",
     "backup/running.py",

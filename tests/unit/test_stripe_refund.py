@@ -6,14 +6,12 @@ the refund events are deliveries of tests/data/stripe (see its README).
 
 import copy
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import stripe
 
 from tests.stripe_support import CHARGE_REFUNDED, REFUND_CREATED, REFUND_FAILED, load
-from tests.unit.test_pure_modules import DATABASE_CODE, imported_modules
 from trampolin.errors import InvalidInput
 from trampolin.stripe_refund import (
     is_refund_event,
@@ -206,11 +204,3 @@ def test_charge_refunded_without_its_refunds_list_carries_none() -> None:
 def test_a_malformed_refund_event_is_invalid_input(kind: str, obj: Any, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         refunds_in_event(kind, obj)
-
-
-@pytest.mark.parametrize("module", ["stripe_refund.py", "subscription_records.py"])
-def test_the_billing_records_import_no_database_code(module: str) -> None:
-    """Until tests/unit/test_pure_modules.py lists them (main lists stripe_refund.py)."""
-    path = Path(__file__).resolve().parents[2] / "trampolin" / module
-    imported = imported_modules(path)
-    assert sorted(name for name in imported if name.startswith(DATABASE_CODE)) == []
