@@ -208,9 +208,10 @@ class ParseThread(Generic[T]):
         self._stopped = False
         self._waiting: concurrent.futures.Future[Any] | None = None
         self._ended = self._loop.create_future()
+        self._thread = threading.Thread(target=self._run, name="trampolin-csv-parse", daemon=True)
 
     async def __aenter__(self) -> ParseThread[T]:
-        threading.Thread(target=self._run, name="trampolin-csv-parse", daemon=True).start()
+        self._thread.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -219,6 +220,9 @@ class ParseThread(Generic[T]):
             if self._waiting is not None:
                 self._waiting.cancel()
         await asyncio.shield(self._ended)
+        # The thread has finished its work; joining only waits out its last few
+        # instructions, so that no parse thread outlives the import.
+        self._thread.join()
 
     def __aiter__(self) -> ParseThread[T]:
         return self
