@@ -32,21 +32,30 @@ POOLED_TESTS := $(wildcard tests/test_db.py tests/test_auth.py tests/test_subscr
 # Where tests/support.py finds pgbouncer; empty when it is not installed.
 PGBOUNCER ?= $(firstword $(shell command -v pgbouncer) $(wildcard /usr/sbin/pgbouncer))
 
+# The tests wait on the database and on subprocesses more than they compute: four
+# workers (pytest-xdist) keep two cores busy. loadgroup keeps an ordered suite together.
+PARALLEL ?= -n 4 --dist loadgroup
+
 # Lint, type-check and run the whole test suite against a real PostgreSQL,
 # then the repository tests again through PgBouncer (one line if not installed).
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PARALLEL)
 	@$(MAKE) --no-print-directory test-pooled
 
 test-pooled:
 ifeq ($(PGBOUNCER),)
 	@echo "pooled phase skipped: pgbouncer is not installed (apt-get install pgbouncer, or brew install pgbouncer)"
 else
-	TRAMPOLIN_TEST_VIA_PGBOUNCER=1 $(BIN)/pytest -q -m "not slow" $(POOLED_TESTS)
+	TRAMPOLIN_TEST_VIA_PGBOUNCER=1 $(BIN)/pytest -q $(PARALLEL) -m "not slow" $(POOLED_TESTS)
 endif
 
+# Every script that measures (the rest of bench/ is their shared data and helpers).
+BENCH_SCRIPTS := $(filter-out bench/common.py bench/auth_data.py,$(wildcard bench/*.py))
+
 bench: $(BIN)/trampolin
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@missed=""; for script in $(BENCH_SCRIPTS); do echo "== $$script"; \
+		$(BIN)/python $$script || missed="$$missed $$script"; done; \
+		if [ -n "$$missed" ]; then echo "missed a target or failed:$$missed"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) dist build .mypy_cache .ruff_cache

@@ -167,6 +167,7 @@ def db_verification_token(
     return {"token": token, **row}
 
 
+@pytest.mark.xdist_group("authjs_suite")  # ordered: each test builds on the last
 class TestAuthJsAdapterSuite:
     """packages/utils/adapter.ts, tests 1-17, in order; each shares state with the next."""
 

@@ -113,7 +113,9 @@ def test_cli_dump_restore_verify(db_url: str, empty_db_url: str, tmp_path: Path)
 
     verified = run_cli("backup", "verify", str(archive), env=env)
     assert verified.returncode == 0, verified.stderr
-    assert verified.stderr == ""
+    # Nothing but, maybe, the sweep of scratch databases a killed verify left (another
+    # test's, or another run's, on this shared server).
+    assert all(line.startswith("dropped scratch database") for line in verified.stderr.splitlines())
     assert verified.stdout.splitlines()[-1].startswith(f"ok: {archive} (")
     assert f"{TABLES} tables" in verified.stdout.splitlines()[-1]
 

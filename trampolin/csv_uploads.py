@@ -18,10 +18,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import AbstractContextManager, closing, suppress
-from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
-from typing import Any, Literal, Protocol, overload
+from typing import Any, overload
 
 import psycopg
 from psycopg import AsyncConnection, Connection
@@ -31,75 +29,39 @@ from psycopg.rows import DictRow
 from trampolin import csv_format, queries
 from trampolin.csv_feed import AsyncSource, ByteFeed, ParseThread, Pull, Source, opened
 from trampolin.csv_format import CopyChunk, CopyLines
+from trampolin.csv_records import (
+    ABANDONED,
+    DEFAULT_ABANDONED_AFTER,
+    IMPORT_START_WINDOW,
+    MAX_ABANDONED_AFTER,
+    SERVER_EXPORT_COLUMNS,
+    AsyncSink,
+    CsvRow,
+    CsvUpload,
+    Notice,
+    Progress,
+    Sink,
+    upload_from_row,
+)
 from trampolin.db import atomic
 from trampolin.errors import Conflict, CsvFormatError, InvalidInput, NotFound
 from trampolin.values import MAX_BIGINT, bigint_key, first_line, is_int, text, user_key
 
 _q = queries.load("csv_uploads")
 
-SERVER_EXPORT_COLUMNS = 100
-"""Up to this width the server writes the export's CSV; wider, the client does."""
-
-DEFAULT_ABANDONED_AFTER = 60.0
-"""Seconds a 'processing' upload must be idle before ``cleanup()`` fails it by default."""
-
-MAX_ABANDONED_AFTER = 30 * 24 * 3600.0
-"""The largest ``older_than`` cleanup accepts (30 days)."""
-
-IMPORT_START_WINDOW = 2.0
-"""Seconds after its insert during which a 'processing' upload whose lock is free may
-still be a live import: the importer commits the insert, then takes the lock in its
-next transaction, and no transaction-scoped lock can span that instant. The checks
-that fail dead uploads at once (the next import, ``csv list``, ``csv show``) leave
-younger uploads alone."""
-
-ABANDONED = "import abandoned: the importing process died before it finished"
-
-Status = Literal["pending", "processing", "completed", "failed"]
-Progress = Callable[[int], None]
-Notice = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class CsvUpload:
-    id: int
-    user_id: uuid.UUID
-    filename: str
-    status: Status
-    headers: tuple[str, ...]
-    total_rows: int
-    file_size: int
-    error_message: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class CsvRow:
-    upload_id: int
-    row_index: int
-    data: dict[str, str]
-
-
-def _upload(row: DictRow) -> CsvUpload:
-    return CsvUpload(
-        id=row["id"],
-        user_id=row["user_id"],
-        filename=row["filename"],
-        status=row["status"],
-        headers=tuple(row["headers"]),
-        total_rows=row["total_rows"],
-        file_size=row["file_size"],
-        error_message=row["error_message"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-class AsyncSink(Protocol):
-    """Where export_csv writes: anything with a ``write(bytes)`` (awaited on the async side)."""
-
-    async def write(self, data: bytes, /) -> object: ...
+__all__ = [
+    "ABANDONED",
+    "DEFAULT_ABANDONED_AFTER",
+    "IMPORT_START_WINDOW",
+    "MAX_ABANDONED_AFTER",
+    "SERVER_EXPORT_COLUMNS",
+    "AsyncCsvUploads",
+    "AsyncSink",
+    "CsvRow",
+    "CsvUpload",
+    "CsvUploads",
+    "Sink",
+]
 
 
 class AsyncCsvUploads:
@@ -143,7 +105,7 @@ class AsyncCsvUploads:
                     with suppress(psycopg.Error):
                         await self._fail(upload_id, _aborted(exc), lines.bytes_read)
                 raise
-        return _upload(done)
+        return upload_from_row(done)
 
     async def _insert(self, owner: uuid.UUID, filename: str, given: object) -> int:
         """A new 'processing' upload, after failing the owner's dead ones (``given``: the id
@@ -238,12 +200,12 @@ class AsyncCsvUploads:
             row = await _q.get_upload.one(self.conn, upload_id=key)
         else:
             row = await _q.get_upload_for_user.one(self.conn, upload_id=key, user_id=owner)
-        return _upload(row) if row else None
+        return upload_from_row(row) if row else None
 
     async def list_for_user(self, user_id: uuid.UUID | str) -> list[CsvUpload]:
         """The user's uploads, newest first."""
         rows = await _q.list_uploads_for_user.many(self.conn, user_id=_owner(user_id))
-        return [_upload(r) for r in rows]
+        return [upload_from_row(r) for r in rows]
 
     async def rows(
         self, upload_id: int | str, *, after: int = 0, limit: int = 1000
@@ -371,7 +333,7 @@ class AsyncCsvUploads:
             return None
         async with atomic(self.conn):
             row = await _q.delete_upload.one(self.conn, upload_id=key)
-        return _upload(row) if row else None
+        return upload_from_row(row) if row else None
 
     async def cleanup(
         self,
@@ -407,7 +369,7 @@ class AsyncCsvUploads:
                 upload_id=key,
                 error_message=ABANDONED,
             )
-        return [_upload(r) for r in rows]
+        return [upload_from_row(r) for r in rows]
 
 
 def _aborted(exc: BaseException) -> str:
@@ -471,12 +433,6 @@ def _parsed(conn: Connection[Any] | AsyncConnection[Any], parse: _Parse, pull: P
 # -- Sync twins: generated from the Async classes above by tools/async_to_sync.py --
 
 
-class Sink(Protocol):
-    """Where export_csv writes: anything with a ``write(bytes)`` (awaited on the async side)."""
-
-    def write(self, data: bytes, /) -> object: ...
-
-
 class CsvUploads:
     """CSV uploads and their rows on one connection (transactions: see the module docstring)."""
 
@@ -518,7 +474,7 @@ class CsvUploads:
                     with suppress(psycopg.Error):
                         self._fail(upload_id, _aborted(exc), lines.bytes_read)
                 raise
-        return _upload(done)
+        return upload_from_row(done)
 
     def _insert(self, owner: uuid.UUID, filename: str, given: object) -> int:
         """A new 'processing' upload, after failing the owner's dead ones (``given``: the id
@@ -613,12 +569,12 @@ class CsvUploads:
             row = _q.get_upload.one(self.conn, upload_id=key)
         else:
             row = _q.get_upload_for_user.one(self.conn, upload_id=key, user_id=owner)
-        return _upload(row) if row else None
+        return upload_from_row(row) if row else None
 
     def list_for_user(self, user_id: uuid.UUID | str) -> list[CsvUpload]:
         """The user's uploads, newest first."""
         rows = _q.list_uploads_for_user.many(self.conn, user_id=_owner(user_id))
-        return [_upload(r) for r in rows]
+        return [upload_from_row(r) for r in rows]
 
     def rows(self, upload_id: int | str, *, after: int = 0, limit: int = 1000) -> list[CsvRow]:
         """Up to ``limit`` rows with row_index > ``after``, in file order ([] if unknown).
@@ -736,7 +692,7 @@ class CsvUploads:
             return None
         with atomic(self.conn):
             row = _q.delete_upload.one(self.conn, upload_id=key)
-        return _upload(row) if row else None
+        return upload_from_row(row) if row else None
 
     def cleanup(
         self,
@@ -772,4 +728,4 @@ class CsvUploads:
                 upload_id=key,
                 error_message=ABANDONED,
             )
-        return [_upload(r) for r in rows]
+        return [upload_from_row(r) for r in rows]

@@ -13,6 +13,7 @@ PURE = [
     "stripe_refund.py",
     "passwords.py",
     "csv_format.py",
+    "csv_records.py",
     "csv_feed.py",
     "usage_periods.py",
     "analysis_urls.py",
