@@ -33,8 +33,8 @@ POOLED_TESTS := $(wildcard tests/test_db.py tests/test_auth.py tests/test_subscr
 PGBOUNCER ?= $(firstword $(shell command -v pgbouncer) $(wildcard /usr/sbin/pgbouncer))
 
 # The tests wait on the database and on subprocesses more than they compute: four
-# workers (pytest-xdist) keep two cores busy. loadgroup keeps an ordered suite together.
-PARALLEL ?= -n 4 --dist loadgroup
+# workers (pytest-xdist) keep two cores busy.
+PARALLEL ?= -n 4
 
 # Lint, type-check and run the whole test suite against a real PostgreSQL,
 # then the repository tests again through PgBouncer (one line if not installed).

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from inspect import signature
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import run_cli, shared_server
-from tests.twins import Side
+from tests.twins import Side, SideName
 from trampolin import queries
 from trampolin.auth import (
     Account,
@@ -116,28 +117,6 @@ def suite_conn() -> Iterator[psycopg.Connection[Any]]:
         shared_server().drop_database(name)
 
 
-@pytest.fixture(scope="module", params=["sync", "async"])
-def suite_side(
-    request: pytest.FixtureRequest, suite_conn: psycopg.Connection[Any]
-) -> Iterator[Side]:
-    """The suite runs once per side, on a database of its own."""
-    chosen = Side(request.param, shared_server().url(suite_conn.info.dbname), suite_conn)
-    try:
-        yield chosen
-    finally:
-        chosen.close()
-
-
-@pytest.fixture(scope="module")
-def state(suite_side: Side) -> SuiteState:
-    return SuiteState()
-
-
-@pytest.fixture
-def adapter(suite_side: Side) -> AuthAdapter:
-    return suite_side.repo(AuthAdapter)
-
-
 def db_user(conn: psycopg.Connection[Any], user_id: Any) -> dict[str, Any] | None:
     return raw.raw_user.one(conn, id=uuid.UUID(str(user_id)))
 
@@ -167,11 +146,27 @@ def db_verification_token(
     return {"token": token, **row}
 
 
-@pytest.mark.xdist_group("authjs_suite")  # ordered: each test builds on the last
-class TestAuthJsAdapterSuite:
+@pytest.mark.parametrize("side_name", ["sync", "async"])
+def test_the_authjs_adapter_suite_in_its_order(
+    side_name: SideName, suite_conn: psycopg.Connection[Any]
+) -> None:
+    """adapter.ts's tests share their state in order, so they run as the steps of one
+    test (on either side), which no test scheduler can split."""
+    side = Side(side_name, shared_server().url(suite_conn.info.dbname), suite_conn)
+    try:
+        given = {"adapter": side.repo(AuthAdapter), "suite_conn": suite_conn, "state": SuiteState()}
+        suite = AuthJsAdapterSuite()
+        for name in sorted(name for name in dir(suite) if name.startswith("step_")):
+            step = getattr(suite, name)
+            step(**{parameter: given[parameter] for parameter in signature(step).parameters})
+    finally:
+        side.close()
+
+
+class AuthJsAdapterSuite:
     """packages/utils/adapter.ts, tests 1-17, in order; each shares state with the next."""
 
-    def test_01_required_methods_exist(self, adapter: AuthAdapter) -> None:
+    def step_01_required_methods_exist(self, adapter: AuthAdapter) -> None:
         for method in (
             "create_user",
             "get_user",
@@ -186,7 +181,7 @@ class TestAuthJsAdapterSuite:
         ):
             assert callable(getattr(adapter, method, None)), method
 
-    def test_02_create_user(
+    def step_02_create_user(
         self, adapter: AuthAdapter, suite_conn: psycopg.Connection[Any], state: SuiteState
     ) -> None:
         fields = {k: v for k, v in state.user.items() if k != "id"}
@@ -199,19 +194,19 @@ class TestAuthJsAdapterSuite:
         state.session["user_id"] = dbuser["id"]
         state.account["user_id"] = dbuser["id"]
 
-    def test_03_get_user(self, adapter: AuthAdapter, state: SuiteState) -> None:
+    def step_03_get_user(self, adapter: AuthAdapter, state: SuiteState) -> None:
         assert adapter.get_user(auth_id()) is None
         found = adapter.get_user(state.user["id"])
         assert found is not None
         assert authjs_user(found) == state.user
 
-    def test_04_get_user_by_email(self, adapter: AuthAdapter, state: SuiteState) -> None:
+    def step_04_get_user_by_email(self, adapter: AuthAdapter, state: SuiteState) -> None:
         assert adapter.get_user_by_email("non-existent-email") is None
         found = adapter.get_user_by_email(state.user["email"])
         assert found is not None
         assert authjs_user(found) == state.user
 
-    def test_05_create_session(
+    def step_05_create_session(
         self, adapter: AuthAdapter, suite_conn: psycopg.Connection[Any], state: SuiteState
     ) -> None:
         created = adapter.create_session(**state.session)
@@ -220,7 +215,7 @@ class TestAuthJsAdapterSuite:
         assert asdict(created) == state.session
         state.session["user_id"] = dbsession["user_id"]
 
-    def test_06_get_session_and_user(self, adapter: AuthAdapter, state: SuiteState) -> None:
+    def step_06_get_session_and_user(self, adapter: AuthAdapter, state: SuiteState) -> None:
         assert adapter.get_session_and_user("invalid-token") is None
         found = adapter.get_session_and_user(state.session["session_token"])
         if not found:
@@ -229,7 +224,7 @@ class TestAuthJsAdapterSuite:
         assert asdict(session) == state.session
         assert authjs_user(user) == state.user
 
-    def test_07_update_user(
+    def step_07_update_user(
         self, adapter: AuthAdapter, suite_conn: psycopg.Connection[Any], state: SuiteState
     ) -> None:
         returned = adapter.update_user(state.user["id"], name="Updated Name")
@@ -240,7 +235,7 @@ class TestAuthJsAdapterSuite:
         assert dbuser["name"] == "Updated Name"
         state.user["name"] = "Updated Name"
 
-    def test_08_update_session(
+    def step_08_update_session(
         self, adapter: AuthAdapter, suite_conn: psycopg.Connection[Any], state: SuiteState
     ) -> None:
         token = state.session["session_token"]
@@ -253,7 +248,7 @@ class TestAuthJsAdapterSuite:
         assert dbsession is not None
         assert dbsession["expires"] == expires
 
-    def test_09_link_account(
+    def step_09_link_account(
         self, adapter: AuthAdapter, suite_conn: psycopg.Connection[Any], state: SuiteState
     ) -> None:
         adapter.link_account(**state.account)
@@ -262,7 +257,7 @@ class TestAuthJsAdapterSuite:
         assert dbaccount == {**state.account, "id": dbaccount["id"]}
         assert isinstance(dbaccount["expires_at"], int)
 
-    def test_10_get_user_by_account(self, adapter: AuthAdapter, state: SuiteState) -> None:
+    def step_10_get_user_by_account(self, adapter: AuthAdapter, state: SuiteState) -> None:
         assert (
             adapter.get_user_by_account("invalid-provider", "invalid-provider-account-id") is None
         )
@@ -272,17 +267,17 @@ class TestAuthJsAdapterSuite:
         assert found is not None
         assert authjs_user(found) == state.user
 
-    def test_11_delete_session(
+    def step_11_delete_session(
         self, adapter: AuthAdapter, suite_conn: psycopg.Connection[Any], state: SuiteState
     ) -> None:
         adapter.delete_session(state.session["session_token"])
         assert db_session(suite_conn, state.session["session_token"]) is None
 
-    def test_12_verification_token_methods_exist(self, adapter: AuthAdapter) -> None:
+    def step_12_verification_token_methods_exist(self, adapter: AuthAdapter) -> None:
         for method in ("create_verification_token", "use_verification_token"):
             assert callable(getattr(adapter, method, None)), method
 
-    def test_13_create_verification_token(
+    def step_13_create_verification_token(
         self, adapter: AuthAdapter, suite_conn: psycopg.Connection[Any]
     ) -> None:
         identifier = "info@example.com"
@@ -296,7 +291,7 @@ class TestAuthJsAdapterSuite:
         dbtoken = db_verification_token(suite_conn, identifier, hashed_token)
         assert dbtoken == verification_token
 
-    def test_14_use_verification_token(self, adapter: AuthAdapter) -> None:
+    def step_14_use_verification_token(self, adapter: AuthAdapter) -> None:
         identifier = "info@example.com"
         hashed_token = hash_token_like_the_suite(auth_id())
         verification_token: dict[str, Any] = {
@@ -311,11 +306,11 @@ class TestAuthJsAdapterSuite:
         assert asdict(used) == verification_token
         assert adapter.use_verification_token(identifier, hashed_token) is None
 
-    def test_15_future_methods_exist(self, adapter: AuthAdapter) -> None:
+    def step_15_future_methods_exist(self, adapter: AuthAdapter) -> None:
         for method in ("unlink_account", "delete_user"):
             assert callable(getattr(adapter, method, None)), method
 
-    def test_16_unlink_account(
+    def step_16_unlink_account(
         self, adapter: AuthAdapter, suite_conn: psycopg.Connection[Any], state: SuiteState
     ) -> None:
         provider, provider_account_id = "github", state.account["provider_account_id"]
@@ -327,7 +322,7 @@ class TestAuthJsAdapterSuite:
         # Not upstream, but implied: the link is gone, the user stays.
         assert adapter.get_user_by_account(provider, provider_account_id) is None
 
-    def test_17_delete_user(
+    def step_17_delete_user(
         self, adapter: AuthAdapter, suite_conn: psycopg.Connection[Any], state: SuiteState
     ) -> None:
         assert db_user(suite_conn, state.user["id"]) == state.user
