@@ -138,6 +138,12 @@ class Side:
             aconn = loop.run_until_complete(async_connect(self.url, autocommit=autocommit))
             try:
                 yield cast(R, Blocking(async_twin(cls)(aconn), loop))
+            except BaseException:
+                # As psycopg's sync ``with`` does: roll back before closing, so the
+                # server has released the locks before the test goes on (a bare
+                # close lets the server abort the transaction a moment later).
+                loop.run_until_complete(aconn.rollback())
+                raise
             finally:
                 loop.run_until_complete(aconn.close())
         finally:
