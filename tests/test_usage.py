@@ -431,6 +431,8 @@ def test_bad_plans_and_trials(side: Side, billing: Billing) -> None:
 def test_sixteen_threads_get_exactly_the_limit(side: Side, billing: Billing) -> None:
     user = billing.subscriber()
 
+    refused_with: set[int] = set()
+
     def work(_: int) -> int:
         granted = 0
         with side.connect(Usage) as usage:
@@ -438,13 +440,14 @@ def test_sixteen_threads_get_exactly_the_limit(side: Side, billing: Billing) -> 
                 try:
                     usage.consume(user, reason="race")
                     granted += 1
-                except LimitExceeded:
-                    pass
+                except LimitExceeded as refused:
+                    refused_with.add(refused.remaining)
         return granted
 
     results = run_threads(16, work)
     no_errors(results)
     assert sum(results) == 500
+    assert refused_with == {0}  # never "1 remain" from a refused charge's old snapshot
     assert billing.sums(user) == {"charged": 500, "given_back": 0, "used": 500}
     billing.assert_balanced()
 

@@ -140,7 +140,10 @@ class AsyncUsage:
         if not row["search_ok"]:
             raise NotFound(f"no search with id {params['search_id']} of user {params['user_id']}")
         if not row["granted"]:
-            _refuse(row, units)
+            # The refusing statement read the counter from its snapshot, which misses a
+            # charge that committed while it waited for the row; a new statement sees it.
+            current = await _q.allowance.one(self.conn, user_id=params["user_id"])
+            _refuse(current or row, units)
         return Charge(row["period_start"], row["used"], _remaining(row))
 
     async def give_back(
@@ -359,7 +362,10 @@ class Usage:
         if not row["search_ok"]:
             raise NotFound(f"no search with id {params['search_id']} of user {params['user_id']}")
         if not row["granted"]:
-            _refuse(row, units)
+            # The refusing statement read the counter from its snapshot, which misses a
+            # charge that committed while it waited for the row; a new statement sees it.
+            current = _q.allowance.one(self.conn, user_id=params["user_id"])
+            _refuse(current or row, units)
         return Charge(row["period_start"], row["used"], _remaining(row))
 
     def give_back(
