@@ -262,16 +262,29 @@ def test_csv_uploads_keep_status_sizes_errors_times_and_values(
         assert statuses == {"pending", "processing", "completed", "failed"}
 
 
+@pytest.mark.parametrize("by", ["number", "app id"])
 def test_csv_export_of_the_odd_upload_gives_the_original_values(
-    prisma_url: str, adopted: dict[str, str], tmp_path: Path
+    prisma_url: str, adopted: dict[str, str], tmp_path: Path, by: str
 ) -> None:
     target = tmp_path / "odd.csv"
-    exported = run_cli(
-        "--database-url", prisma_url, "csv", "export", _odd_id(prisma_url), "-o", str(target)
-    )
+    upload_id = _odd_id(prisma_url) if by == "number" else ODD_UPLOAD_ID
+    exported = run_cli("--database-url", prisma_url, "csv", "export", upload_id, "-o", str(target))
     assert exported.returncode == 0, exported.stderr
     parsed = list(csv.reader(io.StringIO(target.read_bytes().decode(), newline="")))
     assert parsed == [ODD_HEADERS, *ODD_VALUES]
+    shown = run_cli("--database-url", prisma_url, "csv", "show", upload_id, "--rows", "0")
+    assert shown.returncode == 0, shown.stderr
+    assert f"upload:   {_odd_id(prisma_url)}\n" in shown.stdout
+
+
+def test_an_adopted_upload_is_deleted_by_the_apps_id(prisma_url: str) -> None:
+    adopt.adopt_database(prisma_url)
+    number = _odd_id(prisma_url)
+    deleted = run_cli("--database-url", prisma_url, "csv", "delete", ODD_UPLOAD_ID, "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.startswith(f"deleted upload {number} ")
+    with connect(prisma_url, autocommit=True) as conn:
+        assert CsvUploads(conn).get(ODD_UPLOAD_ID) is None
 
 
 def _cell(value: object) -> str:

@@ -298,8 +298,9 @@ def test_bad_input(side: Side, billing: Billing) -> None:
     for limit in (0, 1001, True):
         with pytest.raises(InvalidInput, match="limit must be"):
             analyses.claim(limit)
-    with pytest.raises(InvalidInput, match="stale_after must be a positive timedelta"):
-        analyses.claim(stale_after=timedelta(0))
+    for bad in (timedelta(0), timedelta(days=10**8)):
+        with pytest.raises(InvalidInput, match="stale_after must be a timedelta above 0"):
+            analyses.claim(stale_after=bad)
     with pytest.raises(InvalidInput, match="limit must be"):
         analyses.history(user, limit=0)
     got = analyses.get(claimed.id, user)

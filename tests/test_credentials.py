@@ -651,6 +651,16 @@ def test_cli_refused_passwords_are_one_line_and_write_nothing(
         if stdin.strip():
             assert stdin.strip() not in result.stderr + result.stdout
     assert AuthAdapter(conn).get_user_by_email("z@example.com") is None
+    latin1 = subprocess.run(
+        [sys.executable, "-m", "trampolin", "user", "add", "z@example.com", "--password-stdin"],
+        input=b"caf\xe9 password\n",
+        capture_output=True,
+        env=cli_env(db_url),
+        cwd=ROOT,
+        check=False,
+    )
+    assert latin1.returncode == 1
+    assert latin1.stderr == b"error: the password on stdin is not UTF-8 text\n"
     both = run_cli(
         "user", "add", "z@example.com", "--password-stdin", "--password-prompt", env=cli_env(db_url)
     )

@@ -1456,14 +1456,17 @@ def test_cli_rejects_bad_numbers_without_a_traceback(cli_env: dict[str, str]) ->
         ("cleanup", "--older-than", "0"),
         ("cleanup", "--older-than", "inf"),
         ("show", "1", "--rows", "-1"),
-        ("show", "abc"),
         ("export", "1", "-o", "-", "--delimiter", "|"),
-        ("delete", "abc"),
     ):
         result = run_cli("csv", *args, env=cli_env)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr
         assert "Invalid value" in result.stderr, args
+    for command in ("show", "export", "delete"):  # not a number: an adopted upload's app id
+        result = run_cli(
+            "csv", command, "abc", *(["-o", "-"] if command == "export" else []), env=cli_env
+        )
+        assert (result.returncode, result.stderr) == (1, "error: no CSV upload abc\n")
 
 
 def test_cli_import_encoding_errors_are_one_line(

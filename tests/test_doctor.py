@@ -82,6 +82,15 @@ def test_a_separate_direct_url_is_checked_and_ok(direct_db_url: str) -> None:
     assert "(from DIRECT_URL)" in checks["direct url"]["detail"]
 
 
+def test_an_unreachable_direct_url_is_reported_not_fatal(direct_db_url: str) -> None:
+    env = {"DATABASE_URL": direct_db_url, "DIRECT_URL": "postgresql://postgres@127.0.0.1:1/x"}
+    result = run_cli("doctor", "--json", env=env)
+    assert result.returncode == 1, result.stderr
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["direct url"]["level"] == "fail"
+    assert checks["reachable"]["level"] == "ok"
+
+
 def test_a_malformed_direct_url_needs_action(direct_db_url: str) -> None:
     env = {"DATABASE_URL": direct_db_url, "DIRECT_URL": "mysql://u@h/db"}
     result = run_cli("doctor", "--json", env=env)

@@ -340,6 +340,15 @@ def test_give_back_returns_units_never_below_zero(side: Side, billing: Billing) 
     billing.assert_balanced()
 
 
+def test_give_back_for_an_unknown_analysis_is_not_found(side: Side, billing: Billing) -> None:
+    user = billing.subscriber()
+    usage = side.repo(Usage)
+    usage.consume(user, 1, reason="search")
+    with pytest.raises(NotFound, match="no analysis"):
+        usage.give_back(user, 1, reason="failed", analysis_id=uuid.uuid4())
+    assert usage.allowance(user).used == 1  # type: ignore[union-attr]
+
+
 # -- transactions ----------------------------------------------------------------
 
 

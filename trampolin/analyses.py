@@ -33,6 +33,7 @@ from trampolin.values import integer, text, user_key
 from trampolin.values import limit as page_size
 
 STALE_AFTER = timedelta(minutes=15)
+MAX_STALE = timedelta(days=365)  # far below what would take now() - stale_after out of range
 MAX_CLAIM = 1_000
 MAX_HISTORY = 500
 MAX_REACH = 2**63 - 1
@@ -143,8 +144,8 @@ class AsyncAnalyses:
     ) -> list[UrlAnalysis]:
         """Up to ``limit`` analyses for this worker, now 'processing', oldest first."""
         count = integer("limit", limit, minimum=1, maximum=MAX_CLAIM)
-        if not isinstance(stale_after, timedelta) or stale_after <= timedelta(0):
-            raise InvalidInput("stale_after must be a positive timedelta")
+        if not isinstance(stale_after, timedelta) or not timedelta(0) < stale_after <= MAX_STALE:
+            raise InvalidInput(f"stale_after must be a timedelta above 0 and up to {MAX_STALE}")
         async with atomic(self.conn):
             rows = await _q.claim.many(self.conn, limit=count, stale_after=stale_after)
         return sorted((_analysis(row) for row in rows), key=lambda a: (a.queued_at, str(a.id)))
@@ -303,8 +304,8 @@ class Analyses:
     def claim(self, limit: int = 10, *, stale_after: timedelta = STALE_AFTER) -> list[UrlAnalysis]:
         """Up to ``limit`` analyses for this worker, now 'processing', oldest first."""
         count = integer("limit", limit, minimum=1, maximum=MAX_CLAIM)
-        if not isinstance(stale_after, timedelta) or stale_after <= timedelta(0):
-            raise InvalidInput("stale_after must be a positive timedelta")
+        if not isinstance(stale_after, timedelta) or not timedelta(0) < stale_after <= MAX_STALE:
+            raise InvalidInput(f"stale_after must be a timedelta above 0 and up to {MAX_STALE}")
         with atomic(self.conn):
             rows = _q.claim.many(self.conn, limit=count, stale_after=stale_after)
         return sorted((_analysis(row) for row in rows), key=lambda a: (a.queued_at, str(a.id)))

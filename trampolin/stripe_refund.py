@@ -74,7 +74,11 @@ def read_refund(obj: object) -> RefundData:
     if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= MAX_AMOUNT:
         raise InvalidInput(f"{where}: amount must be a non-negative integer, not {amount!r}")
     currency = data.get("currency")
-    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+    if (
+        not isinstance(currency, str)
+        or len(currency) != 3
+        or not (currency.isascii() and currency.isalpha())
+    ):
         raise InvalidInput(f"{where}: currency must be a three-letter code, not {currency!r}")
     status = data.get("status") or "pending"
     if status not in STATUSES:

@@ -183,8 +183,11 @@ class AsyncUsage:
             "analysis_id": _optional_uuid("analysis_id", analysis_id),
             "period_start": optional_aware_time("period_start", period_start),
         }
-        async with atomic(self.conn):
-            row = await _q.give_back.one(self.conn, **params)
+        try:
+            async with atomic(self.conn):
+                row = await _q.give_back.one(self.conn, **params)
+        except pgerrors.ForeignKeyViolation:  # the analysis is unknown (or deleted meanwhile)
+            raise NotFound(f"no analysis with id {params['analysis_id']}") from None
         assert row is not None
         if row["user_id"] is None:
             raise NotFound(f"no user with id {params['user_id']}")
@@ -405,8 +408,11 @@ class Usage:
             "analysis_id": _optional_uuid("analysis_id", analysis_id),
             "period_start": optional_aware_time("period_start", period_start),
         }
-        with atomic(self.conn):
-            row = _q.give_back.one(self.conn, **params)
+        try:
+            with atomic(self.conn):
+                row = _q.give_back.one(self.conn, **params)
+        except pgerrors.ForeignKeyViolation:  # the analysis is unknown (or deleted meanwhile)
+            raise NotFound(f"no analysis with id {params['analysis_id']}") from None
         assert row is not None
         if row["user_id"] is None:
             raise NotFound(f"no user with id {params['user_id']}")

@@ -46,10 +46,12 @@ WHERE id = %(upload_id)s
 RETURNING *;
 
 -- name: fail_upload :one
--- Mark an upload failed with the reason (its rows were rolled back).
+-- Mark an upload failed with the reason (its rows were rolled back). Only a
+-- 'processing' one: an import interrupted while its COMMIT was already done
+-- stays completed, and cleanup's reason is not overwritten.
 UPDATE csv_uploads
 SET status = 'failed', error_message = %(error_message)s, file_size = %(file_size)s
-WHERE id = %(upload_id)s
+WHERE id = %(upload_id)s AND status = 'processing'
 RETURNING *;
 
 -- name: fail_abandoned :many

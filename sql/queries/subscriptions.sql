@@ -100,7 +100,7 @@ written AS (
         cancel_at_period_end = excluded.cancel_at_period_end,
         cancel_at = excluded.cancel_at, canceled_at = excluded.canceled_at,
         ended_at = excluded.ended_at, trial_end = excluded.trial_end,
-        trial_start = CASE WHEN excluded.status = 'trialing'
+        trial_start = CASE WHEN excluded.status = 'trialing' AND s.status = 'trialing'
             THEN least(s.trial_start, excluded.trial_start) ELSE excluded.trial_start END,
         metadata = excluded.metadata, last_event_id = excluded.last_event_id,
         last_event_created = excluded.last_event_created,

@@ -154,6 +154,7 @@ def test_new_migration_writes_the_next_number(mdir: Path, write: Write) -> None:
     assert described[0].description == "Add invoices."
     with pytest.raises(InvalidInput, match="exists already"):
         new_migration("add_invoices", mdir)
+    assert new_migration("invoices", mdir)[0].name == "0009_invoices.sql"  # not a clash
 
 
 @pytest.mark.parametrize("bad", ["", "Add", "1abc", "has space", "a-b", "x" * 61, "../up"])

@@ -57,7 +57,11 @@ def list_archive(archive: Path | str, min_major: int = 0) -> Listing:
             too_old.append(tool)
             continue
         listed = subprocess.run(
-            [str(tool.path), "--list", str(path)], capture_output=True, text=True, check=False
+            [str(tool.path), "--list", str(path)],
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",  # names in a LATIN1 or SQL_ASCII database's archive
+            check=False,
         )
         if listed.returncode == 0:
             return parse_listing(listed.stdout, tool)

@@ -73,7 +73,7 @@ class _Group(click.Group):
             _fail(f"error: {exc.format_message()}", exc.exit_code)
         except click.Abort:
             _fail("aborted", 1)
-        except (TrampolinError, psycopg.Error, OSError) as exc:
+        except (TrampolinError, psycopg.Error, OSError, UnicodeError) as exc:
             _fail(
                 f"error: {_one_line(exc)}", exc.exit_code if isinstance(exc, TrampolinError) else 1
             )
@@ -96,14 +96,15 @@ class _Group(click.Group):
         super().add_command(cmd, name)
 
 
-def _one_line(exc: TrampolinError | psycopg.Error | OSError) -> str:
+def _one_line(exc: TrampolinError | psycopg.Error | OSError | UnicodeError) -> str:
     """What went wrong, in one line without a password."""
     if isinstance(exc, psycopg.Error):
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return f"database: {redact(first)}{_SQLSTATE_HINTS.get(exc.sqlstate or '', '')}"
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    return str(exc)
+    # A message that quotes another's (a server's, a tool's) lines stays one line.
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def _usage_error(exc: click.UsageError) -> NoReturn:

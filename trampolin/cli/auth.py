@@ -176,7 +176,10 @@ def _existing(auth: AuthAdapter, email: str) -> User:
 def _password_from_stdin() -> str:
     """All of stdin less one final newline, checked by the password policy."""
 
-    password = sys.stdin.read()
+    try:
+        password = sys.stdin.buffer.read().decode()
+    except UnicodeDecodeError:
+        raise InvalidPassword("the password on stdin is not UTF-8 text") from None
     password = password.removesuffix("\n").removesuffix("\r")
     new_password(password)  # InvalidPassword before anything is written
     return password

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import uuid
 from contextlib import suppress
@@ -46,6 +47,14 @@ def _fail_dead(uploads: CsvUploads, **which: Any) -> None:
     """Mark failed, and say so, the uploads in ``which`` whose importer died."""
     for upload in uploads.cleanup(older_than=IMPORT_START_WINDOW, **which):
         click.echo(f"upload {upload.id}: its import died; marked failed", err=True)
+
+
+def _find(uploads: CsvUploads, upload_id: int | str) -> CsvUpload:
+    """The upload by its number or, if adopted, by the app's id (docs/adopt.md)."""
+    upload = uploads.get(upload_id)
+    if upload is None:
+        raise NotFound(f"no CSV upload {upload_id}")
+    return upload
 
 
 def _summary(upload: CsvUpload) -> str:
@@ -148,7 +157,7 @@ def csv_list(ctx: Context, email: str) -> None:
 
 
 @csv_group.command("show")
-@click.argument("upload_id", type=int)
+@click.argument("upload_id")
 @click.option(
     "--rows",
     "count",
@@ -158,15 +167,17 @@ def csv_list(ctx: Context, email: str) -> None:
     help="How many rows to print.",
 )
 @pass_context
-def csv_show(ctx: Context, upload_id: int, count: int) -> None:
-    """Print an upload's metadata and its first rows (as JSON, one per line)."""
+def csv_show(ctx: Context, upload_id: str, count: int) -> None:
+    """Print an upload's metadata and its first rows (as JSON, one per line).
+
+    UPLOAD_ID is the upload's number, or the app's id of an adopted upload.
+    """
     with connect(ctx.url, autocommit=True) as conn:
         uploads = CsvUploads(conn)
-        _fail_dead(uploads, upload_id=upload_id)
-        upload = uploads.get(upload_id)
-        if upload is None:
-            raise NotFound(f"no CSV upload {upload_id}")
-        rows = uploads.rows(upload_id, limit=count) if count > 0 else []
+        number = _find(uploads, upload_id).id
+        _fail_dead(uploads, upload_id=number)
+        upload = _find(uploads, number)
+        rows = uploads.rows(number, limit=count) if count > 0 else []
     click.echo(f"upload:   {upload.id}")
     click.echo(f"file:     {upload.filename} ({human_size(upload.file_size)})")
     click.echo(f"user:     {upload.user_id}")
@@ -182,7 +193,7 @@ def csv_show(ctx: Context, upload_id: int, count: int) -> None:
 
 
 @csv_group.command("export")
-@click.argument("upload_id", type=int)
+@click.argument("upload_id")
 @click.option(
     "-o", "--output", required=True, metavar="FILE", help="Where to write the CSV ('-': stdout)."
 )
@@ -194,42 +205,48 @@ def csv_show(ctx: Context, upload_id: int, count: int) -> None:
     help="The field delimiter.  [default: ',']",
 )
 @pass_context
-def csv_export(ctx: Context, upload_id: int, output: str, delimiter: str) -> None:
-    """Write a completed upload back as CSV (UTF-8, header first)."""
+def csv_export(ctx: Context, upload_id: str, output: str, delimiter: str) -> None:
+    """Write a completed upload back as CSV (UTF-8, header first).
+
+    UPLOAD_ID is the upload's number, or the app's id of an adopted upload.
+    """
     with connect(ctx.url, autocommit=True) as conn:
         uploads = CsvUploads(conn)
+        number = _find(uploads, upload_id).id
         if output == "-":
-            count = uploads.export_csv(upload_id, sys.stdout.buffer, delimiter=delimiter)
+            count = uploads.export_csv(number, sys.stdout.buffer, delimiter=delimiter)
             sys.stdout.buffer.flush()
         else:
             target = Path(output)
-            partial = target.with_name(f".{target.name}.partial")
+            # Our pid in the name: two exports to one path never share a partial file.
+            partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
             try:
                 with partial.open("wb") as out:
-                    count = uploads.export_csv(upload_id, out, delimiter=delimiter)
+                    count = uploads.export_csv(number, out, delimiter=delimiter)
                 partial.replace(target)  # no half-written file under the real name
             except OSError as exc:
                 raise InvalidInput(f"cannot write {output}: {exc.strerror or exc}") from None
             finally:
                 with suppress(OSError):
                     partial.unlink(missing_ok=True)
-    click.echo(f"exported {count} rows of upload {upload_id} to {output}", err=True)
+    click.echo(f"exported {count} rows of upload {number} to {output}", err=True)
 
 
 @csv_group.command("delete")
-@click.argument("upload_id", type=int)
+@click.argument("upload_id")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask first (for scripts).")
 @pass_context
-def csv_delete(ctx: Context, upload_id: int, yes: bool) -> None:
-    """Delete an upload with all its rows (asks first)."""
+def csv_delete(ctx: Context, upload_id: str, yes: bool) -> None:
+    """Delete an upload with all its rows (asks first).
+
+    UPLOAD_ID is the upload's number, or the app's id of an adopted upload.
+    """
     with connect(ctx.url, autocommit=True) as conn:
         uploads = CsvUploads(conn)
-        upload = uploads.get(upload_id)
-        if upload is None:
-            raise NotFound(f"no CSV upload {upload_id}")
+        upload = _find(uploads, upload_id)
         if not yes:
             _confirm(f"delete {_what_goes(upload)}?")
-        deleted = uploads.delete(upload_id)
+        deleted = uploads.delete(upload.id)
     if deleted is None:
         raise NotFound(f"no CSV upload {upload_id} (deleted meanwhile)")
     click.echo(f"deleted {_what_goes(deleted)}")

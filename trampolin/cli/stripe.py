@@ -79,7 +79,7 @@ def stripe_apply(ctx: Context, file: Path) -> None:
     """
     try:
         event = json.loads(file.read_bytes())
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidInput(f"{file}: not JSON ({exc})") from None
     if not isinstance(event, dict):
         raise InvalidInput(f"{file}: not a Stripe event (expected a JSON object)")
