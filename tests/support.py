@@ -146,6 +146,9 @@ def start_pgbouncer(server: TestServer) -> PgBouncer | None:
         f"auth_file = {workdir / 'userlist.txt'}\n"
         "pool_mode = transaction\n"
         "max_client_conn = 500\ndefault_pool_size = 20\n"
+        # Each test's database is dropped and made again under the same name; a login
+        # that lands in between would otherwise refuse every client for 15 s.
+        "server_login_retry = 0\n"
         "ignore_startup_parameters = extra_float_digits,options\n"
         f"logfile = {workdir / 'pgbouncer.log'}\n"
     )
