@@ -15,7 +15,7 @@ from trampolin.backup import drop_abandoned_scratch
 from trampolin.backup.tools import choose_tool, find_tools
 from trampolin.config import DatabaseTarget
 from trampolin.db import DEFAULT_STATEMENT_TIMEOUT, connect, connection_path, pins_sessions
-from trampolin.errors import TrampolinError
+from trampolin.errors import ConnectionFailed, TrampolinError
 from trampolin.migrations import Migrator, unadopted_prisma
 
 Level = Literal["ok", "warn", "fail", "info"]
@@ -67,11 +67,12 @@ def run_checks(
     except TrampolinError as exc:
         checks.append(Check("direct url", "fail", str(exc)))
     else:
-        direct_checks = _direct_url(target, pooled, direct_target)
-        checks.extend(direct_checks)
-        if all(check.level != "fail" for check in direct_checks):  # else nothing to ask it
+        checks.extend(_direct_url(target, pooled, direct_target))
+        try:
             checks.extend(_schema_checks(direct_target))
             checks.append(_verify_scratch(direct_target))
+        except ConnectionFailed:  # said on the direct url's line already
+            pass
     checks.extend(_client_tool_checks(major))
     return checks
 
