@@ -174,10 +174,9 @@ def csv_show(ctx: Context, upload_id: str, count: int) -> None:
     """
     with connect(ctx.url, autocommit=True) as conn:
         uploads = CsvUploads(conn)
-        number = _find(uploads, upload_id).id
-        _fail_dead(uploads, upload_id=number)
-        upload = _find(uploads, number)
-        rows = uploads.rows(number, limit=count) if count > 0 else []
+        _fail_dead(uploads, upload_id=upload_id)
+        upload = _find(uploads, upload_id)
+        rows = uploads.rows(upload.id, limit=count) if count > 0 else []
     click.echo(f"upload:   {upload.id}")
     click.echo(f"file:     {upload.filename} ({human_size(upload.file_size)})")
     click.echo(f"user:     {upload.user_id}")
@@ -212,9 +211,8 @@ def csv_export(ctx: Context, upload_id: str, output: str, delimiter: str) -> Non
     """
     with connect(ctx.url, autocommit=True) as conn:
         uploads = CsvUploads(conn)
-        number = _find(uploads, upload_id).id
         if output == "-":
-            count = uploads.export_csv(number, sys.stdout.buffer, delimiter=delimiter)
+            count = uploads.export_csv(upload_id, sys.stdout.buffer, delimiter=delimiter)
             sys.stdout.buffer.flush()
         else:
             target = Path(output)
@@ -222,14 +220,14 @@ def csv_export(ctx: Context, upload_id: str, output: str, delimiter: str) -> Non
             partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
             try:
                 with partial.open("wb") as out:
-                    count = uploads.export_csv(number, out, delimiter=delimiter)
+                    count = uploads.export_csv(upload_id, out, delimiter=delimiter)
                 partial.replace(target)  # no half-written file under the real name
             except OSError as exc:
                 raise InvalidInput(f"cannot write {output}: {exc.strerror or exc}") from None
             finally:
                 with suppress(OSError):
                     partial.unlink(missing_ok=True)
-    click.echo(f"exported {count} rows of upload {number} to {output}", err=True)
+    click.echo(f"exported {count} rows of upload {upload_id} to {output}", err=True)
 
 
 @csv_group.command("delete")
